@@ -1,0 +1,75 @@
+"""The Flask application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, redirect, send_from_directory
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+
+from api.errors import register_error_handlers
+from api.resources import BLUEPRINTS
+from api.services import Services
+from automl.serving.cache import ModelCache
+from automl.settings import Settings
+from automl.store import Store
+from tasks.celery_app import make_celery
+
+DOCS_STATIC = "/api/v1/docs/static/"
+
+
+def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
+    settings = settings or Settings()
+    settings.ensure_dirs()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask("automl")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_PARTS=20,
+        API_TITLE="Keras AutoML service",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_STATIC,
+        API_SPEC_OPTIONS={
+            "info": {"description": "Upload tabular data, run Keras Tuner searches, serve the best model."}
+        },
+    )
+    store = Store(settings.sqlalchemy_url)
+    if migrate:
+        store.migrate()
+    app.extensions["automl"] = Services(
+        settings=settings,
+        store=store,
+        celery=make_celery(settings),
+        models=ModelCache(settings.model_cache_size),
+    )
+
+    api = Api(app)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    register_error_handlers(app)
+    _register_docs_assets(app)
+
+    @app.get("/healthz")
+    def healthz() -> ResponseReturnValue:
+        return {"status": "ok"}
+
+    @app.get("/")
+    def index() -> ResponseReturnValue:
+        return redirect("/api/v1/docs")
+
+    return app
+
+
+def _register_docs_assets(app: Flask) -> None:
+    """Swagger UI's files come from the swagger-ui-bundle package: no CDN at run time."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get(DOCS_STATIC + "<path:filename>")
+    def swagger_assets(filename: str) -> ResponseReturnValue:
+        return send_from_directory(swagger_ui_path, filename)

@@ -1,0 +1,97 @@
+"""One error body for every failure, and one table from domain error codes to HTTP status.
+
+Body: ``{"code": <http status>, "status": <reason>, "error": <domain code>, "message": ...,
+"errors": {field: [problems]}}``. Views never catch domain errors themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from automl.errors import AutomlError
+
+log = logging.getLogger(__name__)
+
+ERROR_CODE_TO_HTTP_STATUS: dict[str, int] = {
+    "invalid_dataset": 422,
+    "invalid_job": 422,
+    "invalid_instances": 422,
+    "unsupported_for_task": 422,
+    "not_found": 404,
+    "not_ready": 409,
+    "broker_unavailable": 503,
+    "search_failed": 500,
+}
+
+_HINTS = {
+    413: "The request body is larger than this service accepts (AUTOML_MAX_UPLOAD_BYTES).",
+    405: "This method is not allowed on this URL; see /api/v1/docs.",
+    404: "No such URL; see /api/v1/docs for the API.",
+}
+
+
+def _body(status: int, reason: str, error: str, message: str, errors: Any = None) -> dict[str, Any]:
+    return {"code": status, "status": reason, "error": error, "message": message, "errors": errors or {}}
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix.rstrip('.')}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, prefix)]
+    return [f"{prefix.rstrip('.')}: {messages}"]
+
+
+def handle_domain_error(exc: AutomlError) -> ResponseReturnValue:
+    status = ERROR_CODE_TO_HTTP_STATUS.get(exc.code, 400)
+    from http import HTTPStatus
+
+    return jsonify(_body(status, HTTPStatus(status).phrase, exc.code, exc.message, exc.errors)), status
+
+
+def handle_http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if messages:
+        # webargs validation: strip the location level ("json", "files") from field paths.
+        fields = {k: v for loc in messages.values() for k, v in (loc.items() if isinstance(loc, dict) else [])}
+        detail = "; ".join(_flatten(fields)) or "invalid request"
+        message = f"Invalid request: {detail}"
+        return jsonify(_body(status, exc.name, "invalid_request", message, fields)), status
+    message = data.get("message") or _HINTS.get(status) or exc.description or exc.name
+    return jsonify(_body(status, exc.name, exc.name.lower().replace(" ", "_"), message)), status
+
+
+def handle_database_down(exc: OperationalError) -> ResponseReturnValue:
+    log.error("metadata store unavailable: %s", exc)
+    body = _body(503, "Service Unavailable", "database_unavailable",
+                 "The metadata database is unreachable; try again shortly.")
+    return jsonify(body), 503
+
+
+def handle_unexpected(exc: Exception) -> ResponseReturnValue:
+    if isinstance(exc, HTTPException):
+        return handle_http_error(exc)
+    log.exception("unhandled error")
+    body = _body(500, "Internal Server Error", "internal_error",
+                 "Unexpected server error; it was logged. Please report it with the request.")
+    return jsonify(body), InternalServerError.code
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(AutomlError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(OperationalError, handle_database_down)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,73 @@
+"""``/api/v1/datasets``: upload and inspect tabular datasets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.datastructures import FileStorage
+
+from api.resources.common import PageArgs
+from api.resources.datasets.schemas import DatasetSchema, UploadSchema
+from api.services import services
+from automl.datasets.ingest import ingest_file
+from automl.errors import InvalidDataset
+from automl.store import repository
+from automl.store.records import DatasetRecord
+
+blp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets", description="Upload and inspect datasets.")
+
+
+@blp.route("")
+class Datasets(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, DatasetSchema(many=True))
+    def get(self, page: dict[str, int]) -> Any:
+        """List datasets, newest first."""
+        with services().store.session() as session:
+            return repository.list_datasets(session, page["limit"], page["offset"])
+
+    @blp.arguments(UploadSchema, location="files")
+    @blp.response(201, DatasetSchema)
+    def post(self, files: dict[str, FileStorage]) -> Any:
+        """Upload a CSV or Parquet file (multipart field ``file``); infers the column schema."""
+        svc = services()
+        upload = files["file"]
+        if not isinstance(upload, FileStorage):
+            raise InvalidDataset("Send the dataset as a file in the multipart form field 'file'.")
+        staging = svc.settings.tmp_dir / f"upload-{uuid.uuid4().hex}"
+        try:
+            upload.save(staging)
+            dataset = ingest_file(staging, upload.filename or "dataset.csv", svc.settings.datasets_dir)
+        finally:
+            staging.unlink(missing_ok=True)
+        record = DatasetRecord(
+            id=dataset.id,
+            name=dataset.name,
+            source_format=dataset.source_format,
+            path=str(dataset.path),
+            n_rows=dataset.n_rows,
+            n_columns=dataset.n_columns,
+            size_bytes=dataset.size_bytes,
+            columns=dataset.columns,
+        )
+        try:
+            with svc.store.session() as session:
+                session.add(record)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(dataset.path.parent, ignore_errors=True)
+            raise
+        return record
+
+
+@blp.route("/<string:dataset_id>")
+class Dataset(MethodView):
+    @blp.response(200, DatasetSchema)
+    def get(self, dataset_id: str) -> Any:
+        """A dataset and its inferred schema."""
+        with services().store.session() as session:
+            return repository.get_dataset(session, dataset_id)

@@ -1,0 +1,87 @@
+"""``/api/v1/models``: inspect trained models and predict with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.resources.common import PageArgs
+from api.resources.models.schemas import (
+    ModelHistorySchema,
+    ModelSchema,
+    PredictRequestSchema,
+    PredictResponseSchema,
+    ProbaResponseSchema,
+)
+from api.services import services
+from automl.errors import NotReady
+from automl.serving.predictor import Predictor
+from automl.store import repository
+from automl.store.records import ModelState
+
+blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
+
+
+def _predictor(model_id: str) -> Predictor:
+    svc = services()
+    with svc.store.session() as session:
+        record = repository.get_model(session, model_id)
+    if record.state != ModelState.ready.value or not record.path:
+        detail = f" ({record.error})" if record.error else ""
+        raise NotReady(
+            f"Model '{model_id}' is {record.state}{detail}; it can predict once its job "
+            f"'{record.job_id}' has succeeded."
+        )
+    return svc.models.get(record.id, Path(record.path))
+
+
+@blp.route("")
+class Models(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, ModelSchema(many=True))
+    def get(self, page: dict[str, int]) -> Any:
+        """List models, newest first."""
+        with services().store.session() as session:
+            return repository.list_models(session, page["limit"], page["offset"])
+
+
+@blp.route("/<string:model_id>")
+class Model(MethodView):
+    @blp.response(200, ModelSchema)
+    def get(self, model_id: str) -> Any:
+        """Task, target, classes, input schema, hyperparameters, validation and test metrics."""
+        with services().store.session() as session:
+            return repository.get_model(session, model_id)
+
+
+@blp.route("/<string:model_id>/history")
+class ModelHistory(MethodView):
+    @blp.response(200, ModelHistorySchema)
+    def get(self, model_id: str) -> Any:
+        """Per-epoch metrics of the final model's training."""
+        with services().store.session() as session:
+            record = repository.get_model(session, model_id)
+        return {"model_id": record.id, "epochs": record.history}
+
+
+@blp.route("/<string:model_id>/predict")
+class Predict(MethodView):
+    @blp.arguments(PredictRequestSchema)
+    @blp.response(200, PredictResponseSchema)
+    def post(self, body: dict[str, Any], model_id: str) -> Any:
+        """Predictions in the original label space (classes as in the data; numbers for regression)."""
+        return {"predictions": _predictor(model_id).predict(body["instances"])}
+
+
+@blp.route("/<string:model_id>/predict_proba")
+class PredictProba(MethodView):
+    @blp.arguments(PredictRequestSchema)
+    @blp.response(200, ProbaResponseSchema)
+    def post(self, body: dict[str, Any], model_id: str) -> Any:
+        """Class probabilities, one row per instance, each row summing to 1 (classifiers only)."""
+        predictor = _predictor(model_id)
+        probabilities = predictor.probabilities(body["instances"])
+        return {"classes": predictor.classes, "probabilities": probabilities.tolist()}

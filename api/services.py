@@ -1,0 +1,25 @@
+"""Per-app service objects (settings, store, Celery, model cache), built by the factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from flask import current_app
+
+from automl.serving.cache import ModelCache
+from automl.settings import Settings
+from automl.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    celery: Celery
+    models: ModelCache
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["automl"]
+    return found

@@ -1,0 +1,83 @@
+"""Column type inference and profiling: numeric, boolean or categorical, with missing counts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+TRUE_WORDS = frozenset({"true", "t", "yes", "y"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n"})
+MAX_REPORTED_VALUES = 20
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_boolean(series: pd.Series) -> pd.Series:
+    """Map a boolean-like column to pandas' nullable boolean dtype."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean")
+
+    def convert(value: Any) -> Any:
+        if pd.isna(value):
+            return pd.NA
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        return pd.NA
+
+    return series.map(convert).astype("boolean")
+
+
+def infer_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    values = series.dropna()
+    if len(values) == 0:
+        return "categorical"
+    words = {str(v).strip().lower() for v in values.unique()}
+    if words and words <= (TRUE_WORDS | FALSE_WORDS) and words & TRUE_WORDS and words & FALSE_WORDS:
+        return "boolean"
+    return "categorical"
+
+
+def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per column: name, type, missing count, distinct count and a summary of the values."""
+    profiles: list[dict[str, Any]] = []
+    for name in frame.columns:
+        series = frame[name]
+        kind = infer_type(series)
+        if kind == "boolean":
+            series = to_boolean(series)
+        profile: dict[str, Any] = {
+            "name": str(name),
+            "type": kind,
+            "missing": int(series.isna().sum()),
+            "unique": int(series.nunique(dropna=True)),
+        }
+        if kind == "numeric":
+            numeric = pd.to_numeric(series, errors="coerce")
+            described = numeric.describe()
+            profile["stats"] = {
+                key: _json_scalar(described.get(key)) for key in ("mean", "std", "min", "max")
+            }
+        else:
+            counts = series.astype("object").value_counts(dropna=True).head(MAX_REPORTED_VALUES)
+            profile["top_values"] = {str(k): int(v) for k, v in counts.items()}
+        profiles.append(profile)
+    return profiles

@@ -1,0 +1,66 @@
+"""Named domain errors. Each carries a stable ``code``; ``api.errors`` maps codes to HTTP.
+
+Domain code raises these with a message that tells the person what to fix; views never
+catch them one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AutomlError(Exception):
+    """Base of every error a client can cause or act on."""
+
+    code = "error"
+
+    def __init__(self, message: str, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class InvalidDataset(AutomlError):
+    """The uploaded file cannot become a dataset (empty, not CSV/Parquet, ragged, ...)."""
+
+    code = "invalid_dataset"
+
+
+class InvalidJobRequest(AutomlError):
+    """The job cannot be trained on this dataset (unknown target, constant target, ...)."""
+
+    code = "invalid_job"
+
+
+class NotFound(AutomlError):
+    code = "not_found"
+
+
+class NotReady(AutomlError):
+    """The resource exists but is not in a state that allows the request (e.g. model training)."""
+
+    code = "not_ready"
+
+
+class InvalidInstances(AutomlError):
+    """Prediction instances do not match the model's input schema."""
+
+    code = "invalid_instances"
+
+
+class UnsupportedForTask(AutomlError):
+    """The operation does not exist for this model's task (predict_proba on regression)."""
+
+    code = "unsupported_for_task"
+
+
+class BrokerUnavailable(AutomlError):
+    """The task broker could not be reached; nothing was queued."""
+
+    code = "broker_unavailable"
+
+
+class SearchFailed(AutomlError):
+    """The search could not produce a model (every trial failed, fatal error)."""
+
+    code = "search_failed"

@@ -1,0 +1,46 @@
+"""The model registry on disk: one folder per model with the ``.keras`` file and its metadata.
+
+A folder appears complete or not at all (written to a staging name, then renamed). Models
+are only ever loaded from here, never from a client, and with Keras ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+
+
+def save_model(model: Any, metadata: dict[str, Any], models_dir: Path, model_id: str) -> Path:
+    final = models_dir / model_id
+    staging = models_dir / f".staging-{model_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        model.save(staging / MODEL_FILE)
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def read_metadata(model_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((model_dir / METADATA_FILE).read_text())
+    return data
+
+
+def load_keras_model(model_dir: Path) -> Any:
+    import keras
+
+    # Registers the service's own layers before deserialising.
+    import automl.preprocessing.layers  # noqa: F401
+
+    return keras.saving.load_model(model_dir / MODEL_FILE, safe_mode=True, compile=False)

@@ -1,0 +1,81 @@
+"""A job's training data: rows with a target, stratified train/validation/test split, inputs.
+
+The split is computed once per job and saved next to the tuner state, so every trial and
+the final model see exactly the same rows, and the test split never reaches the search.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from automl.datasets.ingest import load_frame
+from automl.datasets.targets import Split, encode_labels, split_rows
+from automl.preprocessing.features import FeatureSpec, fit_features, frame_to_inputs
+from automl.search.spec import SearchSpec
+
+SPLIT_FILE = "split.npz"
+
+
+@dataclass
+class PreparedData:
+    features: list[FeatureSpec]
+    x_train: dict[str, np.ndarray]
+    y_train: np.ndarray
+    x_val: dict[str, np.ndarray]
+    y_val: np.ndarray
+    x_test: dict[str, np.ndarray]
+    y_test: np.ndarray
+    target_mean: float
+    target_std: float
+    split_sizes: dict[str, int]
+
+
+def _load_or_make_split(spec: SearchSpec, n_rows: int, labels: np.ndarray | None) -> Split:
+    path = spec.work_dir / SPLIT_FILE
+    if path.exists():
+        saved = np.load(path)
+        return Split(train=saved["train"], validation=saved["validation"], test=saved["test"])
+    split = split_rows(n_rows, spec.seed, labels)
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp.npz")
+    np.savez(staging, train=split.train, validation=split.validation, test=split.test)
+    os.replace(staging, path)
+    return split
+
+
+def _targets(values: Any, task: str, classes: list[Any] | None) -> np.ndarray:
+    if task == "regression":
+        return np.asarray(values, dtype="float32").reshape(-1, 1)
+    assert classes is not None
+    codes = encode_labels(values, classes)
+    return codes.astype("float32").reshape(-1, 1) if task == "binary" else codes
+
+
+def prepare(spec: SearchSpec) -> PreparedData:
+    frame = load_frame(spec.dataset_path)
+    frame = frame[frame[spec.target].notna()].reset_index(drop=True)
+    labels = encode_labels(frame[spec.target], spec.classes) if spec.classes is not None else None
+    split = _load_or_make_split(spec, len(frame), labels)
+    train, val, test = (frame.iloc[idx] for idx in (split.train, split.validation, split.test))
+    features = fit_features(train, spec.column_types, spec.target)
+    y_train = _targets(train[spec.target], spec.task, spec.classes)
+    target_mean, target_std = 0.0, 1.0
+    if spec.task == "regression":
+        target_mean = float(y_train.mean())
+        target_std = float(y_train.std()) or 1.0
+    return PreparedData(
+        features=features,
+        x_train=frame_to_inputs(train, features),
+        y_train=y_train,
+        x_val=frame_to_inputs(val, features),
+        y_val=_targets(val[spec.target], spec.task, spec.classes),
+        x_test=frame_to_inputs(test, features),
+        y_test=_targets(test[spec.target], spec.task, spec.classes),
+        target_mean=target_mean,
+        target_std=target_std,
+        split_sizes=split.sizes(),
+    )

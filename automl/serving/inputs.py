@@ -1,0 +1,127 @@
+"""Raw JSON instances -> model input arrays, with errors that name the row and column.
+
+Follows the conversion contract in ``automl.preprocessing.features``: numbers and booleans
+become float32 (NaN when missing), categories become strings ("" when missing).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from automl.datasets.schema import FALSE_WORDS, TRUE_WORDS
+from automl.errors import InvalidInstances
+from automl.preprocessing.features import MISSING_TOKEN
+
+MAX_REPORTED_ERRORS = 50
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        raise _BadValue(f"expected a number or null, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        if not value.strip():
+            return math.nan
+        try:
+            number = float(value)
+        except ValueError:
+            raise _BadValue(f"expected a number or null, got {value!r}") from None
+    else:
+        raise _BadValue(f"expected a number or null, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise _BadValue("NaN and Infinity are not allowed; send null for a missing value")
+    return number
+
+
+def _boolean(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return float(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if not word:
+            return math.nan
+        if word in TRUE_WORDS:
+            return 1.0
+        if word in FALSE_WORDS:
+            return 0.0
+    raise _BadValue(f"expected true, false or null, got {value!r}")
+
+
+def _category(value: Any) -> str:
+    if value is None:
+        return MISSING_TOKEN
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _BadValue("NaN and Infinity are not allowed; send null for a missing value")
+        return str(value)
+    raise _BadValue(f"expected a string or null, got {type(value).__name__}")
+
+
+_CONVERTERS = {"numeric": _number, "boolean": _boolean, "categorical": _category}
+
+
+def instances_to_inputs(
+    instances: list[Any], features: list[dict[str, Any]], target: str | None = None
+) -> dict[str, np.ndarray]:
+    """Validate every instance; raise ``InvalidInstances`` listing every problem found."""
+    if not instances:
+        raise InvalidInstances("'instances' is empty; send at least one row.", {"instances": ["empty list"]})
+    names = [f["name"] for f in features]
+    known = set(names)
+    ignored = {target} if target else set()
+    columns: dict[str, list[Any]] = {f["name"]: [] for f in features}
+    errors: dict[str, list[str]] = {}
+
+    def add(where: str, problem: str) -> None:
+        if len(errors) < MAX_REPORTED_ERRORS:
+            errors.setdefault(where, []).append(problem)
+
+    for row, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            add(f"instances.{row}", "must be an object mapping column names to values")
+            continue
+        missing = [n for n in names if n not in instance]
+        unknown = [k for k in instance if k not in known and k not in ignored]
+        if missing:
+            add(f"instances.{row}", f"missing columns: {', '.join(missing)} (send null for a missing value)")
+        if unknown:
+            add(f"instances.{row}", f"unknown columns: {', '.join(map(str, unknown))}")
+        for feature in features:
+            name = feature["name"]
+            if name not in instance:
+                continue
+            try:
+                columns[name].append(_CONVERTERS[feature["kind"]](instance[name]))
+            except _BadValue as exc:
+                add(f"instances.{row}.{name}", str(exc))
+    if errors:
+        first_key = next(iter(errors))
+        raise InvalidInstances(
+            f"{len(errors)} problem(s) in 'instances', first at {first_key}: {errors[first_key][0]}. "
+            "Each instance must have exactly the model's input columns.",
+            errors,
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for feature in features:
+        values = columns[feature["name"]]
+        dtype: Any = object if feature["kind"] == "categorical" else "float32"
+        arrays[feature["key"]] = np.asarray(values, dtype=dtype).reshape(-1, 1)
+    return arrays

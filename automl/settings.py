@@ -1,0 +1,78 @@
+"""All service settings in one typed place, read from ``AUTOML_*`` environment variables.
+
+Defaults are the embedded mode: SQLite for metadata, a local folder for artifacts and a
+SQLite-backed Celery broker, so the service runs on one machine with no servers at all.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field maps to ``AUTOML_<FIELD>`` (see the README table)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOML_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("var"), description="Artifacts, datasets and SQLite files.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/automl.db."
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; default kombu's SQLAlchemy transport on SQLite."
+    )
+    broker_visibility_timeout_s: int = Field(default=7200, ge=60)
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    default_max_trials: int = Field(default=10, ge=1)
+    default_max_epochs: int = Field(default=50, ge=1)
+    max_trials_limit: int = Field(default=500, ge=1)
+    max_epochs_limit: int = Field(default=1000, ge=1)
+    job_lease_s: int = Field(default=900, ge=10, description="A worker's claim on a job; renewed every epoch.")
+    model_cache_size: int = Field(default=8, ge=1)
+    worker_concurrency: int = Field(default=1, ge=1)
+    worker_max_tasks_per_child: int = Field(
+        default=1, ge=0, description="Fresh process per trial keeps worker memory flat; 0 = unlimited."
+    )
+    log_level: str = "INFO"
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.resolved_data_dir / 'automl.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.resolved_data_dir / 'broker.db'}"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.resolved_data_dir / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.resolved_data_dir / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.resolved_data_dir / "models"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.resolved_data_dir / "tmp"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.datasets_dir, self.jobs_dir, self.models_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True)

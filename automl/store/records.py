@@ -1,0 +1,154 @@
+"""ORM records: the service's own source of truth for datasets, jobs, trials and models.
+
+Job states are ours (``JobState``), never Celery's. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.succeeded, JobState.failed, JobState.cancelled)
+
+
+class TrialState(enum.StrEnum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class DatasetRecord(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="tabular")
+    source_format: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_columns: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JobRecord(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    target: Mapped[str] = mapped_column(String(255))
+    task: Mapped[str] = mapped_column(String(16))
+    requested_task: Mapped[str] = mapped_column(String(16))
+    tuner: Mapped[str] = mapped_column(String(16))
+    objective: Mapped[str] = mapped_column(String(64))
+    objective_direction: Mapped[str] = mapped_column(String(3))
+    max_trials: Mapped[int] = mapped_column(Integer)
+    max_epochs: Mapped[int] = mapped_column(Integer)
+    patience: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.queued.value, index=True)
+    trials_done: Mapped[int] = mapped_column(Integer, default=0)
+    best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    best_trial_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class TrialRecord(Base):
+    __tablename__ = "trials"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    trial_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=TrialState.running.value)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    best_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    epochs_done: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EpochRecord(Base):
+    """One epoch of one trial: written as it ends, so histories are readable mid-trial."""
+
+    __tablename__ = "trial_epochs"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    trial_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ModelState(enum.StrEnum):
+    training = "training"
+    ready = "ready"
+    failed = "failed"
+
+
+class ModelRecord(Base):
+    """A job's final model: ``training`` while it is fitted, then ``ready`` (servable)."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default=ModelState.training.value)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    task: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(255))
+    classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    input_schema: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    validation_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    test_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    split_sizes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

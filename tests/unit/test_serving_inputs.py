@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from automl.errors import InvalidInstances
+from automl.serving.inputs import instances_to_inputs
+
+FEATURES = [
+    {"name": "age", "key": "age", "kind": "numeric"},
+    {"name": "smoker", "key": "smoker", "kind": "boolean"},
+    {"name": "city name", "key": "city_name", "kind": "categorical"},
+]
+
+
+def test_converts_raw_values_and_missing() -> None:
+    arrays = instances_to_inputs(
+        [
+            {"age": 31, "smoker": "yes", "city name": "Oslo"},
+            {"age": None, "smoker": None, "city name": None, "target": 1},
+            {"age": "42.5", "smoker": False, "city name": 7},
+        ],
+        FEATURES,
+        target="target",
+    )
+    assert arrays["age"].shape == (3, 1) and arrays["age"].dtype.name == "float32"
+    assert arrays["age"][0, 0] == 31 and math.isnan(arrays["age"][1, 0]) and arrays["age"][2, 0] == 42.5
+    assert arrays["smoker"][:, 0].tolist()[0] == 1.0 and math.isnan(arrays["smoker"][1, 0])
+    assert arrays["city_name"][:, 0].tolist() == ["Oslo", "", "7"]
+
+
+@pytest.mark.parametrize(
+    ("instance", "where", "needle"),
+    [
+        ({"age": "old", "smoker": True, "city name": "x"}, "instances.0.age", "expected a number"),
+        ({"age": float("nan"), "smoker": True, "city name": "x"}, "instances.0.age", "NaN"),
+        ({"age": 1, "smoker": "maybe", "city name": "x"}, "instances.0.smoker", "true, false"),
+        ({"age": 1, "smoker": True, "city name": ["x"]}, "instances.0.city name", "string"),
+        ({"age": 1, "smoker": True}, "instances.0", "missing columns: city name"),
+        ({"age": 1, "smoker": True, "city name": "x", "zip": 1}, "instances.0", "unknown columns: zip"),
+        ("not an object", "instances.0", "must be an object"),
+    ],
+)
+def test_rejects_with_named_location(instance: object, where: str, needle: str) -> None:
+    with pytest.raises(InvalidInstances) as caught:
+        instances_to_inputs([instance], FEATURES)
+    assert where in caught.value.errors
+    assert needle in " ".join(caught.value.errors[where])
+
+
+def test_empty_instances() -> None:
+    with pytest.raises(InvalidInstances, match="empty"):
+        instances_to_inputs([], FEATURES)
