@@ -1,0 +1,168 @@
+"""Real parts, really started: PostgreSQL, Redis (db 15, flushed), a Celery worker, gunicorn.
+
+No eager mode and no mocks: the API and the worker are separate processes started with the
+same ``automl`` command that ``make run`` and the deployment use.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+import requests
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+JOB_TIMEOUT_S = 600
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh schema in the real `test` database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@dataclass
+class Service:
+    url: str
+    log_dir: Path
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("*.log")))
+
+    def wait_for_job(self, job_id: str, timeout: float = JOB_TIMEOUT_S) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            job: dict[str, Any] = requests.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10).json()
+            return job if job["state"] in ("succeeded", "failed", "cancelled") else None
+
+        try:
+            result: dict[str, Any] = wait_until(finished, timeout, f"job {job_id}", interval=1)
+        except AssertionError:
+            raise AssertionError(f"job {job_id} did not finish; logs:\n{self.logs()}") from None
+        return result
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen([sys.executable, "-m", "api.cli", *args], env=env, stdout=handle,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], log_dir: Path) -> None:
+    def healthy() -> bool:
+        if any(p.poll() is not None for p in processes):
+            logs = "\n".join(p.read_text() for p in log_dir.glob("*.log"))
+            raise AssertionError(f"a service process exited early:\n{logs}")
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(healthy, 120, "the API to answer /healthz")
+
+
+def _base_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOML_")}
+    env.update({"AUTOML_DATA_DIR": str(data_dir), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+@pytest.fixture(scope="session")
+def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url: str) -> Iterator[Service]:
+    """API (gunicorn) and a separate worker, on PostgreSQL and Redis: the production shape."""
+    root = tmp_path_factory.mktemp("distributed")
+    env = _base_env(root / "var")
+    env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url})
+    port = free_port()
+    processes = [
+        _spawn(["worker", "--concurrency", "1"], env, root / "worker.log"),
+        _spawn(["serve", "--port", str(port), "--workers", "2"], env, root / "api.log"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, processes, root)
+        wait_until(lambda: "ready." in (root / "worker.log").read_text(), 120, "the worker to be ready")
+        yield Service(url=url, log_dir=root)
+    finally:
+        _stop(processes)
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """What `make run` starts: one command, SQLite metadata and a SQLite broker, no servers."""
+    root = tmp_path_factory.mktemp("embedded")
+    env = _base_env(root / "var")
+    port = free_port()
+    processes = [_spawn(["serve", "--port", str(port), "--with-worker"], env, root / "serve.log")]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, processes, root)
+        yield Service(url=url, log_dir=root)
+    finally:
+        _stop(processes)
+
+
+def upload_csv(service: Service, path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        response = requests.post(f"{service.url}/api/v1/datasets", files={"file": (path.name, handle)}, timeout=60)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def submit(service: Service, **body: Any) -> dict[str, Any]:
+    response = requests.post(f"{service.url}/api/v1/jobs", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    job: dict[str, Any] = response.json()
+    assert job["state"] == "queued"
+    return job

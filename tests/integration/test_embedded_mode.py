@@ -1,0 +1,69 @@
+"""`make run`'s shape: one command, SQLite + SQLite broker, worker beside the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from tests.integration.conftest import Service, submit, upload_csv
+
+pytestmark = pytest.mark.integration
+
+
+def test_regression_with_hyperband(embedded: Service, tmp_path: Path) -> None:
+    base = f"{embedded.url}/api/v1"
+    frame = load_diabetes(as_frame=True).frame
+    path = tmp_path / "diabetes.csv"
+    frame.to_csv(path, index=False)
+    dataset = upload_csv(embedded, path)
+    job = submit(embedded, dataset_id=dataset["id"], target="target", tuner="hyperband",
+                 max_trials=2, max_epochs=9, seed=3, objective="val_mae")
+    assert job["task"] == "regression" and job["objective_direction"] == "min"
+    job = embedded.wait_for_job(job["id"])
+    assert job["state"] == "succeeded", (job["error"], embedded.logs())
+
+    model = requests.get(f"{base}/models/{job['model_id']}", timeout=10).json()
+    assert model["task"] == "regression" and model["classes"] is None
+    assert {"mae", "rmse", "loss"} <= set(model["test_metrics"])
+    instances = frame.drop(columns=["target"]).head(5).to_dict("records")
+    predictions = requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
+                                timeout=60).json()["predictions"]
+    assert len(predictions) == 5 and all(isinstance(p, float) for p in predictions)
+    # The target's scale lives inside the model: predictions are in the target's units.
+    assert frame["target"].min() - 100 < np.mean(predictions) < frame["target"].max() + 100
+    response = requests.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances},
+                             timeout=30)
+    assert response.status_code == 422 and "regression" in response.json()["message"]
+
+
+def test_binary_with_auc_objective(embedded: Service, tmp_path: Path) -> None:
+    base = f"{embedded.url}/api/v1"
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.iloc[:, list(range(8)) + [-1]].copy()
+    frame["target"] = np.where(frame["target"] == 1, "benign", "malignant")
+    path = tmp_path / "cancer.csv"
+    frame.to_csv(path, index=False)
+    dataset = upload_csv(embedded, path)
+    job = submit(embedded, dataset_id=dataset["id"], target="target", tuner="random",
+                 max_trials=2, max_epochs=15, seed=5, objective="val_auc")
+    assert job["task"] == "binary" and job["objective_direction"] == "max"
+    job = embedded.wait_for_job(job["id"])
+    assert job["state"] == "succeeded", (job["error"], embedded.logs())
+
+    model = requests.get(f"{base}/models/{job['model_id']}", timeout=10).json()
+    assert model["classes"] == ["benign", "malignant"]
+    assert model["test_metrics"]["auc"] >= 0.85, model["test_metrics"]
+    instances = frame.drop(columns=["target"]).head(10).to_dict("records")
+    proba = requests.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances},
+                          timeout=60).json()
+    matrix = np.array(proba["probabilities"])
+    assert matrix.shape == (10, 2) and np.allclose(matrix.sum(axis=1), 1.0)
+    labels = requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
+                           timeout=60).json()["predictions"]
+    assert labels == [proba["classes"][i] for i in matrix.argmax(axis=1)]
+    assert pd.Series(labels).isin(["benign", "malignant"]).all()

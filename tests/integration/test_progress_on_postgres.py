@@ -1,0 +1,76 @@
+"""Progress records on the real PostgreSQL: histories readable mid-trial, leases exclusive."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from api import create_app
+from automl.settings import Settings
+from automl.store import Store, repository
+from automl.store.records import DatasetRecord, JobRecord
+from tasks.reporting import StoreReporter
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(pg_url: str) -> Store:
+    settings = Settings(database_url=pg_url)
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    return store
+
+
+def _job(store: Store, job_id: str) -> None:
+    with store.session() as session:
+        session.add(DatasetRecord(id=f"d{job_id}", name="d", source_format="csv", path="/x", n_rows=1,
+                                  n_columns=2, size_bytes=1, columns=[]))
+        session.flush()
+        session.add(JobRecord(id=job_id, dataset_id=f"d{job_id}", target="t", task="binary",
+                              requested_task="auto", tuner="random", objective="val_loss",
+                              objective_direction="min", max_trials=3, max_epochs=2, patience=1, seed=0))
+
+
+def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp_path: Path) -> None:
+    _job(store, "live")
+    with store.session() as session:
+        assert repository.acquire_lease(session, "live", "me", 60)
+    reporter = StoreReporter(store, "live", "me", 60)
+    reporter.trial_started("0", 0, {"num_layers": 2})
+    reporter.epoch_ended("0", 0, {"loss": 0.9, "val_loss": 1.0})
+    reporter.epoch_ended("0", 1, {"loss": 0.7, "val_loss": 0.8})
+
+    client = create_app(Settings(data_dir=tmp_path, database_url=pg_url, broker_url="redis://127.0.0.1:1/0"),
+                        migrate=False).test_client()
+    history = client.get("/api/v1/jobs/live/trials/0/history").get_json()
+    assert history["state"] == "running"
+    assert history["epochs"] == [{"epoch": 0, "loss": 0.9, "val_loss": 1.0}, {"epoch": 1, "loss": 0.7, "val_loss": 0.8}]
+    assert not reporter.should_stop()
+
+    with store.session() as session:  # another worker takes the job over
+        repository.release_lease(session, "live", "me")
+        assert repository.acquire_lease(session, "live", "other", 60)
+    reporter.epoch_ended("0", 2, {"loss": 0.6})
+    assert reporter.should_stop()
+
+
+def test_only_one_of_many_concurrent_workers_gets_the_lease(store: Store) -> None:
+    _job(store, "race")
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claim(owner: str) -> None:
+        barrier.wait()
+        with store.session() as session:
+            if repository.acquire_lease(session, "race", owner, 60):
+                winners.append(owner)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from automl.store import Store, repository
+from automl.store.records import Base, DatasetRecord, JobRecord
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store.migrate()
+    return store
+
+
+def test_migrations_match_the_records(store: Store) -> None:
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def _job(store: Store) -> str:
+    with store.session() as session:
+        session.add(DatasetRecord(id="d", name="d", source_format="csv", path="/x", n_rows=1, n_columns=2,
+                                  size_bytes=1, columns=[]))
+        session.add(JobRecord(id="j", dataset_id="d", target="t", task="binary", requested_task="auto",
+                              tuner="random", objective="val_loss", objective_direction="min", max_trials=3,
+                              max_epochs=2, patience=1, seed=0))
+    return "j"
+
+
+def test_lease_excludes_a_second_owner_until_expiry(store: Store) -> None:
+    job_id = _job(store)
+    with store.session() as session:
+        assert repository.acquire_lease(session, job_id, "a", ttl_s=1)
+    with store.session() as session:
+        assert not repository.acquire_lease(session, job_id, "b", ttl_s=1)
+        assert repository.renew_lease(session, job_id, "a", ttl_s=1)
+        assert not repository.renew_lease(session, job_id, "b", ttl_s=1)
+    deadline = time.monotonic() + 5
+    acquired = False
+    while time.monotonic() < deadline and not acquired:
+        with store.session() as session:
+            acquired = repository.acquire_lease(session, job_id, "b", ttl_s=60)
+        time.sleep(0.1)
+    assert acquired
+    with store.session() as session:
+        assert not repository.renew_lease(session, job_id, "a", ttl_s=1)
+
+
+def test_progress_is_recomputed_from_trials(store: Store) -> None:
+    job_id = _job(store)
+    with store.session() as session:
+        repository.start_trial(session, job_id, "0", 0, {"units": 8})
+        repository.record_epoch(session, job_id, "0", 0, {"loss": 1.0})
+        repository.finish_trial(session, job_id, "0", "completed", 0.5, 0, None)
+        repository.start_trial(session, job_id, "1", 1, {"units": 16})
+        repository.finish_trial(session, job_id, "1", "completed", 0.25, 3, None)
+        repository.start_trial(session, job_id, "2", 2, {"units": 32})
+        repository.finish_trial(session, job_id, "2", "failed", None, None, "boom")
+    with store.session() as session:
+        job = repository.get_job(session, job_id)
+        assert (job.trials_done, job.best_score, job.best_trial_id) == (3, 0.25, "1")
+        # A retried trial starts again from epoch 0: its old epochs go.
+        repository.start_trial(session, job_id, "0", 0, {"units": 8})
+        assert repository.trial_history(session, job_id, "0") == []
