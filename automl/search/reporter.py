@@ -10,7 +10,7 @@ class SearchReporter(Protocol):
 
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None: ...
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None: ...
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float | None]) -> None: ...
 
     def trial_ended(
         self, trial_id: str, state: str, score: float | None, best_epoch: int | None, message: str | None
@@ -27,7 +27,7 @@ class NullReporter:
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
         return None
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float | None]) -> None:
         return None
 
     def trial_ended(

@@ -44,7 +44,7 @@ def test_regression_with_hyperband(embedded: Service, tmp_path: Path) -> None:
 def test_binary_with_auc_objective(embedded: Service, tmp_path: Path) -> None:
     base = f"{embedded.url}/api/v1"
     data = load_breast_cancer(as_frame=True)
-    frame = data.frame.iloc[:, list(range(8)) + [-1]].copy()
+    frame = data.frame.iloc[:, [*range(8), -1]].copy()
     frame["target"] = np.where(frame["target"] == 1, "benign", "malignant")
     path = tmp_path / "cancer.csv"
     frame.to_csv(path, index=False)

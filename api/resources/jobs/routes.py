@@ -71,7 +71,7 @@ class Trials(MethodView):
             job = repository.get_job(session, job_id)
             trials = repository.list_trials(session, job_id)
         reverse = job.objective_direction == "max"
-        scored = sorted((t for t in trials if t.score is not None), key=lambda t: t.score, reverse=reverse)
+        scored = sorted((t for t in trials if t.score is not None), key=lambda t: t.score or 0.0, reverse=reverse)
         unscored = [t for t in trials if t.score is None]
         return {"job_id": job.id, "objective": job.objective, "direction": job.objective_direction,
                 "trials": scored + unscored}
