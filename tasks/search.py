@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import UTC, datetime
 from functools import cache
 
 from celery import shared_task
@@ -32,6 +33,13 @@ def _store(url: str) -> Store:
     return Store(url)
 
 
+def _seconds_until(moment: datetime | None, ceiling: int) -> float:
+    if moment is None:
+        return 5.0
+    remaining = (moment - datetime.now(UTC)).total_seconds()
+    return float(min(max(remaining + 1.0, 5.0), ceiling))
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -50,8 +58,11 @@ def advance_job(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
         if JobState(job.state).finished:
             return job.state
         if not repository.acquire_lease(session, job_id, owner, settings.job_lease_s):
-            log.info("job %s is leased by another worker; this delivery does nothing", job_id)
-            return "leased"
+            # Another delivery holds the job. If its worker died (OOM, SIGKILL), the lease
+            # expires and this message must carry the job on, so look again then.
+            wait = _seconds_until(job.lease_expires_at, settings.job_lease_s)
+            log.info("job %s is leased by %s; checking again in %.0fs", job_id, job.lease_owner, wait)
+            raise self.retry(countdown=wait, max_retries=None)
         repository.mark_running(session, job_id)
         spec = search_spec(job, repository.get_dataset(session, job.dataset_id), settings)
         needs_trials = job.trials_done < job.max_trials

@@ -104,8 +104,8 @@ def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], log_dir: P
             logs = "\n".join(p.read_text() for p in log_dir.glob("*.log"))
             raise AssertionError(f"a service process exited early:\n{logs}")
         try:
-            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or still importing
             return False
 
     wait_until(healthy, 120, "the API to answer /healthz")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from typing import Any
 
@@ -57,8 +58,6 @@ class Datasets(MethodView):
             with svc.store.session() as session:
                 session.add(record)
         except BaseException:
-            import shutil
-
             shutil.rmtree(dataset.path.parent, ignore_errors=True)
             raise
         return record

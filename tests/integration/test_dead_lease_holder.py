@@ -1,0 +1,46 @@
+"""A job whose lease is held by a worker that died is carried on once the lease expires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sklearn.datasets import load_iris
+
+from automl.jobs import JobRequest, create_job
+from automl.settings import Settings
+from automl.store import Store
+from automl.store.records import JobRecord
+from tasks.celery_app import make_celery, send_advance
+from tests.integration.conftest import Service, upload_csv
+
+pytestmark = pytest.mark.integration
+
+
+def test_job_leased_by_a_dead_worker_completes(distributed: Service, pg_url: str, redis_url: str,
+                                               tmp_path: Path) -> None:
+    frame = load_iris(as_frame=True).frame
+    path = tmp_path / "iris.csv"
+    frame.to_csv(path, index=False)
+    dataset = upload_csv(distributed, path)
+
+    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path)
+    store = Store(settings.sqlalchemy_url)
+    with store.session() as session:
+        job = create_job(session, settings, JobRequest(dataset_id=dataset["id"], target="target", tuner="random",
+                                                       max_trials=1, max_epochs=3, seed=1))
+        job.lease_owner = "dead-worker:1"
+        job.lease_expires_at = datetime.now(UTC) + timedelta(seconds=6)
+        job_id = job.id
+    send_advance(make_celery(settings), job_id)
+
+    finished = distributed.wait_for_job(job_id, timeout=300)
+    assert finished["state"] == "succeeded", (finished["error"], distributed.logs())
+    with store.session() as session:
+        record = session.get(JobRecord, job_id)
+        assert record is not None and record.lease_owner is None
+        assert record.started_at is not None and record.started_at >= record.created_at
+    trials = requests.get(f"{distributed.url}/api/v1/jobs/{job_id}/trials", timeout=10).json()["trials"]
+    assert len(trials) == 1
