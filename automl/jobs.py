@@ -7,14 +7,18 @@ and classes, and the objective fits the task. Problems are 422s before anything 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from sqlalchemy.orm import Session
 
 from automl.datasets.ingest import load_frame
-from automl.datasets.targets import resolve_target
+from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
 from automl.errors import InvalidJobRequest
+from automl.hypermodels.space import normalize_overrides
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
@@ -24,10 +28,13 @@ from automl.store.records import DatasetRecord, JobRecord, JobState
 DEFAULT_PATIENCE = 5
 
 
+MAX_EXECUTIONS_PER_TRIAL = 10
+
+
 @dataclass(frozen=True)
 class JobRequest:
     dataset_id: str
-    target: str
+    target: str | list[str]  # a list of columns is a multilabel task
     task: str = "auto"
     tuner: str = "bayesian"
     objective: str | None = None
@@ -35,33 +42,57 @@ class JobRequest:
     max_epochs: int | None = None
     patience: int = DEFAULT_PATIENCE
     seed: int | None = None
+    search_space: dict[str, Any] = field(default_factory=dict)
+    executions_per_trial: int = 1
+    time_budget_s: int | None = None
+    target_score: float | None = None
+    refit: bool = False
 
 
 def column_types(dataset: DatasetRecord) -> dict[str, str]:
     return {c["name"]: c["type"] for c in dataset.columns}
 
 
+def _resolve(dataset: DatasetRecord, request: JobRequest) -> tuple[list[str], TargetInfo]:
+    types = column_types(dataset)
+    targets = [request.target] if isinstance(request.target, str) else list(request.target)
+    if not targets:
+        raise InvalidJobRequest("'target' is empty; name the column to predict.", {"target": ["empty"]})
+    if len(targets) == 1:
+        target = targets[0]
+        values = load_frame(dataset.path, [target])[target] if target in types else None
+        return targets, resolve_target(target, types, values, request.task)
+    columns = list(dict.fromkeys(targets))
+    # resolve_multilabel names unknown columns before it reads any value.
+    frame = load_frame(dataset.path, columns) if all(t in types for t in columns) else pd.DataFrame()
+    return targets, resolve_multilabel(targets, types, frame, request.task)
+
+
+def _limit(name: str, value: int, limit: int) -> None:
+    if value > limit:
+        raise InvalidJobRequest(f"{name} is at most {limit} on this service.", {name: [f"at most {limit}"]})
+
+
 def create_job(session: Session, settings: Settings, request: JobRequest) -> JobRecord:
     dataset = repository.get_dataset(session, request.dataset_id)
-    types = column_types(dataset)
-    values = load_frame(dataset.path, [request.target])[request.target] if request.target in types else None
-    info = resolve_target(request.target, types, values, request.task)
-    objective, direction = resolve_objective(info.task, request.objective)
+    targets, info = _resolve(dataset, request)
+    overrides = normalize_overrides(request.search_space, info.task)
+    objective, direction = resolve_objective(info.task, request.objective, overrides)
     if request.tuner not in TUNERS:
         raise InvalidJobRequest(f"Unknown tuner '{request.tuner}'. Use one of: {', '.join(TUNERS)}.",
                                 {"tuner": ["unknown"]})
     max_trials = request.max_trials or settings.default_max_trials
     max_epochs = request.max_epochs or settings.default_max_epochs
-    if max_trials > settings.max_trials_limit:
-        raise InvalidJobRequest(f"max_trials is at most {settings.max_trials_limit} on this service.",
-                                {"max_trials": [f"at most {settings.max_trials_limit}"]})
-    if max_epochs > settings.max_epochs_limit:
-        raise InvalidJobRequest(f"max_epochs is at most {settings.max_epochs_limit} on this service.",
-                                {"max_epochs": [f"at most {settings.max_epochs_limit}"]})
+    _limit("max_trials", max_trials, settings.max_trials_limit)
+    _limit("max_epochs", max_epochs, settings.max_epochs_limit)
+    _limit("executions_per_trial", request.executions_per_trial, MAX_EXECUTIONS_PER_TRIAL)
+    if request.time_budget_s is not None:
+        _limit("time_budget_s", request.time_budget_s, settings.max_time_budget_s)
     job = JobRecord(
         id=uuid.uuid4().hex,
         dataset_id=dataset.id,
-        target=request.target,
+        target=", ".join(targets)[:255],
+        targets=targets if info.task == "multilabel" else None,
         task=info.task,
         requested_task=request.task,
         tuner=request.tuner,
@@ -72,6 +103,11 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
         patience=request.patience,
         seed=request.seed if request.seed is not None else uuid.uuid4().int % (2**31),
         classes=info.classes,
+        search_space=overrides,
+        executions_per_trial=request.executions_per_trial,
+        time_budget_s=request.time_budget_s,
+        target_score=request.target_score,
+        refit=request.refit,
         state=JobState.queued.value,
     )
     session.add(job)
@@ -83,7 +119,7 @@ def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> S
         job_id=job.id,
         dataset_path=Path(dataset.path),
         column_types=column_types(dataset),
-        target=job.target,
+        targets=list(job.targets or [job.target]),
         task=job.task,
         classes=job.classes,
         tuner=job.tuner,
@@ -94,4 +130,10 @@ def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> S
         patience=job.patience,
         seed=job.seed,
         work_dir=settings.jobs_dir / job.id,
+        overrides=dict(job.search_space or {}),
+        executions_per_trial=job.executions_per_trial,
+        deadline=(job.started_at + timedelta(seconds=job.time_budget_s))
+        if job.time_budget_s and job.started_at else None,
+        target_score=job.target_score,
+        refit=job.refit,
     )

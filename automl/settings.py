@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     default_max_epochs: int = Field(default=50, ge=1)
     max_trials_limit: int = Field(default=500, ge=1)
     max_epochs_limit: int = Field(default=1000, ge=1)
+    max_time_budget_s: int = Field(default=7 * 24 * 3600, ge=1, description="Largest time_budget_s a job may ask.")
     job_lease_s: int = Field(default=900, ge=10, description="A worker's claim on a job; renewed every epoch.")
     model_cache_size: int = Field(default=8, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)

@@ -29,9 +29,9 @@ class StoreReporter:
             repository.start_trial(session, self.job_id, trial_id, number, hyperparameters)
         log.info("job %s trial %s started: %s", self.job_id, trial_id, hyperparameters)
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, Any], execution: int = 0) -> None:
         with self.store.session() as session:
-            repository.record_epoch(session, self.job_id, trial_id, epoch, metrics)
+            repository.record_epoch(session, self.job_id, trial_id, epoch, metrics, execution)
             if not repository.renew_lease(session, self.job_id, self.owner, self.lease_s):
                 self.lease_lost = True
 

@@ -18,6 +18,7 @@ from celery import shared_task
 
 from automl.errors import AutomlError
 from automl.jobs import search_spec
+from automl.search.budget import EXHAUSTED, search_stop_reason
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, repository
@@ -64,18 +65,19 @@ def advance_job(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
             log.info("job %s is leased by %s; checking again in %.0fs", job_id, job.lease_owner, wait)
             raise self.retry(countdown=wait, max_retries=None)
         repository.mark_running(session, job_id)
+        session.flush()
         spec = search_spec(job, repository.get_dataset(session, job.dataset_id), settings)
-        needs_trials = job.trials_done < job.max_trials
+        stop_reason = search_stop_reason(spec.budget, job.best_score, job.trials_done, job.max_trials)
 
     try:
-        if needs_trials:
-            outcome = _run_trial(store, spec, job_id, owner, settings)
+        if stop_reason is None:
+            outcome, stop_reason = _run_trial(store, spec, job_id, owner, settings)
             if outcome == "lease_lost":
                 return outcome
             if outcome == "next_trial":
                 send_advance(self.app, job_id)
                 return outcome
-        _finalize(store, spec, job_id, settings)
+        _finalize(store, spec, job_id, settings, stop_reason)
         return JobState.succeeded.value
     except AutomlError as exc:
         log.warning("job %s failed: %s", job_id, exc.message)
@@ -92,8 +94,8 @@ def advance_job(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
         return JobState.failed.value
 
 
-def _run_trial(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> str:
-    """Run one trial; say what comes next: ``next_trial``, ``finalize`` or ``lease_lost``."""
+def _run_trial(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> tuple[str, str | None]:
+    """Run one trial; say what comes next (``next_trial``, ``finalize``, ``lease_lost``) and why it ends."""
     from automl.search.runner import run_one_trial
 
     reporter = StoreReporter(store, job_id, owner, settings.job_lease_s)
@@ -103,15 +105,18 @@ def _run_trial(store: Store, spec: SearchSpec, job_id: str, owner: str, settings
         job = repository.get_job(session, job_id)
         if reporter.lease_lost:
             log.warning("job %s: lease lost mid-trial; the new holder continues", job_id)
-            return "lease_lost"
-        if result.exhausted or job.trials_done >= job.max_trials:
-            return "finalize"
+            return "lease_lost", None
+        reason = search_stop_reason(spec.budget, job.best_score, job.trials_done, job.max_trials)
+        if reason is None and result.exhausted:
+            reason = EXHAUSTED
+        if reason is not None:
+            return "finalize", reason
         repository.release_lease(session, job_id, owner)
-    return "next_trial"
+    return "next_trial", None
 
 
-def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings) -> None:
-    """Fit the best configuration, score it on the test split, register it as ready."""
+def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, stop_reason: str | None) -> None:
+    """Take the best trial's model (or refit it), score it on the test split, register it as ready."""
     from automl.registry import save_model
     from automl.search.runner import train_final_model
 
@@ -120,11 +125,12 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings) -
         model = session.get(ModelRecord, job.model_id) if job.model_id else None
         if model is None:
             model = ModelRecord(id=uuid.uuid4().hex, job_id=job_id, dataset_id=job.dataset_id,
-                                task=spec.task, target=spec.target, classes=spec.classes)
+                                task=spec.task, target=job.target, classes=spec.classes, targets=job.targets)
             session.add(model)
             job.model_id = model.id
         model.state = ModelState.training.value
         model_id = model.id
+        job.stop_reason = stop_reason
     try:
         trained = train_final_model(spec)
         metadata = {
@@ -132,12 +138,16 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings) -
             "job_id": job_id,
             "task": spec.task,
             "target": spec.target,
+            "targets": spec.targets,
             "classes": spec.classes,
             "features": trained.features,
             "input_schema": trained.input_schema,
             "hyperparameters": trained.hyperparameters,
             "validation_metrics": trained.validation_metrics,
             "test_metrics": trained.test_metrics,
+            "confusion_matrix": trained.confusion_matrix,
+            "refit": spec.refit,
+            "supports_uncertainty": trained.supports_uncertainty,
         }
         path = save_model(trained.model, metadata, settings.models_dir, model_id)
     except BaseException as exc:
@@ -152,7 +162,13 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings) -
         model.hyperparameters = trained.hyperparameters
         model.validation_metrics = trained.validation_metrics
         model.test_metrics = trained.test_metrics
-        model.history = trained.history
+        model.confusion_matrix = trained.confusion_matrix
+        model.refit = spec.refit
+        model.supports_uncertainty = trained.supports_uncertainty
+        model.history = trained.history if trained.history is not None else [
+            {"epoch": e.epoch, "execution": e.execution, **e.metrics}
+            for e in repository.trial_history(session, job_id, trained.best_trial_id)
+        ]
         model.split_sizes = trained.split_sizes
         model.path = str(path)
         model.state = ModelState.ready.value

@@ -3,5 +3,6 @@
 from api.resources.datasets.routes import blp as datasets
 from api.resources.jobs.routes import blp as jobs
 from api.resources.models.routes import blp as models
+from api.resources.search_space.routes import blp as search_space
 
-BLUEPRINTS = [datasets, jobs, models]
+BLUEPRINTS = [datasets, jobs, models, search_space]

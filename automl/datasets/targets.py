@@ -14,7 +14,8 @@ import pandas as pd
 
 from automl.errors import InvalidJobRequest
 
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+MAX_LABELS = 100
 MIN_ROWS = 20
 MIN_ROWS_PER_CLASS = 3  # one each for training, validation and the held-out test split
 MAX_CLASSES = 200
@@ -79,6 +80,12 @@ def resolve_target(
             task = "regression"
     if task not in TASKS:
         raise InvalidJobRequest(f"Unknown task '{task}'. Use auto, {', '.join(TASKS)}.", {"task": ["unknown"]})
+    if task == "multilabel":
+        raise InvalidJobRequest(
+            "A multilabel task needs several target columns: send target as a list, e.g. "
+            '"target": ["label_a", "label_b"].',
+            errors={"target": ["give a list of columns for multilabel"]},
+        )
 
     if task == "regression":
         if kind != "numeric":
@@ -117,6 +124,69 @@ def resolve_target(
             errors={"target": ["too few rows per class"]},
         )
     return TargetInfo(task=task, classes=classes, n_rows=n_rows)
+
+
+def resolve_multilabel(
+    targets: list[str], column_types: dict[str, str], frame: pd.DataFrame, requested_task: str = "auto"
+) -> TargetInfo:
+    """Validate several two-valued target columns; ``frame`` holds those columns.
+
+    ``classes`` is one ``[negative, positive]`` pair per column, in column order.
+    """
+    if requested_task not in ("auto", "multilabel"):
+        raise InvalidJobRequest(
+            f"Several target columns make a multilabel task, not {requested_task}. Use task 'multilabel' or "
+            "'auto', or give one target column.",
+            errors={"task": ["a list of targets is multilabel"]},
+        )
+    unknown = [t for t in targets if t not in column_types]
+    if unknown:
+        raise InvalidJobRequest(
+            f"Column(s) {', '.join(map(repr, unknown))} do not exist in this dataset. Choose targets from: "
+            f"{', '.join(column_types)}.",
+            errors={"target": [f"unknown columns {unknown}"]},
+        )
+    if len(set(targets)) != len(targets):
+        raise InvalidJobRequest("A target column is listed twice; list each label column once.",
+                                errors={"target": ["duplicate columns"]})
+    if len(targets) > MAX_LABELS:
+        raise InvalidJobRequest(f"At most {MAX_LABELS} label columns are supported; got {len(targets)}.",
+                                errors={"target": ["too many columns"]})
+    present = frame[targets].dropna()
+    n_rows = len(present)
+    if n_rows < MIN_ROWS:
+        raise InvalidJobRequest(
+            f"Too few rows to split: {n_rows} rows have a value in every target column, at least {MIN_ROWS} "
+            "are needed.",
+            errors={"target": [f"{n_rows} complete rows; need {MIN_ROWS}"]},
+        )
+    classes: list[Any] = []
+    problems: list[str] = []
+    for name in targets:
+        column = present[name]
+        kind = column_types[name]
+        integer_valued = bool(kind == "numeric" and np.all(np.mod(column.to_numpy(dtype="float64"), 1) == 0))
+        counts = column.value_counts()
+        if len(counts) != 2:
+            problems.append(f"'{name}' has {len(counts)} distinct values (a label column needs exactly 2)")
+            continue
+        if counts.min() < MIN_ROWS_PER_CLASS:
+            problems.append(f"'{name}' has only {int(counts.min())} row(s) of {counts.idxmin()!r}")
+            continue
+        classes.append(sorted(_python_label(v, integer_valued) for v in counts.index))
+    if problems:
+        raise InvalidJobRequest(
+            "Every multilabel target must be a two-valued column (true/false, 0/1, yes/no) with at least "
+            f"{MIN_ROWS_PER_CLASS} rows of each value; fix: {'; '.join(problems)}.",
+            errors={"target": problems},
+        )
+    return TargetInfo(task="multilabel", classes=classes, n_rows=n_rows)
+
+
+def encode_multilabel(frame: pd.DataFrame, targets: list[str], classes: list[Any]) -> np.ndarray:
+    """0/1 matrix, one column per target: 1 where the row holds that column's positive value."""
+    columns = [encode_labels(frame[name], pair) for name, pair in zip(targets, classes, strict=True)]
+    return np.stack(columns, axis=1).astype("float32")
 
 
 def encode_labels(values: pd.Series, classes: list[Any]) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""The tabular multilayer perceptron and its search space.
+"""The tabular multilayer perceptron: every hyperparameter of ``space.TABULAR_SPACE`` made real.
 
-Hyperparameters (names are the public contract shown in the leaderboard):
-``num_layers`` 1-4, ``units_<i>`` 16-512 (log), ``activation``, ``dropout`` 0-0.5,
-``batch_norm``, ``optimizer``, ``learning_rate`` 1e-4-1e-1 (log), ``batch_size``.
+Depth and width (funnel or free widths), residual blocks with batch normalization, a wide &
+deep path, activation with its initializer, dropout, batch normalization, L1/L2, activity
+regularization, max-norm, optimizer (with momentum, Nesterov, weight decay), learning rate and
+its schedule, batch size, class weighting and the regression loss.
 """
 
 from __future__ import annotations
@@ -12,83 +13,26 @@ from typing import Any
 import keras
 import keras_tuner as kt
 import numpy as np
-import tensorflow as tf
 
+from automl.hypermodels import training
+from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS, SPACE_BY_NAME, declare
 from automl.preprocessing.features import FeatureSpec
 from automl.preprocessing.layers import build_inputs
 
-MAX_LAYERS = 4
-ACTIVATIONS = ["relu", "elu", "selu", "tanh", "gelu"]
-OPTIMIZERS = ["adam", "adamw", "rmsprop", "sgd"]
-BATCH_SIZES = [16, 32, 64, 128, 256]
-
-
-EVAL_BATCH_SIZE = 1024
-
-
-def make_dataset(
-    x: dict[str, np.ndarray], y: np.ndarray | None, batch_size: int, shuffle_seed: int | None = None
-) -> tf.data.Dataset:
-    """numpy columns -> batched tf.data (Keras cannot take string numpy arrays directly)."""
-    tensors = {key: tf.constant(value) for key, value in x.items()}
-    dataset = tf.data.Dataset.from_tensor_slices(tensors if y is None else (tensors, y))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(next(iter(x.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def kernel_initializer(activation: str) -> str:
-    if activation == "selu":
-        return "lecun_normal"
-    if activation in ("relu", "elu", "gelu"):
-        return "he_normal"
-    return "glorot_uniform"
-
-
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    learning_rate = float(learning_rate)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate)
-    if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=learning_rate)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=learning_rate)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True)
-    raise ValueError(f"unknown optimizer {name}")
-
-
-def task_head(task: str, n_classes: int, target_mean: float, target_std: float) -> tuple[Any, str, list[Any]]:
-    """(output layer stack as a callable, loss, metrics) for a task."""
-
-    def head(x: Any) -> Any:
-        if task == "binary":
-            return keras.layers.Dense(1, activation="sigmoid", name="probability", dtype="float32")(x)
-        if task == "multiclass":
-            return keras.layers.Dense(n_classes, activation="softmax", name="probabilities", dtype="float32")(x)
-        # Regression: the network predicts a standardised value; rescaling back to the target's
-        # units is a layer, so the saved model answers in the original units.
-        z = keras.layers.Dense(1, name="standardised", dtype="float32")(x)
-        return keras.layers.Rescaling(scale=target_std, offset=target_mean, name="prediction")(z)
-
-    if task == "binary":
-        return head, "binary_crossentropy", ["accuracy", keras.metrics.AUC(name="auc")]
-    if task == "multiclass":
-        return head, "sparse_categorical_crossentropy", ["accuracy"]
-    return head, "mse", ["mae", keras.metrics.RootMeanSquaredError(name="rmse")]
-
 
 class TabularMLP(kt.HyperModel):
-    """Builds an MLP over preprocessed raw columns; knows nothing about jobs or storage."""
+    """Builds and fits an MLP over preprocessed raw columns; knows nothing about jobs or storage."""
 
     def __init__(
         self,
         features: list[FeatureSpec],
         task: str,
-        n_classes: int,
+        n_outputs: int,
         objective: str,
         direction: str,
         patience: int,
+        n_train: int,
+        overrides: dict[str, dict[str, Any]] | None = None,
         target_mean: float = 0.0,
         target_std: float = 1.0,
         seed: int = 0,
@@ -96,41 +40,93 @@ class TabularMLP(kt.HyperModel):
         super().__init__(name="tabular_mlp", tunable=True)
         self.features = features
         self.task = task
-        self.n_classes = n_classes
+        self.n_outputs = n_outputs
         self.objective = objective
         self.direction = direction
         self.patience = patience
+        self.n_train = n_train
+        self.overrides = overrides or {}
         self.target_mean = target_mean
         self.target_std = target_std
         self.seed = seed
 
+    def _hp(self, hp: kt.HyperParameters, name: str) -> Any:
+        if self.task not in SPACE_BY_NAME[name].tasks:
+            return None
+        return declare(hp, name, self.overrides)
+
+    def widths(self, hp: kt.HyperParameters) -> list[int]:
+        num_layers = int(self._hp(hp, "num_layers"))
+        units = int(self._hp(hp, "units"))
+        schedule = self._hp(hp, "width_schedule")
+        shrink = self._hp(hp, "shrink")
+        free = [self._hp(hp, f"units_{i}") for i in range(1, MAX_LAYERS)]
+        if schedule == "free":
+            return [units, *(int(w) for w in free[: num_layers - 1])]
+        return [max(MIN_UNITS, round(units * float(shrink) ** i)) for i in range(num_layers)]
+
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        inputs, x = build_inputs(self.features)
-        num_layers = hp.Int("num_layers", 1, MAX_LAYERS, default=2)
-        activation = hp.Choice("activation", ACTIVATIONS, default="relu")
-        dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.1)
-        batch_norm = hp.Boolean("batch_norm", default=False)
-        for i in range(MAX_LAYERS):
-            with hp.conditional_scope("num_layers", list(range(i + 1, MAX_LAYERS + 1))):
-                units = hp.Int(f"units_{i}", 16, 512, sampling="log", default=64)
-            if i >= num_layers:
-                continue
-            x = keras.layers.Dense(
-                int(units), kernel_initializer=kernel_initializer(activation), use_bias=not batch_norm,
+        widths = self.widths(hp)
+        residual = bool(self._hp(hp, "residual"))
+        wide_deep = bool(self._hp(hp, "wide_deep"))
+        activation = str(self._hp(hp, "activation"))
+        dropout = float(self._hp(hp, "dropout"))
+        batch_norm = bool(self._hp(hp, "batch_norm"))
+        l1, l2 = float(self._hp(hp, "l1")), float(self._hp(hp, "l2"))
+        activity_l2 = float(self._hp(hp, "activity_l2"))
+        max_norm = float(self._hp(hp, "max_norm"))
+        optimizer = str(self._hp(hp, "optimizer"))
+        momentum = self._hp(hp, "momentum")
+        nesterov = self._hp(hp, "nesterov")
+        weight_decay = self._hp(hp, "weight_decay")
+        learning_rate = float(self._hp(hp, "learning_rate"))
+        schedule = str(self._hp(hp, "lr_schedule"))
+        decay_rate = self._hp(hp, "lr_decay_rate")
+        decay_epochs = self._hp(hp, "lr_decay_epochs")
+        batch_size = int(self._hp(hp, "batch_size"))
+        self._hp(hp, "class_weight")  # used in fit
+        regression_loss = self._hp(hp, "loss")
+
+        inputs, encoded = build_inputs(self.features)
+        x = encoded
+        for i, width in enumerate(widths):
+            # Residual blocks always normalise: that is what keeps deep residual stacks trainable.
+            block_norm = batch_norm or (residual and i > 0)
+            y = keras.layers.Dense(
+                width,
+                kernel_initializer=training.kernel_initializer(activation),
+                kernel_regularizer=training.kernel_regularizer(l1, l2),
+                activity_regularizer=training.activity_regularizer(activity_l2),
+                kernel_constraint=training.kernel_constraint(max_norm),
+                use_bias=not block_norm,
                 name=f"dense_{i}",
             )(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-            x = keras.layers.Activation(activation, name=f"activation_{i}")(x)
+            if block_norm:
+                y = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(y)
+            y = training.activation_layer(activation, name=f"activation_{i}")(y)
             if dropout > 0:
-                x = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(x)
-        optimizer = hp.Choice("optimizer", OPTIMIZERS, default="adam")
-        learning_rate = hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=1e-3)
-        hp.Choice("batch_size", BATCH_SIZES, default=32)
+                y = training.dropout_layer(activation, dropout, name=f"dropout_{i}")(y)
+            if residual and i > 0:
+                shortcut = x
+                if x.shape[-1] != width:
+                    shortcut = keras.layers.Dense(width, use_bias=False, name=f"shortcut_{i}")(x)
+                y = keras.layers.Add(name=f"residual_{i}")([shortcut, y])
+            x = y
+        if wide_deep:
+            x = keras.layers.Concatenate(name="wide_deep")([x, encoded])
 
-        head, loss, metrics = task_head(self.task, self.n_classes, self.target_mean, self.target_std)
+        head, loss, metrics = training.task_head(
+            self.task, self.n_outputs, regression_loss, self.target_mean, self.target_std
+        )
         model = keras.Model(inputs=inputs, outputs=head(x), name="automl_mlp")
-        model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+        lr = training.learning_rate_schedule(
+            schedule, learning_rate, decay_rate, decay_epochs, training.steps_per_epoch(self.n_train, batch_size)
+        )
+        model.compile(
+            optimizer=training.make_optimizer(optimizer, lr, momentum, nesterov, weight_decay),
+            loss=loss,
+            metrics=metrics,
+        )
         return model
 
     def fit(
@@ -139,20 +135,30 @@ class TabularMLP(kt.HyperModel):
         model: keras.Model,
         x: dict[str, np.ndarray],
         y: np.ndarray,
-        validation_data: tuple[dict[str, np.ndarray], np.ndarray],
+        validation_data: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
         **kwargs: Any,
     ) -> Any:
+        """Train with early stopping on the objective; without validation data (a refit), on the loss."""
+        values = hp.values
         callbacks = list(kwargs.pop("callbacks", []))
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=self.objective,
-                mode=self.direction,
-                patience=self.patience,
-                restore_best_weights=True,
+        monitor, mode = (self.objective, self.direction) if validation_data is not None else ("loss", "min")
+        if validation_data is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, mode=mode, patience=self.patience, restore_best_weights=True
+                )
             )
+        callbacks += training.schedule_callbacks(
+            values.get("lr_schedule"), values.get("lr_decay_rate"), values["learning_rate"], monitor, mode,
+            self.patience,
         )
         kwargs.setdefault("verbose", 0)
-        kwargs.pop("shuffle", None)  # the dataset shuffles itself
-        train = make_dataset(x, y, int(hp.get("batch_size")), shuffle_seed=self.seed)
-        validation = make_dataset(*validation_data, EVAL_BATCH_SIZE)
+        kwargs["shuffle"] = False  # the dataset shuffles itself
+        weights = None
+        if values.get("class_weight") == "balanced" and self.task in ("binary", "multiclass"):
+            weights = training.balanced_sample_weights(y, self.task)
+        train = training.make_dataset(x, y, int(values["batch_size"]), shuffle_seed=self.seed, sample_weight=weights)
+        validation = (
+            training.make_dataset(*validation_data, training.EVAL_BATCH_SIZE) if validation_data is not None else None
+        )
         return model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)

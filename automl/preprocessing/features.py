@@ -57,12 +57,12 @@ def input_key(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def fit_features(train: pd.DataFrame, column_types: dict[str, str], target: str) -> list[FeatureSpec]:
-    """Statistics for every feature column, from the training rows only."""
+def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set[str]) -> list[FeatureSpec]:
+    """Statistics for every feature column (all but ``targets``), from the training rows only."""
     specs: list[FeatureSpec] = []
     taken: set[str] = set()
     for name, kind in column_types.items():
-        if name == target:
+        if name in targets:
             continue
         key = input_key(name, taken)
         if kind in ("numeric", "boolean"):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from automl.datasets.ingest import load_frame
-from automl.datasets.targets import Split, encode_labels, split_rows
+from automl.datasets.targets import Split, encode_labels, encode_multilabel, split_rows
 from automl.preprocessing.features import FeatureSpec, fit_features, frame_to_inputs
 from automl.search.spec import SearchSpec
 
@@ -47,22 +47,25 @@ def _load_or_make_split(spec: SearchSpec, n_rows: int, labels: np.ndarray | None
     return split
 
 
-def _targets(values: Any, task: str, classes: list[Any] | None) -> np.ndarray:
-    if task == "regression":
-        return np.asarray(values, dtype="float32").reshape(-1, 1)
-    assert classes is not None
-    codes = encode_labels(values, classes)
-    return codes.astype("float32").reshape(-1, 1) if task == "binary" else codes
+def _targets(frame: pd.DataFrame, spec: SearchSpec) -> np.ndarray:
+    if spec.task == "regression":
+        return np.asarray(frame[spec.target], dtype="float32").reshape(-1, 1)
+    assert spec.classes is not None
+    if spec.task == "multilabel":
+        return encode_multilabel(frame, spec.targets, spec.classes)
+    codes = encode_labels(frame[spec.target], spec.classes)
+    return codes.astype("float32").reshape(-1, 1) if spec.task == "binary" else codes
 
 
 def prepare(spec: SearchSpec) -> PreparedData:
     frame = load_frame(spec.dataset_path)
-    frame = frame[frame[spec.target].notna()].reset_index(drop=True)
-    labels = encode_labels(frame[spec.target], spec.classes) if spec.classes is not None else None
+    frame = frame[frame[spec.targets].notna().all(axis=1)].reset_index(drop=True)
+    stratify = spec.task in ("binary", "multiclass")
+    labels = encode_labels(frame[spec.target], spec.classes) if stratify and spec.classes is not None else None
     split = _load_or_make_split(spec, len(frame), labels)
     train, val, test = (frame.iloc[idx] for idx in (split.train, split.validation, split.test))
-    features = fit_features(train, spec.column_types, spec.target)
-    y_train = _targets(train[spec.target], spec.task, spec.classes)
+    features = fit_features(train, spec.column_types, set(spec.targets))
+    y_train = _targets(train, spec)
     target_mean, target_std = 0.0, 1.0
     if spec.task == "regression":
         target_mean = float(y_train.mean())
@@ -72,9 +75,9 @@ def prepare(spec: SearchSpec) -> PreparedData:
         x_train=frame_to_inputs(train, features),
         y_train=y_train,
         x_val=frame_to_inputs(val, features),
-        y_val=_targets(val[spec.target], spec.task, spec.classes),
+        y_val=_targets(val, spec),
         x_test=frame_to_inputs(test, features),
-        y_test=_targets(test[spec.target], spec.task, spec.classes),
+        y_test=_targets(test, spec),
         target_mean=target_mean,
         target_std=target_std,
         split_sizes=split.sizes(),

@@ -1,25 +1,44 @@
-"""Which objectives each task can optimise, in which direction, and the defaults."""
+"""Which objectives each task can optimise, in which direction, the defaults, and the tuners."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from automl.errors import InvalidJobRequest
 
 OBJECTIVES: dict[str, dict[str, str]] = {
-    "binary": {"val_loss": "min", "val_accuracy": "max", "val_auc": "max"},
+    "binary": {"val_loss": "min", "val_accuracy": "max", "val_auc": "max", "val_prc": "max"},
     "multiclass": {"val_loss": "min", "val_accuracy": "max"},
-    "regression": {"val_loss": "min", "val_mae": "min", "val_rmse": "min"},
+    "multilabel": {"val_loss": "min", "val_binary_accuracy": "max", "val_auc": "max"},
+    "regression": {"val_loss": "min", "val_mae": "min", "val_rmse": "min", "val_mse": "min"},
 }
-DEFAULT_OBJECTIVE = "val_loss"
-TUNERS = ("bayesian", "random", "hyperband")
+# Regression searches over its loss, and losses of different kinds are not comparable
+# scores, so regression ranks trials by RMSE unless asked otherwise.
+DEFAULT_OBJECTIVES = {"binary": "val_loss", "multiclass": "val_loss", "multilabel": "val_loss",
+                      "regression": "val_rmse"}
+TUNERS = ("bayesian", "random", "hyperband", "grid")
 
 
-def resolve_objective(task: str, objective: str | None) -> tuple[str, str]:
+def resolve_objective(task: str, objective: str | None, overrides: dict[str, dict[str, Any]]) -> tuple[str, str]:
     """(name, direction) for ``task``; a 422 naming the allowed ones otherwise."""
     allowed = OBJECTIVES[task]
-    name = objective or DEFAULT_OBJECTIVE
+    name = objective or DEFAULT_OBJECTIVES[task]
     if name not in allowed:
         raise InvalidJobRequest(
             f"Objective '{name}' does not fit a {task} task. Choose one of: {', '.join(allowed)}.",
             errors={"objective": [f"allowed for {task}: {sorted(allowed)}"]},
         )
+    if task == "regression" and name == "val_loss" and "fixed" not in overrides.get("loss", {}):
+        raise InvalidJobRequest(
+            "Objective 'val_loss' cannot rank regression trials that use different losses (mse, mae, huber). "
+            'Fix the loss in search_space (e.g. "loss": "mse") or choose val_rmse, val_mae or val_mse.',
+            errors={"objective": ["val_loss needs a fixed regression loss"]},
+        )
     return name, allowed[name]
+
+
+def reached(score: float | None, target: float | None, direction: str) -> bool:
+    """Whether ``score`` meets a job's target objective value."""
+    if score is None or target is None:
+        return False
+    return score >= target if direction == "max" else score <= target

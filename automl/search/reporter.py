@@ -10,14 +10,19 @@ class SearchReporter(Protocol):
 
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None: ...
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float | None]) -> None: ...
+    def epoch_ended(
+        self, trial_id: str, epoch: int, metrics: dict[str, float | None], execution: int = 0
+    ) -> None: ...
 
     def trial_ended(
         self, trial_id: str, state: str, score: float | None, best_epoch: int | None, message: str | None
     ) -> None: ...
 
     def should_stop(self) -> bool:
-        """True when training must stop at this epoch boundary (lease lost, cancelled...)."""
+        """True when training must stop at this epoch boundary (lease lost, cancelled...).
+
+        Budgets (time, target score) are the search's own business; see ``automl.search.budget``.
+        """
         ...
 
 
@@ -27,7 +32,9 @@ class NullReporter:
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
         return None
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float | None]) -> None:
+    def epoch_ended(
+        self, trial_id: str, epoch: int, metrics: dict[str, float | None], execution: int = 0
+    ) -> None:
         return None
 
     def trial_ended(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from automl.search.budget import Budget
 
 
 @dataclass(frozen=True)
@@ -12,9 +15,9 @@ class SearchSpec:
     job_id: str
     dataset_path: Path
     column_types: dict[str, str]
-    target: str
+    targets: list[str]  # one column, or several for multilabel
     task: str
-    classes: list[Any] | None
+    classes: list[Any] | None  # labels; for multilabel one [negative, positive] pair per target
     tuner: str
     objective: str
     direction: str
@@ -23,3 +26,30 @@ class SearchSpec:
     patience: int
     seed: int
     work_dir: Path
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executions_per_trial: int = 1
+    deadline: datetime | None = None
+    target_score: float | None = None
+    refit: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.targets[0]
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "multilabel":
+            return len(self.targets)
+        if self.task == "multiclass":
+            return len(self.classes or [])
+        return 1
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(
+            objective=self.objective,
+            direction=self.direction,
+            deadline=self.deadline,
+            target_score=self.target_score,
+            stop_on_epoch_target=self.executions_per_trial == 1,
+        )

@@ -20,6 +20,14 @@ class ModelCache:
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
+    def peek(self, model_id: str) -> Predictor | None:
+        """The loaded predictor, if any (counts as a use)."""
+        with self._lock:
+            predictor = self._items.get(model_id)
+            if predictor is not None:
+                self._items.move_to_end(model_id)
+            return predictor
+
     def get(self, model_id: str, model_dir: Path) -> Predictor:
         with self._lock:
             if model_id in self._items:

@@ -79,14 +79,17 @@ _CONVERTERS = {"numeric": _number, "boolean": _boolean, "categorical": _category
 
 
 def instances_to_inputs(
-    instances: list[Any], features: list[dict[str, Any]], target: str | None = None
+    instances: list[Any], features: list[dict[str, Any]], targets: list[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """Validate every instance; raise ``InvalidInstances`` listing every problem found."""
+    """Validate every instance; raise ``InvalidInstances`` listing every problem found.
+
+    Target columns in an instance are ignored (clients often send back a training row).
+    """
     if not instances:
         raise InvalidInstances("'instances' is empty; send at least one row.", {"instances": ["empty list"]})
     names = [f["name"] for f in features]
     known = set(names)
-    ignored = {target} if target else set()
+    ignored = set(targets or [])
     columns: dict[str, list[Any]] = {f["name"]: [] for f in features}
     errors: dict[str, list[str]] = {}
 

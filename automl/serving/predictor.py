@@ -2,51 +2,129 @@
 
 Inference goes through ``predict_on_batch`` (a compiled call), never ``model.predict``,
 which builds a dataset and a progress loop on every call.
+
+Monte Carlo dropout (``mc_samples``): the instances are repeated ``mc_samples`` times in
+one batch and run with dropout active, so every copy gets its own dropout mask; the mean
+and standard deviation over the copies are returned. Batch normalization layers are set
+non-trainable at load, which in Keras 3 keeps them on their moving statistics even in
+training mode, so only dropout varies.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from automl.errors import UnsupportedForTask
+from automl.errors import InvalidInstances, UnsupportedForTask
 from automl.registry import load_keras_model, read_metadata
 from automl.serving.inputs import instances_to_inputs
+
+MAX_MC_SAMPLES = 1000
+MAX_MC_ROWS = 200_000  # instances x mc_samples in one request
+
+
+@dataclass
+class Output:
+    """Model output for some instances: the mean, and its std over MC samples (None without)."""
+
+    mean: np.ndarray
+    std: np.ndarray | None
 
 
 class Predictor:
     """Holds one model and its metadata; thread-safe for concurrent predictions."""
 
     def __init__(self, model_dir: Path) -> None:
+        import keras
+
         self.metadata = read_metadata(model_dir)
         self.task: str = self.metadata["task"]
         self.target: str = self.metadata["target"]
+        self.targets: list[str] = self.metadata.get("targets") or [self.target]
         self.classes: list[Any] | None = self.metadata.get("classes")
         self.features: list[dict[str, Any]] = self.metadata["features"]
         self.model = load_keras_model(model_dir)
+        self.supports_uncertainty = any(
+            isinstance(layer, keras.layers.Dropout | keras.layers.AlphaDropout) and layer.rate > 0
+            for layer in self.model.layers
+        )
+        for layer in self.model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
 
-    def _raw(self, instances: list[Any]) -> np.ndarray:
-        inputs = instances_to_inputs(instances, self.features, self.target)
-        output = self.model.predict_on_batch(inputs)
-        return np.asarray(output, dtype="float64")
+    def _output(self, instances: list[Any], mc_samples: int | None) -> Output:
+        inputs = instances_to_inputs(instances, self.features, self.targets)
+        if not mc_samples:
+            return Output(np.asarray(self.model.predict_on_batch(inputs), dtype="float64"), None)
+        if not self.supports_uncertainty:
+            raise UnsupportedForTask(
+                "This model has no dropout, so Monte Carlo dropout cannot estimate uncertainty. "
+                "Leave out mc_samples, or train with dropout > 0."
+            )
+        n = len(instances)
+        if mc_samples > MAX_MC_SAMPLES or n * mc_samples > MAX_MC_ROWS:
+            raise InvalidInstances(
+                f"mc_samples x instances may be at most {MAX_MC_ROWS} (and mc_samples at most {MAX_MC_SAMPLES}); "
+                f"got {mc_samples} x {n}. Send fewer instances per request or fewer samples.",
+                {"mc_samples": [f"at most {min(MAX_MC_SAMPLES, MAX_MC_ROWS // n)} for {n} instances"]},
+            )
+        import tensorflow as tf
 
-    def probabilities(self, instances: list[Any]) -> np.ndarray:
+        tiled = {key: tf.constant(np.concatenate([value] * mc_samples)) for key, value in inputs.items()}
+        draws = np.asarray(self.model(tiled, training=True), dtype="float64")
+        draws = draws.reshape(mc_samples, n, -1)
+        return Output(draws.mean(axis=0), draws.std(axis=0))
+
+    def _require_classifier(self) -> None:
         if self.task == "regression":
             raise UnsupportedForTask(
                 "predict_proba is only for classification models; this model does regression. "
                 "Use predict for numeric predictions."
             )
-        raw = self._raw(instances)
-        if self.task == "binary":
-            positive = np.clip(raw.reshape(-1), 0.0, 1.0)
-            return np.stack([1.0 - positive, positive], axis=1)
-        return raw / raw.sum(axis=1, keepdims=True)
 
-    def predict(self, instances: list[Any]) -> list[Any]:
+    def probabilities(self, instances: list[Any], mc_samples: int | None = None) -> Output:
+        """Binary/multiclass: one column per class, rows sum to 1. Multilabel: P(positive) per label."""
+        self._require_classifier()
+        out = self._output(instances, mc_samples)
+        if self.task == "binary":
+            positive = np.clip(out.mean.reshape(-1), 0.0, 1.0)
+            std = None if out.std is None else np.repeat(out.std.reshape(-1, 1), 2, axis=1)
+            return Output(np.stack([1.0 - positive, positive], axis=1), std)
+        if self.task == "multilabel":
+            return Output(np.clip(out.mean, 0.0, 1.0), out.std)
+        return Output(out.mean / out.mean.sum(axis=1, keepdims=True), out.std)
+
+    def predict(self, instances: list[Any], mc_samples: int | None = None) -> tuple[list[Any], list[Any] | None]:
+        """Predictions, and with ``mc_samples`` the standard deviation of each.
+
+        Regression: the std of the value. Binary/multiclass: the std of the predicted class's
+        probability. Multilabel: a dict per instance, and a std per label.
+        """
         if self.task == "regression":
-            return [float(v) for v in self._raw(instances).reshape(-1)]
+            out = self._output(instances, mc_samples)
+            std = None if out.std is None else [float(v) for v in out.std.reshape(-1)]
+            return [float(v) for v in out.mean.reshape(-1)], std
         assert self.classes is not None
-        indices = self.probabilities(instances).argmax(axis=1)
-        return [self.classes[int(i)] for i in indices]
+        probs = self.probabilities(instances, mc_samples)
+        if self.task == "multilabel":
+            predictions = [
+                {name: pair[int(p >= 0.5)] for name, pair, p in zip(self.targets, self.classes, row, strict=True)}
+                for row in probs.mean
+            ]
+            label_std = None if probs.std is None else [
+                dict(zip(self.targets, (float(v) for v in row), strict=True)) for row in probs.std
+            ]
+            return predictions, label_std
+        indices = probs.mean.argmax(axis=1)
+        chosen_std = None
+        if probs.std is not None:
+            chosen_std = [float(probs.std[i, k]) for i, k in enumerate(indices)]
+        return [self.classes[int(i)] for i in indices], chosen_std
+
+    @property
+    def proba_columns(self) -> list[Any]:
+        """What each probability column is: classes, or the label columns for multilabel."""
+        return self.targets if self.task == "multilabel" else list(self.classes or [])

@@ -9,7 +9,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -83,6 +83,13 @@ class JobRecord(Base):
     patience: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)
     classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    targets: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)  # multilabel: the label columns
+    search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # canonical overrides
+    executions_per_trial: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    time_budget_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    target_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default=JobState.queued.value, index=True)
     trials_done: Mapped[int] = mapped_column(Integer, default=0)
     best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -120,6 +127,7 @@ class EpochRecord(Base):
 
     job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     trial_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    execution: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0.. executions_per_trial-1
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -143,12 +151,16 @@ class ModelRecord(Base):
     task: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(255))
     classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    targets: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     input_schema: Mapped[list[Any]] = mapped_column(JSON, default=list)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     validation_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     test_metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
     split_sizes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    supports_uncertainty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

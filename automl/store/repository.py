@@ -76,7 +76,7 @@ def trial_history(session: Session, job_id: str, trial_id: str) -> list[EpochRec
     query = (
         select(EpochRecord)
         .where(EpochRecord.job_id == job_id, EpochRecord.trial_id == trial_id)
-        .order_by(EpochRecord.epoch)
+        .order_by(EpochRecord.execution, EpochRecord.epoch)
     )
     return list(session.scalars(query))
 
@@ -148,8 +148,10 @@ def start_trial(session: Session, job_id: str, trial_id: str, number: int, hyper
     trial.finished_at = None
 
 
-def record_epoch(session: Session, job_id: str, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
-    session.merge(EpochRecord(job_id=job_id, trial_id=trial_id, epoch=epoch, metrics=metrics))
+def record_epoch(
+    session: Session, job_id: str, trial_id: str, epoch: int, metrics: dict[str, Any], execution: int = 0
+) -> None:
+    session.merge(EpochRecord(job_id=job_id, trial_id=trial_id, execution=execution, epoch=epoch, metrics=metrics))
     session.execute(
         update(TrialRecord)
         .where(TrialRecord.job_id == job_id, TrialRecord.trial_id == trial_id)
@@ -197,7 +199,11 @@ def refresh_job_progress(session: Session, job_id: str) -> None:
 
 
 def finish_job(
-    session: Session, job_id: str, state: JobState, error: str | None = None, model_id: str | None = None
+    session: Session,
+    job_id: str,
+    state: JobState,
+    error: str | None = None,
+    model_id: str | None = None,
 ) -> None:
     job = get_job(session, job_id)
     job.state = state.value

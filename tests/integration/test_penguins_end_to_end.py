@@ -13,8 +13,8 @@ from tests.integration.conftest import Service, submit, upload_csv
 
 pytestmark = pytest.mark.integration
 
-REQUIRED_HYPERPARAMETERS = {"num_layers", "units_0", "activation", "dropout", "batch_norm", "optimizer",
-                            "learning_rate", "batch_size"}
+REQUIRED_HYPERPARAMETERS = {"num_layers", "units", "activation", "dropout", "batch_norm", "optimizer",
+                            "learning_rate", "lr_schedule", "batch_size", "l1", "l2", "class_weight"}
 
 
 def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, penguins: pd.DataFrame) -> None:
@@ -51,7 +51,7 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     assert sum(model["split_sizes"].values()) == penguins["species"].notna().sum()
     # Three species, the largest 44 % of rows: well above chance on rows the search never saw.
     assert model["test_metrics"]["accuracy"] >= 0.85, model["test_metrics"]
-    assert "loss" in model["validation_metrics"]
+    assert {"accuracy", "balanced_accuracy", "log_loss", "roc_auc", "f1"} <= set(model["validation_metrics"])
     history = requests.get(f"{base}/models/{job['model_id']}/history", timeout=10).json()["epochs"]
     assert history and {"loss", "val_loss", "accuracy"} <= set(history[0])
 

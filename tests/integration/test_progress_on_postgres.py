@@ -47,7 +47,8 @@ def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp
                         migrate=False).test_client()
     history = client.get("/api/v1/jobs/live/trials/0/history").get_json()
     assert history["state"] == "running"
-    assert history["epochs"] == [{"epoch": 0, "loss": 0.9, "val_loss": 1.0}, {"epoch": 1, "loss": 0.7, "val_loss": 0.8}]
+    assert history["epochs"] == [{"epoch": 0, "execution": 0, "loss": 0.9, "val_loss": 1.0},
+                                 {"epoch": 1, "execution": 0, "loss": 0.7, "val_loss": 0.8}]
     assert not reporter.should_stop()
 
     with store.session() as session:  # another worker takes the job over

@@ -85,6 +85,20 @@ def test_unknown_ids_are_404(client: FlaskClient) -> None:
         ({"target": "x", "max_trials": 0}, "max_trials"),
         ({"target": "x", "learning_rate": 3}, "learning_rate: Unknown field"),
         ({"target": "x", "max_trials": 100000}, "at most"),
+        ({"target": "x", "search_space": {"num_layerz": 2}}, "fix: num_layerz"),
+        ({"target": "x", "search_space": {"num_layers": {"min": 5, "max": 2}, "dropout": 2}},
+         "fix: dropout, num_layers"),
+        ({"target": "x", "search_space": {"class_weight": "balanced"}}, "fix: class_weight"),
+        ({"target": "x", "search_space": []}, "search_space: Not a valid mapping"),
+        ({"target": "x", "objective": "val_loss"}, "Fix the loss"),
+        ({"target": "x", "tuner": "genetic"}, "tuner: Must be one of"),
+        ({"target": "x", "time_budget_s": 0}, "time_budget_s"),
+        ({"target": "x", "executions_per_trial": 50}, "executions_per_trial is at most"),
+        ({"target": "x", "target_score": "high"}, "target_score"),
+        ({"target": ["x", "nope"]}, "'nope'"),
+        ({"target": ["label", "same"]}, "exactly 2"),
+        ({"target": []}, "target"),
+        ({"target": "x", "task": "multilabel"}, "several target columns"),
     ],
 )
 def test_job_request_errors(client: FlaskClient, dataset_id: str, body: dict[str, Any], needle: str) -> None:
@@ -128,3 +142,17 @@ def test_openapi_and_docs_are_served(client: FlaskClient) -> None:
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and b"/api/v1/docs/static/swagger-ui-bundle.js" in docs.data
     assert client.get("/api/v1/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_search_space_is_documented(client: FlaskClient) -> None:
+    body = client.get("/api/v1/search-space").get_json()
+    names = {hp["name"] for hp in body["hyperparameters"]}
+    assert {"num_layers", "units", "shrink", "activation", "l1", "l2", "max_norm", "lr_schedule", "loss"} <= names
+    assert body["tuners"] == ["bayesian", "random", "hyperband", "grid"]
+    assert body["objectives"]["regression"]["val_rmse"] == "min"
+    assert body["default_objectives"]["regression"] == "val_rmse"
+    lr = next(hp for hp in body["hyperparameters"] if hp["name"] == "learning_rate")
+    assert lr["sampling"] == "log" and lr["min"] < lr["default"] < lr["max"]
+    binary = client.get("/api/v1/search-space?task=binary").get_json()
+    assert "loss" not in {hp["name"] for hp in binary["hyperparameters"]} and list(binary["objectives"]) == ["binary"]
+    assert_error(client.get("/api/v1/search-space?task=clustering"), 422, "task")

@@ -14,7 +14,7 @@ from automl.preprocessing.layers import build_inputs
 
 def test_features_fitted_on_train_only_and_model_roundtrips(tmp_path: Path) -> None:
     train = pd.DataFrame({"x": [1.0, 3.0, np.nan], "c": ["a", "b", None], "y": [0, 1, 0]})
-    specs = fit_features(train, {"x": "numeric", "c": "categorical", "y": "numeric"}, target="y")
+    specs = fit_features(train, {"x": "numeric", "c": "categorical", "y": "numeric"}, {"y"})
     by_name = {s.name: s for s in specs}
     assert set(by_name) == {"x", "c"}
     assert by_name["x"].mean == 2.0 and by_name["x"].missing_indicator

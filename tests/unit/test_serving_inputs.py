@@ -22,7 +22,7 @@ def test_converts_raw_values_and_missing() -> None:
             {"age": "42.5", "smoker": False, "city name": 7},
         ],
         FEATURES,
-        target="target",
+        targets=["target"],
     )
     assert arrays["age"].shape == (3, 1) and arrays["age"].dtype.name == "float32"
     assert arrays["age"][0, 0] == 31 and math.isnan(arrays["age"][1, 0]) and arrays["age"][2, 0] == 42.5

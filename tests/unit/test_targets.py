@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl.datasets.targets import encode_labels, resolve_target, split_rows
+from automl.datasets.targets import encode_labels, encode_multilabel, resolve_multilabel, resolve_target, split_rows
 from automl.errors import InvalidJobRequest
 from automl.search.objectives import resolve_objective
 
@@ -57,10 +57,44 @@ def test_requested_task_must_fit() -> None:
 
 
 def test_objective_must_fit_task() -> None:
-    assert resolve_objective("binary", "val_auc") == ("val_auc", "max")
-    assert resolve_objective("regression", None) == ("val_loss", "min")
+    assert resolve_objective("binary", "val_auc", {}) == ("val_auc", "max")
+    assert resolve_objective("binary", None, {}) == ("val_loss", "min")
+    assert resolve_objective("multilabel", "val_binary_accuracy", {}) == ("val_binary_accuracy", "max")
+    assert resolve_objective("regression", None, {}) == ("val_rmse", "min")
     with pytest.raises(InvalidJobRequest, match="val_loss, val_mae, val_rmse"):
-        resolve_objective("regression", "val_accuracy")
+        resolve_objective("regression", "val_accuracy", {})
+
+
+def test_regression_val_loss_needs_a_fixed_loss() -> None:
+    with pytest.raises(InvalidJobRequest, match="Fix the loss"):
+        resolve_objective("regression", "val_loss", {})
+    with pytest.raises(InvalidJobRequest, match="Fix the loss"):
+        resolve_objective("regression", "val_loss", {"loss": {"values": ["mse", "mae"]}})
+    assert resolve_objective("regression", "val_loss", {"loss": {"fixed": "huber"}}) == ("val_loss", "min")
+
+
+def test_multilabel_targets_are_validated_and_encoded() -> None:
+    frame = pd.DataFrame({
+        "a": [True, False] * 15, "b": ["yes", "no", "no"] * 10, "c": list(range(30)), "d": [1] * 29 + [0],
+    })
+    types = {"a": "boolean", "b": "categorical", "c": "numeric", "d": "numeric"}
+    info = resolve_multilabel(["a", "b"], types, frame)
+    assert info.task == "multilabel"
+    assert info.classes == [[False, True], ["no", "yes"]]
+    encoded = encode_multilabel(frame, ["a", "b"], info.classes)
+    assert encoded.shape == (30, 2)
+    assert encoded[:3].tolist() == [[1, 1], [0, 0], [1, 0]]
+    with pytest.raises(InvalidJobRequest, match="'c' has 30 distinct values") as excinfo:
+        resolve_multilabel(["a", "c"], types, frame)
+    with pytest.raises(InvalidJobRequest, match="'d' has only 1 row"):
+        resolve_multilabel(["a", "d"], types, frame)
+    with pytest.raises(InvalidJobRequest, match="'zz'"):
+        resolve_multilabel(["a", "zz"], types, frame)
+    with pytest.raises(InvalidJobRequest, match="not regression"):
+        resolve_multilabel(["a", "b"], types, frame, "regression")
+    with pytest.raises(InvalidJobRequest, match="several target columns"):
+        resolve_target("a", types, frame["a"], "multilabel")
+    assert excinfo.value.errors
 
 
 def test_split_is_stratified_disjoint_and_deterministic() -> None:

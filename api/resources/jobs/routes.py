@@ -90,5 +90,5 @@ class TrialHistory(MethodView):
             "job_id": job_id,
             "trial_id": trial_id,
             "state": trial.state,
-            "epochs": [{"epoch": e.epoch, **e.metrics} for e in epochs],
+            "epochs": [{"epoch": e.epoch, "execution": e.execution, **e.metrics} for e in epochs],
         }

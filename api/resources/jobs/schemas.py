@@ -1,16 +1,40 @@
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from api.resources.common import EpochsField
 
-TASKS = ["auto", "binary", "multiclass", "regression"]
-TUNERS = ["bayesian", "random", "hyperband"]
+TASKS = ["auto", "binary", "multiclass", "multilabel", "regression"]
+TUNERS = ["bayesian", "random", "hyperband", "grid"]
 STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
+STOP_REASONS = ["max_trials", "time_budget", "target_reached", "search_space_exhausted"]
+
+
+class TargetField(fields.Field):
+    """One column name, or a list of label columns (multilabel)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[str]:
+        if isinstance(value, str) and 0 < len(value) <= 255:
+            return value
+        if (isinstance(value, list) and value and len(value) <= 100
+                and all(isinstance(v, str) and 0 < len(v) <= 255 for v in value)):
+            return value[0] if len(value) == 1 else value
+        raise ValidationError("Give a column name, or a list of 2-100 column names for a multilabel task.")
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
+def _job_target(job: Any) -> Any:
+    return job.targets or job.target
 
 
 class JobCreateSchema(Schema):
     dataset_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    target = fields.String(required=True, validate=validate.Length(min=1, max=255),
-                           metadata={"description": "The column to predict."})
+    target = TargetField(required=True, metadata={
+        "description": "The column to predict, or a list of two-valued label columns (multilabel).",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    })
     task = fields.String(load_default="auto", validate=validate.OneOf(TASKS))
     tuner = fields.String(load_default="bayesian", validate=validate.OneOf(TUNERS))
     objective = fields.String(load_default=None, validate=validate.Length(max=64),
@@ -20,12 +44,33 @@ class JobCreateSchema(Schema):
     patience = fields.Integer(load_default=5, validate=validate.Range(min=1, max=1000),
                               metadata={"description": "Early-stopping patience in epochs."})
     seed = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**31 - 1))
+    search_space = fields.Dict(
+        keys=fields.String(), load_default=dict,
+        metadata={"description": 'Narrow or fix hyperparameters (see GET /api/v1/search-space): '
+                                 '{"num_layers": {"min": 1, "max": 3}, "activation": ["relu", "elu"], '
+                                 '"dropout": 0.2}.'},
+    )
+    executions_per_trial = fields.Integer(load_default=1, validate=validate.Range(min=1),
+                                          metadata={"description": "Trainings per trial, averaged into its score."})
+    time_budget_s = fields.Integer(
+        load_default=None, validate=validate.Range(min=1),
+        metadata={"description": "Wall-clock limit on the whole search, from its start: the running trial "
+                                 "stops at its next epoch boundary and the best model so far is kept."},
+    )
+    target_score = fields.Float(
+        load_default=None, allow_nan=False,
+        metadata={"description": "End the search once the objective reaches this value."},
+    )
+    refit = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Retrain the best hyperparameters on train + validation before the test score."},
+    )
 
 
 class JobSchema(Schema):
     id = fields.String()
     dataset_id = fields.String()
-    target = fields.String()
+    target = fields.Function(_job_target, metadata={"description": "A column, or the label columns."})
     task = fields.String()
     tuner = fields.String()
     objective = fields.String()
@@ -36,7 +81,16 @@ class JobSchema(Schema):
     max_epochs = fields.Integer()
     patience = fields.Integer()
     seed = fields.Integer()
-    classes = fields.List(fields.Raw(), allow_none=True)
+    search_space = fields.Dict(allow_none=True, metadata={"description": "The narrowing, in canonical form."})
+    executions_per_trial = fields.Integer()
+    time_budget_s = fields.Integer(allow_none=True)
+    target_score = fields.Float(allow_none=True)
+    refit = fields.Boolean()
+    stop_reason = fields.String(allow_none=True, metadata={"enum": STOP_REASONS,
+                                                           "description": "Why the search ended."})
+    classes = fields.List(fields.Raw(), allow_none=True,
+                          metadata={"description": "Class labels; for multilabel one [negative, positive] pair "
+                                                   "per target column."})
     best_score = fields.Float(allow_none=True)
     best_trial_id = fields.String(allow_none=True)
     model_id = fields.String(allow_none=True)

@@ -27,6 +27,9 @@ blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Tr
 
 def _predictor(model_id: str) -> Predictor:
     svc = services()
+    cached = svc.models.peek(model_id)  # ready models never change: skip the database when loaded
+    if cached is not None:
+        return cached
     with svc.store.session() as session:
         record = repository.get_model(session, model_id)
     if record.state != ModelState.ready.value or not record.path:
@@ -72,8 +75,13 @@ class Predict(MethodView):
     @blp.arguments(PredictRequestSchema)
     @blp.response(200, PredictResponseSchema)
     def post(self, body: dict[str, Any], model_id: str) -> Any:
-        """Predictions in the original label space (classes as in the data; numbers for regression)."""
-        return {"predictions": _predictor(model_id).predict(body["instances"])}
+        """Predictions in the original label space (classes as in the data; numbers for regression).
+
+        With ``mc_samples``, Monte Carlo dropout: the mean prediction and its standard deviation."""
+        predictions, std = _predictor(model_id).predict(body["instances"], body["mc_samples"])
+        if std is None:
+            return {"predictions": predictions}
+        return {"predictions": predictions, "std": std, "mc_samples": body["mc_samples"]}
 
 
 @blp.route("/<string:model_id>/predict_proba")
@@ -81,7 +89,15 @@ class PredictProba(MethodView):
     @blp.arguments(PredictRequestSchema)
     @blp.response(200, ProbaResponseSchema)
     def post(self, body: dict[str, Any], model_id: str) -> Any:
-        """Class probabilities, one row per instance, each row summing to 1 (classifiers only)."""
+        """Class probabilities, one row per instance, each row summing to 1 (classifiers only).
+
+        Multilabel: one independent probability per label column. With ``mc_samples``, the mean
+        over Monte Carlo dropout passes and its standard deviation."""
         predictor = _predictor(model_id)
-        probabilities = predictor.probabilities(body["instances"])
-        return {"classes": predictor.classes, "probabilities": probabilities.tolist()}
+        out = predictor.probabilities(body["instances"], body["mc_samples"])
+        response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}
+        if predictor.task == "multilabel":
+            response["positive_classes"] = [pair[1] for pair in predictor.classes or []]
+        if out.std is not None:
+            response.update(std=out.std.tolist(), mc_samples=body["mc_samples"])
+        return response

@@ -13,11 +13,15 @@ class ModelSchema(Schema):
     task = fields.String()
     target = fields.String()
     classes = fields.List(fields.Raw(), allow_none=True)
+    targets = fields.List(fields.String(), allow_none=True, metadata={"description": "Multilabel: label columns."})
     input_schema = fields.List(fields.Dict(), metadata={"description": "Columns a prediction request sends."})
     hyperparameters = fields.Dict()
     validation_metrics = fields.Dict()
     test_metrics = fields.Dict(metadata={"description": "On the held-out test split the search never saw."})
     split_sizes = fields.Dict()
+    confusion_matrix = fields.Dict(allow_none=True, metadata={"description": "On the test split."})
+    refit = fields.Boolean(metadata={"description": "Retrained on train + validation after the search."})
+    supports_uncertainty = fields.Boolean(metadata={"description": "Has dropout, so mc_samples works."})
     error = fields.String(allow_none=True)
     created_at = fields.DateTime()
 
@@ -34,12 +38,28 @@ class PredictRequestSchema(Schema):
         validate=validate.Length(min=1, max=MAX_INSTANCES),
         metadata={"description": 'Rows as objects of raw values: [{"column": value, ...}]; null = missing.'},
     )
+    mc_samples = fields.Integer(
+        load_default=None, validate=validate.Range(min=2, max=1000),
+        metadata={"description": "Monte Carlo dropout: average this many stochastic passes and return "
+                                 "their standard deviation (models with dropout only)."},
+    )
 
 
 class PredictResponseSchema(Schema):
-    predictions = fields.List(fields.Raw())
+    predictions = fields.List(fields.Raw(), metadata={
+        "description": "Labels or numbers; for multilabel an object of label column -> predicted value."})
+    std = fields.List(fields.Raw(), metadata={
+        "description": "With mc_samples: std of the value (regression), of the predicted class's probability "
+                       "(classification), or per label (multilabel)."})
+    mc_samples = fields.Integer()
 
 
 class ProbaResponseSchema(Schema):
-    classes = fields.List(fields.Raw())
-    probabilities = fields.List(fields.List(fields.Float()))
+    classes = fields.List(fields.Raw(), metadata={
+        "description": "The class of each column; for multilabel the label columns."})
+    probabilities = fields.List(fields.List(fields.Float()), metadata={
+        "description": "Rows sum to 1; for multilabel each column is P(positive value) on its own."})
+    positive_classes = fields.List(fields.Raw(), metadata={
+        "description": "Multilabel: the value each label column's probability is for."})
+    std = fields.List(fields.List(fields.Float()), metadata={"description": "With mc_samples."})
+    mc_samples = fields.Integer()

@@ -1,4 +1,5 @@
 from alembic import context
+from sqlalchemy import text
 
 from automl.store.db import make_engine
 from automl.store.records import Base
@@ -21,6 +22,11 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=url.startswith("sqlite"))
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # API and worker processes start together and both migrate: the first one
+                # holds this lock until its transaction commits, the others then find the
+                # schema at head and do nothing.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7261001)"))
             context.run_migrations()
     engine.dispose()
 

@@ -1,0 +1,363 @@
+"""The tabular search space as data: documented by the API, narrowed per job, declared to Keras Tuner.
+
+Nothing here imports TensorFlow or Keras Tuner, so the API can document and validate the
+space without loading them. ``declare`` receives a ``keras_tuner.HyperParameters`` object
+from the hypermodel and registers one hyperparameter with the job's narrowing applied.
+
+A job's ``search_space`` maps a name to one of:
+  * a scalar: the value is fixed (``"dropout": 0.2``);
+  * a list: the search chooses among these values (``"activation": ["relu", "elu"]``);
+  * an object: a narrower range (``"num_layers": {"min": 1, "max": 3}``), for numbers.
+``normalize_overrides`` checks that against the space and the task and returns the
+canonical form ``{"fixed": v} | {"values": [...]} | {"min", "max", "step", "sampling"}``.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from automl.errors import InvalidJobRequest
+
+MAX_LAYERS = 6
+MIN_UNITS = 8
+ALL_TASKS = frozenset({"binary", "multiclass", "multilabel", "regression"})
+CLASSIFICATION = frozenset({"binary", "multiclass"})
+
+ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "elu"})
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "step", "exponential", "inverse_time", "reduce_on_plateau")
+DECAYING_SCHEDULES = ("step", "exponential", "inverse_time")
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Active only when ``parent`` takes one of ``values``."""
+
+    parent: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    name: str
+    type: str  # int | float | choice | boolean
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    sampling: str = "linear"
+    values: tuple[Any, ...] = ()
+    tasks: frozenset[str] = ALL_TASKS
+    conditions: tuple[Condition, ...] = field(default_factory=tuple)
+
+    @property
+    def numeric(self) -> bool:
+        if self.type in ("int", "float"):
+            return True
+        return self.type == "choice" and all(_is_number(v) for v in self.values)
+
+    def bounds(self) -> tuple[float, float]:
+        if self.type in ("int", "float"):
+            assert self.min is not None and self.max is not None
+            return float(self.min), float(self.max)
+        return float(min(self.values)), float(max(self.values))
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "default": self.default,
+                               "description": self.description, "tasks": sorted(self.tasks)}
+        if self.type in ("int", "float"):
+            out.update({"min": self.min, "max": self.max, "sampling": self.sampling})
+            if self.step is not None:
+                out["step"] = self.step
+        if self.type == "choice":
+            out["choices"] = list(self.values)
+        if self.type == "boolean":
+            out["choices"] = [False, True]
+        if self.conditions:
+            out["active_when"] = {c.parent: list(c.values) for c in self.conditions}
+        return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _units_conditions(i: int) -> tuple[Condition, ...]:
+    return (Condition("width_schedule", ("free",)), Condition("num_layers", tuple(range(i + 1, MAX_LAYERS + 1))))
+
+
+TABULAR_SPACE: tuple[Hyperparameter, ...] = (
+    Hyperparameter("num_layers", "int", 2, "Number of hidden layers (depth).", min=1, max=MAX_LAYERS),
+    Hyperparameter("units", "int", 128, "Width of the first hidden layer.", min=16, max=1024, sampling="log"),
+    Hyperparameter("width_schedule", "choice", "funnel",
+                   "How later layers are sized: 'funnel' = units x shrink^i, 'free' = one width per layer "
+                   "(units_1 ... units_5).", values=("funnel", "free")),
+    Hyperparameter("shrink", "float", 0.5, "Width factor from one hidden layer to the next (1 = constant width).",
+                   min=0.25, max=1.0, step=0.25, conditions=(Condition("width_schedule", ("funnel",)),)),
+    *(
+        Hyperparameter(f"units_{i}", "int", 64, f"Width of hidden layer {i + 1} when width_schedule is 'free'.",
+                       min=16, max=1024, sampling="log", conditions=_units_conditions(i))
+        for i in range(1, MAX_LAYERS)
+    ),
+    Hyperparameter("residual", "boolean", False,
+                   "Residual connections (with batch normalization) around hidden layers 2 and up."),
+    Hyperparameter("wide_deep", "boolean", False,
+                   "Wide & deep: concatenate the encoded inputs to the last hidden layer."),
+    Hyperparameter("activation", "choice", "relu",
+                   "Hidden activation; the kernel initializer follows it (he_normal for the relu family, "
+                   "lecun_normal for selu, glorot_uniform otherwise).", values=ACTIVATIONS),
+    Hyperparameter("dropout", "float", 0.1, "Dropout rate after each hidden layer (alpha dropout with selu).",
+                   min=0.0, max=0.5, step=0.05),
+    Hyperparameter("batch_norm", "boolean", False, "Batch normalization before each activation."),
+    Hyperparameter("l1", "choice", 0.0, "L1 kernel penalty (0 = none).", values=(0.0, 1e-6, 1e-5, 1e-4, 1e-3)),
+    Hyperparameter("l2", "choice", 0.0, "L2 kernel penalty (0 = none).",
+                   values=(0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)),
+    Hyperparameter("activity_l2", "choice", 0.0, "L2 activity regularization on hidden outputs (0 = none).",
+                   values=(0.0, 1e-6, 1e-5, 1e-4)),
+    Hyperparameter("max_norm", "choice", 0.0, "Max-norm constraint on hidden kernels (0 = none).",
+                   values=(0.0, 1.0, 2.0, 3.0, 4.0)),
+    Hyperparameter("optimizer", "choice", "adam", "Optimizer.", values=OPTIMIZERS),
+    Hyperparameter("momentum", "choice", 0.9, "SGD momentum.", values=(0.0, 0.5, 0.9, 0.95, 0.99),
+                   conditions=(Condition("optimizer", ("sgd",)),)),
+    Hyperparameter("nesterov", "boolean", True, "SGD Nesterov momentum.",
+                   conditions=(Condition("optimizer", ("sgd",)),)),
+    Hyperparameter("weight_decay", "choice", 1e-4, "AdamW decoupled weight decay.",
+                   values=(1e-5, 1e-4, 1e-3, 1e-2), conditions=(Condition("optimizer", ("adamw",)),)),
+    Hyperparameter("learning_rate", "float", 1e-3, "Initial learning rate.", min=1e-5, max=1e-1, sampling="log"),
+    Hyperparameter("lr_schedule", "choice", "constant",
+                   "Learning-rate schedule: constant, step decay, exponential decay, inverse-time decay, "
+                   "or reduce-on-plateau (on the objective).", values=LR_SCHEDULES),
+    Hyperparameter("lr_decay_rate", "float", 0.5,
+                   "Decay factor of the schedule (the factor of reduce-on-plateau).", min=0.1, max=0.9, step=0.1,
+                   conditions=(Condition("lr_schedule", (*DECAYING_SCHEDULES, "reduce_on_plateau")),)),
+    Hyperparameter("lr_decay_epochs", "int", 5, "Epochs per decay step of step/exponential/inverse-time decay.",
+                   min=1, max=20, conditions=(Condition("lr_schedule", DECAYING_SCHEDULES),)),
+    Hyperparameter("batch_size", "choice", 64, "Training batch size.", values=(16, 32, 64, 128, 256, 512)),
+    Hyperparameter("class_weight", "choice", "none",
+                   "'balanced' weights each class inversely to its frequency in the training split.",
+                   values=("none", "balanced"), tasks=CLASSIFICATION),
+    Hyperparameter("loss", "choice", "mse", "Regression loss (huber's delta is one target standard deviation).",
+                   values=REGRESSION_LOSSES, tasks=frozenset({"regression"})),
+)
+SPACE_BY_NAME = {hp.name: hp for hp in TABULAR_SPACE}
+
+
+def describe(task: str | None = None) -> list[dict[str, Any]]:
+    return [hp.describe() for hp in TABULAR_SPACE if task is None or task in hp.tasks]
+
+
+# --- narrowing -----------------------------------------------------------------------------
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+
+def _check_value(hp: Hyperparameter, value: Any) -> str | None:
+    """Why ``value`` is not a possible value of ``hp`` (None when it is)."""
+    if hp.type == "boolean":
+        return None if isinstance(value, bool) else "must be true or false"
+    if hp.numeric:
+        if not _is_number(value):
+            return f"must be a number, got {value!r}"
+        if hp.type == "int" and float(value) != int(value):
+            return f"must be a whole number, got {value!r}"
+        low, high = hp.bounds()
+        if not low <= float(value) <= high:
+            return f"{value!r} is outside the allowed range [{_fmt(low)}, {_fmt(high)}]"
+        return None
+    if value not in hp.values:
+        return f"{value!r} is not one of {list(hp.values)}"
+    return None
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
+
+
+def _coerce(hp: Hyperparameter, value: Any) -> Any:
+    if hp.type == "int" or (hp.type == "choice" and all(isinstance(v, int) for v in hp.values)):
+        return int(value)
+    if hp.numeric:
+        return float(value)
+    return value
+
+
+def _normalize_one(hp: Hyperparameter, raw: Any, problems: _Problems) -> dict[str, Any] | None:
+    name = hp.name
+    if isinstance(raw, dict):
+        if not hp.numeric:
+            problems.add(name, f"a range needs a numeric hyperparameter; give a list of values from {_domain(hp)}")
+            return None
+        unknown = set(raw) - {"min", "max", "step", "sampling"}
+        if unknown:
+            problems.add(name, f"unknown keys {sorted(unknown)}; a range has min, max, step and sampling")
+            return None
+        low, high = hp.bounds()
+        lo = raw.get("min", low)
+        hi = raw.get("max", high)
+        for key, bound in (("min", lo), ("max", hi)):
+            reason = _check_value(hp, bound)
+            if reason:
+                problems.add(name, f"{key}: {reason}")
+                return None
+        if lo > hi:
+            problems.add(name, f"min ({lo}) is greater than max ({hi})")
+            return None
+        if hp.type == "choice":
+            if set(raw) - {"min", "max"}:
+                problems.add(name, "step and sampling do not apply to a list of values")
+                return None
+            kept = [v for v in hp.values if lo <= v <= hi]
+            if not kept:
+                problems.add(name, f"no value of {list(hp.values)} lies in [{lo}, {hi}]")
+                return None
+            return {"fixed": kept[0]} if len(kept) == 1 else {"values": kept}
+        sampling = raw.get("sampling", hp.sampling)
+        if sampling not in ("linear", "log"):
+            problems.add(name, "sampling must be 'linear' or 'log'")
+            return None
+        if sampling == "log" and lo <= 0:
+            problems.add(name, "log sampling needs min > 0")
+            return None
+        step = raw.get("step", hp.step if sampling == hp.sampling else None)
+        if step is not None and (not _is_number(step) or step <= 0 or (hp.type == "int" and step != int(step))):
+            problems.add(name, "step must be a positive number (a whole number for an int)")
+            return None
+        if lo == hi:
+            return {"fixed": _coerce(hp, lo)}
+        return {"min": _coerce(hp, lo), "max": _coerce(hp, hi), "step": step, "sampling": sampling}
+    if isinstance(raw, list):
+        if not raw:
+            problems.add(name, "an empty list leaves nothing to search")
+            return None
+        for value in raw:
+            reason = _check_value(hp, value)
+            if reason:
+                problems.add(name, reason)
+                return None
+        values = list(dict.fromkeys(_coerce(hp, v) for v in raw))
+        return {"fixed": values[0]} if len(values) == 1 else {"values": values}
+    reason = _check_value(hp, raw)
+    if reason:
+        problems.add(name, reason)
+        return None
+    return {"fixed": _coerce(hp, raw)}
+
+
+def _domain(hp: Hyperparameter) -> list[Any]:
+    return [False, True] if hp.type == "boolean" else list(hp.values)
+
+
+def possible_values(name: str, overrides: dict[str, dict[str, Any]]) -> list[Any] | None:
+    """The values ``name`` can take under ``overrides``; None for a continuous range."""
+    hp = SPACE_BY_NAME[name]
+    override = overrides.get(name)
+    if override is not None:
+        if "fixed" in override:
+            return [override["fixed"]]
+        if "values" in override:
+            return list(override["values"])
+        if hp.type == "int":
+            return list(range(int(override["min"]), int(override["max"]) + 1))
+        return None
+    if hp.type == "int":
+        assert hp.min is not None and hp.max is not None
+        return list(range(int(hp.min), int(hp.max) + 1))
+    if hp.type in ("choice", "boolean"):
+        return _domain(hp)
+    return None
+
+
+def normalize_overrides(raw: dict[str, Any] | None, task: str) -> dict[str, dict[str, Any]]:
+    """A job's ``search_space`` in canonical form; a 422 naming every problem otherwise."""
+    if not raw:
+        return {}
+    problems = _Problems()
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        hp = SPACE_BY_NAME.get(name)
+        if hp is None:
+            problems.add(name, f"unknown hyperparameter; known: {', '.join(SPACE_BY_NAME)}")
+            continue
+        if task not in hp.tasks:
+            problems.add(name, f"does not apply to a {task} task (only to {', '.join(sorted(hp.tasks))})")
+            continue
+        canonical = _normalize_one(hp, value, problems)
+        if canonical is not None:
+            overrides[name] = canonical
+    for name in overrides:
+        for condition in SPACE_BY_NAME[name].conditions:
+            parent_values = possible_values(condition.parent, overrides)
+            if parent_values is not None and not set(parent_values) & set(condition.values):
+                problems.add(
+                    name,
+                    f"can never be used: it applies only when {condition.parent} is one of "
+                    f"{list(condition.values)}, which this search space excludes",
+                )
+    if problems.errors:
+        names = ", ".join(sorted(problems.errors))
+        raise InvalidJobRequest(f"The search_space cannot be used; fix: {names}.",
+                                errors={"search_space": [f"{k}: {'; '.join(v)}" for k, v in problems.errors.items()]})
+    return overrides
+
+
+# --- declaring to Keras Tuner --------------------------------------------------------------
+
+
+def _default(hp: Hyperparameter, candidates: list[Any] | None, low: Any = None, high: Any = None) -> Any:
+    if candidates is not None:
+        return hp.default if hp.default in candidates else candidates[0]
+    return hp.default if low <= hp.default <= high else low
+
+
+def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]]) -> Any:
+    """Register ``name`` on a ``keras_tuner.HyperParameters`` (within its conditions); its value.
+
+    Returns None when the hyperparameter is inactive in this trial (its condition is unmet).
+    """
+    hp = SPACE_BY_NAME[name]
+    with ExitStack() as stack:
+        # Keras Tuner only nests a scope under a parent declared inside the enclosing scope, so
+        # it is told the last condition; ``is_active`` applies them all, and ``declare`` returns
+        # None when any is unmet, so the model never uses an inactive value.
+        for condition in hp.conditions[-1:]:
+            stack.enter_context(hps.conditional_scope(condition.parent, list(condition.values)))
+        value = _register(hps, hp, overrides.get(name))
+    return value if is_active(name, hps.values) else None
+
+
+def is_active(name: str, values: dict[str, Any]) -> bool:
+    """Whether ``name`` takes part in a trial with these hyperparameter values."""
+    return all(values.get(c.parent) in c.values for c in SPACE_BY_NAME[name].conditions)
+
+
+def _register(hps: Any, hp: Hyperparameter, override: dict[str, Any] | None) -> Any:
+    name = hp.name
+    if override and "fixed" in override:
+        return hps.Fixed(name, override["fixed"])
+    if override and "values" in override:
+        values = list(override["values"])
+        return hps.Choice(name, values, default=_default(hp, values))
+    if hp.type == "boolean":
+        return hps.Boolean(name, default=hp.default)
+    if hp.type == "choice":
+        return hps.Choice(name, list(hp.values), default=hp.default)
+    low, high = (override["min"], override["max"]) if override else hp.bounds()
+    step = override.get("step") if override else hp.step
+    sampling = override.get("sampling", hp.sampling) if override else hp.sampling
+    default = _default(hp, None, low, high)
+    if hp.type == "int":
+        return hps.Int(name, int(low), int(high), step=int(step) if step else None, sampling=sampling,
+                       default=int(default))
+    return hps.Float(name, float(low), float(high), step=step, sampling=sampling, default=float(default))

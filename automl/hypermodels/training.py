@@ -1,0 +1,223 @@
+"""Training pieces chosen by hyperparameters and shared by every hypermodel.
+
+Optimizers, learning-rate schedules, regularizers, activations with their initializers,
+task heads (output layer, loss, metrics), class weights and input pipelines.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from automl.hypermodels.space import RELU_FAMILY
+
+EVAL_BATCH_SIZE = 1024
+
+
+def make_dataset(
+    x: dict[str, np.ndarray],
+    y: np.ndarray | None,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> tf.data.Dataset:
+    """numpy columns -> batched tf.data (Keras cannot take string numpy arrays directly)."""
+    tensors = {key: tf.constant(value) for key, value in x.items()}
+    if y is None:
+        parts: Any = tensors
+    elif sample_weight is None:
+        parts = (tensors, y)
+    else:
+        parts = (tensors, y, sample_weight.astype("float32"))
+    dataset = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(next(iter(x.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# --- layers -----------------------------------------------------------------------------------
+
+
+def kernel_initializer(activation: str) -> str:
+    if activation == "selu":
+        return "lecun_normal"
+    if activation in RELU_FAMILY:
+        return "he_normal"
+    return "glorot_uniform"
+
+
+def activation_layer(activation: str, name: str) -> keras.layers.Layer:
+    if activation == "prelu":
+        return keras.layers.PReLU(name=name)
+    if activation == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name=name)
+    return keras.layers.Activation(activation, name=name)
+
+
+def dropout_layer(activation: str, rate: float, name: str) -> keras.layers.Layer:
+    # Alpha dropout keeps selu's self-normalising mean and variance.
+    if activation == "selu":
+        return keras.layers.AlphaDropout(rate, name=name)
+    return keras.layers.Dropout(rate, name=name)
+
+
+def kernel_regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
+    if l1 > 0 or l2 > 0:
+        return keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
+    return None
+
+
+def activity_regularizer(l2: float) -> keras.regularizers.Regularizer | None:
+    return keras.regularizers.L2(float(l2)) if l2 > 0 else None
+
+
+def kernel_constraint(max_norm: float) -> keras.constraints.Constraint | None:
+    return keras.constraints.MaxNorm(float(max_norm)) if max_norm > 0 else None
+
+
+# --- optimisation -----------------------------------------------------------------------------
+
+
+def learning_rate_schedule(
+    schedule: str, learning_rate: float, decay_rate: float | None, decay_epochs: int | None, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """A schedule object for the decaying schedules; the plain rate otherwise.
+
+    ``reduce_on_plateau`` is a callback (see ``schedule_callbacks``), so it starts constant.
+    """
+    learning_rate = float(learning_rate)
+    if schedule in ("constant", "reduce_on_plateau"):
+        return learning_rate
+    assert decay_rate is not None and decay_epochs is not None
+    decay_steps = max(1, int(decay_epochs) * max(1, steps_per_epoch))
+    if schedule in ("step", "exponential"):
+        return keras.optimizers.schedules.ExponentialDecay(
+            learning_rate, decay_steps=decay_steps, decay_rate=float(decay_rate), staircase=schedule == "step"
+        )
+    if schedule == "inverse_time":
+        return keras.optimizers.schedules.InverseTimeDecay(
+            learning_rate, decay_steps=decay_steps, decay_rate=float(decay_rate)
+        )
+    raise ValueError(f"unknown learning-rate schedule {schedule}")
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
+    weight_decay: float | None = None,
+) -> keras.optimizers.Optimizer:
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=float(weight_decay or 1e-4))
+    if name == "nadam":
+        return keras.optimizers.Nadam(learning_rate=learning_rate)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=learning_rate,
+            momentum=float(momentum if momentum is not None else 0.9),
+            nesterov=bool(nesterov if nesterov is not None else True),
+        )
+    raise ValueError(f"unknown optimizer {name}")
+
+
+def schedule_callbacks(
+    schedule: str | None, decay_rate: float | None, learning_rate: float, monitor: str, mode: str, patience: int
+) -> list[keras.callbacks.Callback]:
+    if schedule != "reduce_on_plateau":
+        return []
+    return [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            mode=mode,
+            factor=float(decay_rate or 0.5),
+            patience=max(1, patience // 2),
+            min_lr=float(learning_rate) * 1e-3,
+            verbose=0,
+        )
+    ]
+
+
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_rows / max(1, batch_size)))
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+def task_head(
+    task: str, n_outputs: int, regression_loss: str | None, target_mean: float, target_std: float
+) -> tuple[Any, Any, list[Any]]:
+    """(output layer as a callable, loss, metrics) for a task."""
+
+    def head(x: Any) -> Any:
+        if task == "binary":
+            return keras.layers.Dense(1, activation="sigmoid", name="probability", dtype="float32")(x)
+        if task == "multiclass":
+            return keras.layers.Dense(n_outputs, activation="softmax", name="probabilities", dtype="float32")(x)
+        if task == "multilabel":
+            return keras.layers.Dense(n_outputs, activation="sigmoid", name="probabilities", dtype="float32")(x)
+        # Regression: the network predicts a standardised value; rescaling back to the target's
+        # units is a layer, so the saved model answers in the original units.
+        z = keras.layers.Dense(1, name="standardised", dtype="float32")(x)
+        return keras.layers.Rescaling(scale=target_std, offset=target_mean, name="prediction")(z)
+
+    if task == "binary":
+        return head, "binary_crossentropy", [
+            "accuracy", keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="prc"),
+        ]
+    if task == "multiclass":
+        return head, "sparse_categorical_crossentropy", ["accuracy"]
+    if task == "multilabel":
+        return head, "binary_crossentropy", [
+            keras.metrics.BinaryAccuracy(name="binary_accuracy"),
+            keras.metrics.AUC(name="auc", multi_label=True, num_labels=n_outputs),
+        ]
+    loss = StandardizedLoss(regression_loss or "mse", target_mean, target_std)
+    return head, loss, [
+        keras.metrics.MeanAbsoluteError(name="mae"),
+        keras.metrics.RootMeanSquaredError(name="rmse"),
+        keras.metrics.MeanSquaredError(name="mse"),
+    ]
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class StandardizedLoss(keras.losses.Loss):
+    """A regression loss computed on standardised targets, while the model answers in original units.
+
+    Without it, gradients scale with the target's spread (grams, dollars), which SGD and
+    RMSprop do not forgive; metrics (MAE, RMSE) stay in the target's own units.
+    """
+
+    def __init__(self, kind: str = "mse", mean: float = 0.0, std: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(name=f"standardized_{kind}", **kwargs)
+        self.kind = kind
+        self.mean = float(mean)
+        self.std = float(std) if std else 1.0
+        self._base = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error,
+                      "huber": keras.losses.huber}[kind]
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        scale = lambda v: (keras.ops.cast(v, "float32") - self.mean) / self.std  # noqa: E731
+        return self._base(scale(y_true), scale(y_pred))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mean": self.mean, "std": self.std, "reduction": self.reduction}
+
+
+def balanced_sample_weights(y: np.ndarray, task: str) -> np.ndarray:
+    """Per-row weights n / (k * count(class)): every class weighs the same in the loss."""
+    labels = np.asarray(y).reshape(-1).astype("int64") if task in ("binary", "multiclass") else None
+    if labels is None:
+        raise ValueError("class weighting applies to binary and multiclass tasks")
+    classes, counts = np.unique(labels, return_counts=True)
+    weight_of = {int(c): len(labels) / (len(classes) * n) for c, n in zip(classes, counts, strict=True)}
+    return np.array([weight_of[int(c)] for c in labels], dtype="float32")

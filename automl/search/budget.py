@@ -1,0 +1,53 @@
+"""When a search must stop early: a wall-clock deadline or a target objective value.
+
+Checked at every epoch boundary (so a running trial stops promptly and keeps its best
+epoch) and between trials (so no new trial starts once the budget is spent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from automl.search.objectives import reached
+
+TIME_BUDGET = "time_budget"
+TARGET_REACHED = "target_reached"
+MAX_TRIALS = "max_trials"
+EXHAUSTED = "search_space_exhausted"
+
+
+@dataclass(frozen=True)
+class Budget:
+    objective: str
+    direction: str
+    deadline: datetime | None = None
+    target_score: float | None = None
+    stop_on_epoch_target: bool = True  # False when several executions average into the score
+
+    def time_up(self, now: datetime | None = None) -> bool:
+        return self.deadline is not None and (now or datetime.now(UTC)) >= self.deadline
+
+    def epoch_stop_reason(self, logs: dict[str, Any] | None) -> str | None:
+        if self.time_up():
+            return TIME_BUDGET
+        if self.stop_on_epoch_target and reached((logs or {}).get(self.objective), self.target_score,
+                                                 self.direction):
+            return TARGET_REACHED
+        return None
+
+    def search_stop_reason(self, best_score: float | None) -> str | None:
+        if reached(best_score, self.target_score, self.direction):
+            return TARGET_REACHED
+        if self.time_up() and best_score is not None:
+            return TIME_BUDGET
+        return None
+
+
+def search_stop_reason(budget: Budget, best_score: float | None, trials_done: int, max_trials: int) -> str | None:
+    """Why a search must end before its next trial (a budget is spent), or None to go on."""
+    reason = budget.search_stop_reason(best_score)
+    if reason is None and trials_done >= max_trials:
+        reason = MAX_TRIALS
+    return reason

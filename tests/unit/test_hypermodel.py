@@ -1,0 +1,197 @@
+"""Fixed hyperparameter values -> the layers, loss, optimizer, schedule and weights they promise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from automl.hypermodels.mlp import TabularMLP
+from automl.hypermodels.space import is_active, normalize_overrides
+from automl.hypermodels.training import StandardizedLoss
+from automl.preprocessing.features import FeatureSpec
+
+FEATURES = [
+    FeatureSpec(name="x", key="x", kind="numeric", mean=1.0, std=2.0),
+    FeatureSpec(name="c", key="c", kind="categorical", vocabulary=["a", "b"]),
+]
+
+
+def build(task: str = "binary", n_outputs: int = 1, **fixed: Any) -> tuple[keras.Model, kt.HyperParameters, TabularMLP]:
+    hypermodel = TabularMLP(FEATURES, task, n_outputs, "val_loss", "min", patience=4, n_train=640,
+                            overrides=normalize_overrides(fixed, task), target_mean=10.0, target_std=5.0)
+    hp = kt.HyperParameters()
+    return hypermodel.build(hp), hp, hypermodel
+
+
+def layers(model: keras.Model, kind: type) -> list[Any]:
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def dense_hidden(model: keras.Model) -> list[keras.layers.Dense]:
+    return [layer for layer in layers(model, keras.layers.Dense) if layer.name.startswith("dense_")]
+
+
+def test_depth_and_funnel_widths() -> None:
+    model, hp, _ = build(num_layers=3, units=256, width_schedule="funnel", shrink=0.5)
+    assert [d.units for d in dense_hidden(model)] == [256, 128, 64]
+    assert "units_1" in hp.values  # declared to the tuner, but ...
+    model, _, _ = build(num_layers=4, units=32, shrink=0.25)
+    assert [d.units for d in dense_hidden(model)] == [32, 8, 8, 8]  # never below 8 units
+
+
+def test_free_widths() -> None:
+    model, _, _ = build(num_layers=3, units=64, width_schedule="free", units_1=512, units_2=16)
+    assert [d.units for d in dense_hidden(model)] == [64, 512, 16]
+
+
+def test_residual_blocks_are_batch_normalised_and_wide_deep_concatenates_inputs() -> None:
+    model, _, _ = build(num_layers=3, units=64, shrink=1.0, residual=True, batch_norm=False, wide_deep=True)
+    names = [layer.name for layer in model.layers]
+    assert {"residual_1", "residual_2", "batch_norm_1", "batch_norm_2"} <= set(names)
+    assert "batch_norm_0" not in names and "shortcut_1" not in names  # same width: identity shortcut
+    wide = model.get_layer("wide_deep")
+    assert isinstance(wide, keras.layers.Concatenate)
+    assert model.get_layer("features").output in wide.input
+    model, _, _ = build(num_layers=2, units=64, shrink=0.5, residual=True)
+    assert isinstance(model.get_layer("shortcut_1"), keras.layers.Dense)  # projection when widths differ
+
+
+@pytest.mark.parametrize(
+    ("activation", "initializer", "layer_type"),
+    [("relu", "HeNormal", keras.layers.Activation), ("leaky_relu", "HeNormal", keras.layers.LeakyReLU),
+     ("prelu", "HeNormal", keras.layers.PReLU), ("elu", "HeNormal", keras.layers.Activation),
+     ("selu", "LecunNormal", keras.layers.Activation), ("gelu", "GlorotUniform", keras.layers.Activation),
+     ("swish", "GlorotUniform", keras.layers.Activation), ("tanh", "GlorotUniform", keras.layers.Activation),
+     ("sigmoid", "GlorotUniform", keras.layers.Activation)],
+)
+def test_activation_and_matching_initializer(activation: str, initializer: str, layer_type: type) -> None:
+    model, _, _ = build(activation=activation, num_layers=1, dropout=0.2)
+    dense = dense_hidden(model)[0]
+    assert type(dense.kernel_initializer).__name__ == initializer
+    act = model.get_layer("activation_0")
+    assert isinstance(act, layer_type)
+    if layer_type is keras.layers.Activation:
+        assert act.get_config()["activation"] == {"swish": "silu"}.get(activation, activation)
+    dropout = model.get_layer("dropout_0")
+    assert isinstance(dropout, keras.layers.AlphaDropout if activation == "selu" else keras.layers.Dropout)
+    assert dropout.rate == pytest.approx(0.2)
+
+
+def test_regularization() -> None:
+    model, _, _ = build(num_layers=2, l1=1e-4, l2=1e-3, activity_l2=1e-5, max_norm=3.0, batch_norm=True,
+                        dropout=0.0)
+    for dense in dense_hidden(model):
+        assert isinstance(dense.kernel_regularizer, keras.regularizers.L1L2)
+        assert dense.kernel_regularizer.l1 == pytest.approx(1e-4) and dense.kernel_regularizer.l2 == pytest.approx(1e-3)
+        assert isinstance(dense.activity_regularizer, keras.regularizers.L2)
+        assert isinstance(dense.kernel_constraint, keras.constraints.MaxNorm)
+        assert dense.kernel_constraint.max_value == 3.0
+        assert not dense.use_bias
+    assert len(layers(model, keras.layers.BatchNormalization)) == 2
+    assert not layers(model, keras.layers.Dropout)
+    model, _, _ = build(num_layers=1, l1=0.0, l2=0.0, activity_l2=0.0, max_norm=0.0)
+    dense = dense_hidden(model)[0]
+    assert dense.kernel_regularizer is None and dense.activity_regularizer is None and dense.kernel_constraint is None
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("adam", keras.optimizers.Adam), ("adamw", keras.optimizers.AdamW), ("nadam", keras.optimizers.Nadam),
+     ("rmsprop", keras.optimizers.RMSprop), ("sgd", keras.optimizers.SGD)],
+)
+def test_optimizers(name: str, cls: type) -> None:
+    extra: dict[str, Any] = {"momentum": 0.5, "nesterov": False} if name == "sgd" else {}
+    if name == "adamw":
+        extra["weight_decay"] = 1e-3
+    model, hp, _ = build(optimizer=name, learning_rate=0.02, lr_schedule="constant", **extra)
+    assert type(model.optimizer) is cls
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+    if name == "sgd":
+        assert model.optimizer.momentum == 0.5 and model.optimizer.nesterov is False
+    else:
+        assert not is_active("momentum", hp.values) and not is_active("nesterov", hp.values)
+    if name == "adamw":
+        assert model.optimizer.weight_decay == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "cls", "staircase"),
+    [("step", keras.optimizers.schedules.ExponentialDecay, True),
+     ("exponential", keras.optimizers.schedules.ExponentialDecay, False),
+     ("inverse_time", keras.optimizers.schedules.InverseTimeDecay, False)],
+)
+def test_decaying_schedules(schedule: str, cls: type, staircase: bool) -> None:
+    model, _, _ = build(lr_schedule=schedule, learning_rate=0.01, lr_decay_rate=0.5, lr_decay_epochs=3,
+                        batch_size=64, optimizer="adam")
+    lr = model.optimizer._learning_rate
+    assert type(lr) is cls
+    config = lr.get_config()
+    assert config["initial_learning_rate"] == pytest.approx(0.01) and config["decay_rate"] == pytest.approx(0.5)
+    assert config["decay_steps"] == 3 * 10  # 3 epochs x ceil(640 / 64) steps
+    if cls is keras.optimizers.schedules.ExponentialDecay:
+        assert config["staircase"] is staircase
+
+
+def _fit_callbacks(hypermodel: TabularMLP, hp: kt.HyperParameters, model: keras.Model, **fit: Any) -> list[Any]:
+    captured: dict[str, Any] = {}
+
+    def fake_fit(data: Any, **kwargs: Any) -> None:
+        captured["data"] = data
+        captured.update(kwargs)
+
+    model.fit = fake_fit
+    x = {"x": np.arange(8, dtype="float32").reshape(-1, 1), "c": np.array([["a"], ["b"]] * 4, dtype=object)}
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1], dtype="float32").reshape(-1, 1)
+    hypermodel.fit(hp, model, x, y, validation_data=(x, y), **fit)
+    return [captured]
+
+
+def test_reduce_on_plateau_and_early_stopping_callbacks() -> None:
+    model, hp, hypermodel = build(lr_schedule="reduce_on_plateau", lr_decay_rate=0.3, learning_rate=0.01)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    [captured] = _fit_callbacks(hypermodel, hp, model, epochs=7)
+    kinds = {type(c).__name__: c for c in captured["callbacks"]}
+    assert kinds["ReduceLROnPlateau"].factor == pytest.approx(0.3)
+    assert kinds["ReduceLROnPlateau"].monitor == "val_loss"
+    assert kinds["EarlyStopping"].patience == 4 and kinds["EarlyStopping"].monitor == "val_loss"
+    assert captured["epochs"] == 7
+
+
+def test_balanced_class_weights_reach_training() -> None:
+    model, hp, hypermodel = build(class_weight="balanced", batch_size=16)
+    [captured] = _fit_callbacks(hypermodel, hp, model)
+    _, y, weights = next(iter(captured["data"].unbatch().batch(8)))
+    weights = np.asarray(weights)
+    labels = np.asarray(y).reshape(-1)
+    # 6 negatives and 2 positives: each class's weights sum to half the rows.
+    assert weights[labels == 0].sum() == pytest.approx(4.0) and weights[labels == 1].sum() == pytest.approx(4.0)
+    model, hp, hypermodel = build(class_weight="none")
+    [captured] = _fit_callbacks(hypermodel, hp, model)
+    assert len(captured["data"].element_spec) == 2
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_regression_losses_work_on_standardised_targets(loss: str) -> None:
+    model, _, _ = build("regression", loss=loss)
+    assert isinstance(model.loss, StandardizedLoss) and model.loss.kind == loss
+    assert model.get_layer("prediction").get_config()["scale"] == 5.0
+    y_true = np.array([[10.0], [20.0]], dtype="float32")
+    y_pred = np.array([[15.0], [20.0]], dtype="float32")
+    expected = {"mse": 0.5, "mae": 0.5, "huber": 0.25}[loss]  # errors of 1 and 0 standard deviations
+    assert float(model.loss(y_true, y_pred)) == pytest.approx(expected)
+
+
+def test_task_heads() -> None:
+    model, _, _ = build("multilabel", n_outputs=3)
+    out = model.get_layer("probabilities")
+    assert out.units == 3 and out.get_config()["activation"] == "sigmoid"
+    assert model.loss == "binary_crossentropy"
+    model, _, _ = build("multiclass", n_outputs=4)
+    assert model.get_layer("probabilities").get_config()["activation"] == "softmax"
+    assert model.loss == "sparse_categorical_crossentropy"
+    model, _, _ = build("binary")
+    assert model.get_layer("probability").units == 1
