@@ -15,7 +15,7 @@ import keras_tuner as kt
 import numpy as np
 
 from automl.hypermodels import training
-from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS, SPACE_BY_NAME, declare
+from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS, SPACE_BY_NAME, declare, unmet_condition
 from automl.preprocessing.features import FeatureSpec
 from automl.preprocessing.layers import build_inputs
 
@@ -51,7 +51,9 @@ class TabularMLP(kt.HyperModel):
         self.seed = seed
 
     def _hp(self, hp: kt.HyperParameters, name: str) -> Any:
-        if self.task not in SPACE_BY_NAME[name].tasks:
+        # Hyperparameters the task or the job's narrowing rules out are never declared, so
+        # the tuner (a grid above all) does not vary values the model would ignore.
+        if self.task not in SPACE_BY_NAME[name].tasks or unmet_condition(name, self.overrides):
             return None
         return declare(hp, name, self.overrides)
 

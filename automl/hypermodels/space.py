@@ -279,6 +279,15 @@ def possible_values(name: str, overrides: dict[str, dict[str, Any]]) -> list[Any
     return None
 
 
+def unmet_condition(name: str, overrides: dict[str, dict[str, Any]]) -> Condition | None:
+    """A condition of ``name`` that no trial can meet under ``overrides`` (None: reachable)."""
+    for condition in SPACE_BY_NAME[name].conditions:
+        parent_values = possible_values(condition.parent, overrides)
+        if parent_values is not None and not set(parent_values) & set(condition.values):
+            return condition
+    return None
+
+
 def normalize_overrides(raw: dict[str, Any] | None, task: str) -> dict[str, dict[str, Any]]:
     """A job's ``search_space`` in canonical form; a 422 naming every problem otherwise."""
     if not raw:
@@ -297,14 +306,13 @@ def normalize_overrides(raw: dict[str, Any] | None, task: str) -> dict[str, dict
         if canonical is not None:
             overrides[name] = canonical
     for name in overrides:
-        for condition in SPACE_BY_NAME[name].conditions:
-            parent_values = possible_values(condition.parent, overrides)
-            if parent_values is not None and not set(parent_values) & set(condition.values):
-                problems.add(
-                    name,
-                    f"can never be used: it applies only when {condition.parent} is one of "
-                    f"{list(condition.values)}, which this search space excludes",
-                )
+        condition = unmet_condition(name, overrides)
+        if condition is not None:
+            problems.add(
+                name,
+                f"can never be used: it applies only when {condition.parent} is one of "
+                f"{list(condition.values)}, which this search space excludes",
+            )
     if problems.errors:
         names = ", ".join(sorted(problems.errors))
         raise InvalidJobRequest(f"The search_space cannot be used; fix: {names}.",

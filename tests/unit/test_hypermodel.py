@@ -38,7 +38,9 @@ def dense_hidden(model: keras.Model) -> list[keras.layers.Dense]:
 def test_depth_and_funnel_widths() -> None:
     model, hp, _ = build(num_layers=3, units=256, width_schedule="funnel", shrink=0.5)
     assert [d.units for d in dense_hidden(model)] == [256, 128, 64]
-    assert "units_1" in hp.values  # declared to the tuner, but ...
+    assert "units_1" not in hp.values  # free widths are ruled out, so the tuner never sees them
+    _, hp, _ = build(num_layers=3, units=256, shrink=0.5)
+    assert "units_1" in hp.values and not is_active("units_1", hp.values)  # searchable, unused here
     model, _, _ = build(num_layers=4, units=32, shrink=0.25)
     assert [d.units for d in dense_hidden(model)] == [32, 8, 8, 8]  # never below 8 units
 

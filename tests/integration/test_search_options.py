@@ -1,0 +1,169 @@
+"""Every tuner, task type and budget through the REST API, on the production shape (Postgres + Redis).
+
+Bayesian search and multiclass are in the penguins test; hyperband in the embedded-mode test.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+from tests.integration.conftest import Service, submit, upload_csv
+
+pytestmark = pytest.mark.integration
+
+# Everything but activation and depth fixed, so a grid has exactly 2 x 2 points.
+FIXED = {"units": 32, "width_schedule": "funnel", "shrink": 1.0, "residual": False, "wide_deep": False,
+         "dropout": 0.1, "batch_norm": False, "l1": 0.0, "l2": 0.0, "activity_l2": 0.0, "max_norm": 0.0,
+         "optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant", "batch_size": 32}
+
+
+def upload_frame(service: Service, frame: pd.DataFrame, tmp_path: Path, name: str) -> dict[str, Any]:
+    path = tmp_path / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return upload_csv(service, path)
+
+
+def get(service: Service, path: str) -> Any:
+    response = requests.get(f"{service.url}/api/v1{path}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def post(service: Service, path: str, body: dict[str, Any]) -> Any:
+    response = requests.post(f"{service.url}/api/v1{path}", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def finished(service: Service, job: dict[str, Any]) -> dict[str, Any]:
+    job = service.wait_for_job(job["id"])
+    assert job["state"] == "succeeded", (job["error"], service.logs())
+    return job
+
+
+def test_grid_search_over_a_multilabel_task_with_several_executions(distributed: Service, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                          "colour": rng.choice(["red", "green"], size=n)})
+    frame["spam"] = np.where(frame["x1"] > 0, "spam", "ham")
+    frame["urgent"] = (frame["x2"] + (frame["colour"] == "red")) > 0.5
+    frame["flag"] = (frame["x1"] * frame["x2"] > 0).astype(int)
+    dataset = upload_frame(distributed, frame, tmp_path, "labels")
+
+    job = submit(distributed, dataset_id=dataset["id"], target=["spam", "urgent", "flag"], tuner="grid",
+                 max_trials=10, max_epochs=3, executions_per_trial=2, seed=1,
+                 search_space={**FIXED, "activation": ["relu", "tanh"], "num_layers": [1, 2]})
+    assert job["task"] == "multilabel" and job["target"] == ["spam", "urgent", "flag"]
+    assert job["classes"] == [["ham", "spam"], [False, True], [0, 1]] and job["objective"] == "val_loss"
+    job = finished(distributed, job)
+    assert job["stop_reason"] == "search_space_exhausted" and job["trials_done"] == 4
+
+    trials = get(distributed, f"/jobs/{job['id']}/trials")["trials"]
+    grid = {(t["hyperparameters"]["activation"], t["hyperparameters"]["num_layers"]) for t in trials}
+    assert grid == {("relu", 1), ("relu", 2), ("tanh", 1), ("tanh", 2)}
+    for trial in trials:
+        assert {k: trial["hyperparameters"][k] for k in FIXED} == FIXED
+        history = get(distributed, f"/jobs/{job['id']}/trials/{trial['trial_id']}/history")["epochs"]
+        assert [(e["execution"], e["epoch"]) for e in history] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+        assert {"binary_accuracy", "val_auc"} <= set(history[0])
+
+    model = get(distributed, f"/models/{job['model_id']}")
+    assert model["targets"] == ["spam", "urgent", "flag"]
+    assert {"subset_accuracy", "accuracy", "balanced_accuracy", "log_loss", "roc_auc", "f1"} <= set(
+        model["test_metrics"])
+    assert len(model["confusion_matrix"]["matrices"]) == 3
+    instances = frame.drop(columns=["spam"]).head(4).to_dict("records")  # a target column is ignored
+    instances = [{k: v for k, v in row.items() if k not in ("urgent", "flag")} for row in instances]
+    predictions = post(distributed, f"/models/{job['model_id']}/predict", {"instances": instances})["predictions"]
+    assert len(predictions) == 4
+    for prediction in predictions:
+        assert prediction["spam"] in ("ham", "spam") and prediction["urgent"] in (False, True)
+        assert prediction["flag"] in (0, 1)
+    proba = post(distributed, f"/models/{job['model_id']}/predict_proba", {"instances": instances})
+    assert proba["classes"] == ["spam", "urgent", "flag"] and proba["positive_classes"] == ["spam", True, 1]
+    assert all(0.0 <= p <= 1.0 for row in proba["probabilities"] for p in row)
+
+
+def test_random_search_regression_stops_at_the_time_budget_and_refits(distributed: Service, tmp_path: Path) -> None:
+    frame = load_diabetes(as_frame=True).frame
+    dataset = upload_frame(distributed, frame, tmp_path, "diabetes")
+    budget_s = 8
+    job = submit(distributed, dataset_id=dataset["id"], target="target", tuner="random", max_trials=200,
+                 max_epochs=1000, patience=1000, time_budget_s=budget_s, refit=True, seed=2,
+                 search_space={"loss": ["huber", "mae"], "lr_schedule": ["exponential", "inverse_time", "step"],
+                               "num_layers": {"max": 2}, "dropout": {"min": 0.1}, "batch_size": 32})
+    assert job["objective"] == "val_rmse"  # losses differ between trials, so rank by RMSE
+    job = finished(distributed, job)
+    assert job["stop_reason"] == "time_budget" and job["trials_done"] < 200
+    started = datetime.fromisoformat(job["started_at"])
+    trials = get(distributed, f"/jobs/{job['id']}/trials")["trials"]
+    last = max(trials, key=lambda t: t["number"])
+    # The trial running at the deadline stopped at an epoch boundary, long before its 1000 epochs.
+    assert last["epochs_done"] < 1000 and last["state"] == "completed"
+    assert (datetime.fromisoformat(last["finished_at"]) - started).total_seconds() < budget_s + 30
+    for trial in trials:
+        hp = trial["hyperparameters"]
+        assert hp["loss"] in ("huber", "mae") and hp["num_layers"] <= 2 and hp["dropout"] >= 0.1
+        assert hp["lr_schedule"] in ("exponential", "inverse_time", "step") and "lr_decay_epochs" in hp
+
+    model = get(distributed, f"/models/{job['model_id']}")
+    assert model["refit"] is True and model["supports_uncertainty"] is True
+    assert {"mae", "rmse", "r2"} <= set(model["test_metrics"]) and model["confusion_matrix"] is None
+    assert model["split_sizes"]["train"] + model["split_sizes"]["validation"] > 300
+    history = get(distributed, f"/models/{job['model_id']}/history")["epochs"]
+    assert history and "val_loss" not in history[0]  # refit on train + validation: nothing held out
+
+    instances = frame.drop(columns=["target"]).head(3).to_dict("records")
+    plain = post(distributed, f"/models/{job['model_id']}/predict", {"instances": instances})
+    assert "std" not in plain
+    mc = post(distributed, f"/models/{job['model_id']}/predict", {"instances": instances, "mc_samples": 30})
+    assert mc["mc_samples"] == 30 and len(mc["std"]) == 3 and all(s > 0 for s in mc["std"])
+    assert np.allclose(mc["predictions"], plain["predictions"], rtol=0.5)
+
+
+def test_bayesian_binary_search_ends_when_the_target_score_is_reached(distributed: Service, tmp_path: Path) -> None:
+    frame = load_breast_cancer(as_frame=True).frame
+    dataset = upload_frame(distributed, frame, tmp_path, "cancer")
+    job = submit(distributed, dataset_id=dataset["id"], target="target", tuner="bayesian", max_trials=8,
+                 max_epochs=20, objective="val_accuracy", target_score=0.8, seed=4,
+                 search_space={"class_weight": "balanced", "learning_rate": {"min": 1e-3, "max": 1e-2}})
+    job = finished(distributed, job)
+    assert job["stop_reason"] == "target_reached" and job["trials_done"] < 8
+    assert job["best_score"] >= 0.8
+    trials = get(distributed, f"/jobs/{job['id']}/trials")["trials"]
+    assert all(t["hyperparameters"]["class_weight"] == "balanced" for t in trials)
+    model = get(distributed, f"/models/{job['model_id']}")
+    assert model["refit"] is False
+    assert model["confusion_matrix"]["labels"] == [0, 1]
+    matrix = np.array(model["confusion_matrix"]["matrix"])
+    assert matrix.sum() == model["split_sizes"]["test"]
+    proba = post(distributed, f"/models/{job['model_id']}/predict_proba",
+                 {"instances": frame.drop(columns=["target"]).head(2).to_dict("records"), "mc_samples": 20})
+    assert len(proba["std"]) == 2 and np.allclose(np.sum(proba["probabilities"], axis=1), 1.0)
+
+
+def test_max_epochs_and_early_stopping_patience(distributed: Service, tmp_path: Path) -> None:
+    frame = load_wine(as_frame=True).frame
+    dataset = upload_frame(distributed, frame, tmp_path, "wine")
+    patience, max_epochs = 2, 40
+    job = submit(distributed, dataset_id=dataset["id"], target="target", task="multiclass", tuner="random",
+                 max_trials=2, max_epochs=max_epochs, patience=patience, seed=5,
+                 search_space={"learning_rate": 0.05, "lr_schedule": "constant", "optimizer": "adam",
+                               "units": 64, "num_layers": 2})
+    job = finished(distributed, job)
+    assert job["stop_reason"] == "max_trials" and job["trials_done"] == 2
+    trials = get(distributed, f"/jobs/{job['id']}/trials")["trials"]
+    assert all(t["epochs_done"] <= max_epochs for t in trials)
+    stopped_early = [t for t in trials if t["epochs_done"] < max_epochs]
+    assert stopped_early, trials  # a learning rate this high overfits wine well before 40 epochs
+    for trial in stopped_early:
+        assert trial["epochs_done"] - 1 - trial["best_epoch"] == patience
