@@ -1,0 +1,37 @@
+"""Budgets: a deadline stops at epoch boundaries and between trials; a target score ends the search."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from automl.search.budget import MAX_TRIALS, TARGET_REACHED, TIME_BUDGET, Budget, search_stop_reason
+
+
+def test_deadline() -> None:
+    past = Budget("val_loss", "min", deadline=datetime.now(UTC) - timedelta(seconds=1))
+    future = Budget("val_loss", "min", deadline=datetime.now(UTC) + timedelta(hours=1))
+    assert past.epoch_stop_reason({"val_loss": 1.0}) == TIME_BUDGET
+    assert future.epoch_stop_reason({"val_loss": 1.0}) is None
+    # Between trials the deadline ends the search only once some trial has a score to keep.
+    assert search_stop_reason(past, None, 0, 10) is None
+    assert search_stop_reason(past, 0.5, 1, 10) == TIME_BUDGET
+
+
+def test_target_score_respects_direction() -> None:
+    maximise = Budget("val_accuracy", "max", target_score=0.9)
+    assert maximise.epoch_stop_reason({"val_accuracy": 0.91}) == TARGET_REACHED
+    assert maximise.epoch_stop_reason({"val_accuracy": 0.89}) is None
+    assert maximise.epoch_stop_reason({"accuracy": 0.99}) is None  # only the objective counts
+    minimise = Budget("val_rmse", "min", target_score=3.0)
+    assert minimise.epoch_stop_reason({"val_rmse": 2.5}) == TARGET_REACHED
+    assert search_stop_reason(minimise, 3.5, 2, 10) is None
+    assert search_stop_reason(minimise, 3.0, 2, 10) == TARGET_REACHED
+    # With several executions the averaged trial score decides, not one execution's epoch.
+    averaged = Budget("val_accuracy", "max", target_score=0.9, stop_on_epoch_target=False)
+    assert averaged.epoch_stop_reason({"val_accuracy": 0.95}) is None
+
+
+def test_max_trials() -> None:
+    budget = Budget("val_loss", "min")
+    assert search_stop_reason(budget, 0.1, 4, 5) is None
+    assert search_stop_reason(budget, 0.1, 5, 5) == MAX_TRIALS
