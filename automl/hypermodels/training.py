@@ -213,6 +213,12 @@ class StandardizedLoss(keras.losses.Loss):
         return {"kind": self.kind, "mean": self.mean, "std": self.std, "reduction": self.reduction}
 
 
+def has_dropout(model: keras.Model) -> bool:
+    """Whether Monte Carlo dropout can estimate this model's uncertainty."""
+    return any(isinstance(layer, keras.layers.Dropout | keras.layers.AlphaDropout) and layer.rate > 0
+               for layer in model.layers)
+
+
 def balanced_sample_weights(y: np.ndarray, task: str) -> np.ndarray:
     """Per-row weights n / (k * count(class)): every class weighs the same in the loss."""
     labels = np.asarray(y).reshape(-1).astype("int64") if task in ("binary", "multiclass") else None

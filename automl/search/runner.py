@@ -24,7 +24,7 @@ import tensorboard  # noqa: F401
 from automl.errors import SearchFailed
 from automl.hypermodels import space
 from automl.hypermodels.mlp import TabularMLP
-from automl.hypermodels.training import EVAL_BATCH_SIZE, make_dataset
+from automl.hypermodels.training import EVAL_BATCH_SIZE, has_dropout, make_dataset
 from automl.search.budget import EXHAUSTED
 from automl.search.data import PreparedData, prepare
 from automl.search.evaluation import evaluate
@@ -245,11 +245,6 @@ def _predict(model: Any, x: dict[str, Any]) -> Any:
     return model.predict(make_dataset(x, None, EVAL_BATCH_SIZE), verbose=0)
 
 
-def has_dropout(model: Any) -> bool:
-    return any(isinstance(layer, keras.layers.Dropout | keras.layers.AlphaDropout) and layer.rate > 0
-               for layer in model.layers)
-
-
 def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([a[key], b[key]]) for key in a}
 
@@ -276,7 +271,7 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
     validation = evaluate(spec.task, data.y_val, _predict(model, data.x_val), labels)
     history = None
     if spec.refit:
-        hypermodel = make_hypermodel(spec, data)
+        hypermodel = tuner.hypermodel
         keras.utils.set_random_seed(spec.seed)
         model = hypermodel.build(hp)
         epochs = int(best.best_step or 0) + 1

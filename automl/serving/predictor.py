@@ -40,6 +40,8 @@ class Predictor:
     def __init__(self, model_dir: Path) -> None:
         import keras
 
+        from automl.hypermodels.training import has_dropout
+
         self.metadata = read_metadata(model_dir)
         self.task: str = self.metadata["task"]
         self.target: str = self.metadata["target"]
@@ -47,10 +49,7 @@ class Predictor:
         self.classes: list[Any] | None = self.metadata.get("classes")
         self.features: list[dict[str, Any]] = self.metadata["features"]
         self.model = load_keras_model(model_dir)
-        self.supports_uncertainty = any(
-            isinstance(layer, keras.layers.Dropout | keras.layers.AlphaDropout) and layer.rate > 0
-            for layer in self.model.layers
-        )
+        self.supports_uncertainty = has_dropout(self.model)
         for layer in self.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
