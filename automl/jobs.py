@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from automl.datasets.ingest import load_frame
 from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
-from automl.errors import InvalidJobRequest
+from automl.errors import InvalidJobRequest, NotReady
 from automl.hypermodels.space import normalize_overrides
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import repository
-from automl.store.records import DatasetRecord, JobRecord, JobState
+from automl.store.records import DatasetRecord, JobRecord, JobState, TrialRecord, TrialState, utcnow
 
 DEFAULT_PATIENCE = 5
 
@@ -47,6 +47,7 @@ class JobRequest:
     time_budget_s: int | None = None
     target_score: float | None = None
     refit: bool = False
+    parallel_trials: int = 1
 
 
 def column_types(dataset: DatasetRecord) -> dict[str, str]:
@@ -73,7 +74,8 @@ def _limit(name: str, value: int, limit: int) -> None:
         raise InvalidJobRequest(f"{name} is at most {limit} on this service.", {name: [f"at most {limit}"]})
 
 
-def create_job(session: Session, settings: Settings, request: JobRequest) -> JobRecord:
+def create_job(session: Session, settings: Settings, request: JobRequest, idempotency_key: str | None = None,
+               fingerprint: str | None = None) -> JobRecord:
     dataset = repository.get_dataset(session, request.dataset_id)
     targets, info = _resolve(dataset, request)
     overrides = normalize_overrides(request.search_space, info.task)
@@ -88,6 +90,9 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
     _limit("executions_per_trial", request.executions_per_trial, MAX_EXECUTIONS_PER_TRIAL)
     if request.time_budget_s is not None:
         _limit("time_budget_s", request.time_budget_s, settings.max_time_budget_s)
+    _limit("parallel_trials", request.parallel_trials, settings.max_parallel_trials)
+    # More lanes than trials would only wait; Hyperband's rounds decide their own trial count.
+    lanes = request.parallel_trials if request.tuner == "hyperband" else min(request.parallel_trials, max_trials)
     job = JobRecord(
         id=uuid.uuid4().hex,
         dataset_id=dataset.id,
@@ -108,10 +113,75 @@ def create_job(session: Session, settings: Settings, request: JobRequest) -> Job
         time_budget_s=request.time_budget_s,
         target_score=request.target_score,
         refit=request.refit,
+        parallel_trials=lanes,
         state=JobState.queued.value,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
     )
     session.add(job)
+    session.flush()
+    repository.create_lanes(session, job.id, lanes)
     return job
+
+
+def cancel_job(session: Session, job_id: str) -> JobRecord:
+    """Stop a job. A queued job is cancelled at once; a running one at its trials' next epoch
+    boundary, keeping the finished trials and the best model so far."""
+    job = repository.get_job(session, job_id)
+    state = JobState(job.state)
+    if state == JobState.cancelled or (state == JobState.running and job.cancel_requested):
+        return job
+    if state.finished:
+        raise NotReady(f"Job '{job_id}' has already {state.value}; there is nothing to cancel.")
+    if repository.cancel_queued_job(session, job_id):
+        repository.add_event(session, job_id, "job_ended", {"state": JobState.cancelled.value, "model_id": None,
+                                                            "stop_reason": "cancelled"})
+    else:
+        repository.request_cancel(session, job_id)
+        repository.add_event(session, job_id, "cancel_requested", {})
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def _duration(trial: TrialRecord) -> float | None:
+    if trial.finished_at is None or trial.started_at is None:
+        return None
+    return (trial.finished_at - trial.started_at).total_seconds()
+
+
+def progress(session: Session, job: JobRecord) -> dict[str, Any]:
+    """The job record plus what is happening now: running trials, elapsed time, time left."""
+    view: dict[str, Any] = {column.key: getattr(job, column.key) for column in JobRecord.__table__.columns}
+    trials = repository.list_trials(session, job.id) if job.started_at else []
+    running = [t for t in trials if t.state == TrialState.running.value]
+    view["running_trials"] = [
+        {"trial_id": t.trial_id, "number": t.number, "epoch": t.epochs_done, "lane": t.lane, "attempt": t.attempts,
+         "started_at": t.started_at}
+        for t in running
+    ]
+    now = utcnow()
+    end = job.finished_at or now
+    view["elapsed_s"] = round((end - job.started_at).total_seconds(), 1) if job.started_at else None
+    view["eta_s"] = _eta(job, trials, running, now)
+    return view
+
+
+def _eta(job: JobRecord, trials: list[TrialRecord], running: list[TrialRecord], now: datetime) -> float | None:
+    """Seconds left, from the mean duration of finished trials (None until one has finished)."""
+    if JobState(job.state).finished:
+        return 0.0
+    durations = [d for d in (_duration(t) for t in trials if t.state != TrialState.running.value) if d is not None]
+    if not durations:
+        return None
+    mean = sum(durations) / len(durations)
+    lanes = max(job.parallel_trials or 1, 1)
+    unstarted = max(job.max_trials - job.trials_done - len(running), 0)
+    in_flight = [max(mean - (now - t.started_at).total_seconds(), 0.0) for t in running]
+    eta = unstarted * mean / lanes + (max(in_flight) if in_flight else 0.0)
+    if job.time_budget_s and job.started_at:
+        eta = min(eta, max((job.started_at + timedelta(seconds=job.time_budget_s) - now).total_seconds(), 0.0))
+    return round(eta, 1)
 
 
 def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> SearchSpec:

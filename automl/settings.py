@@ -32,7 +32,30 @@ class Settings(BaseSettings):
     max_trials_limit: int = Field(default=500, ge=1)
     max_epochs_limit: int = Field(default=1000, ge=1)
     max_time_budget_s: int = Field(default=7 * 24 * 3600, ge=1, description="Largest time_budget_s a job may ask.")
-    job_lease_s: int = Field(default=900, ge=10, description="A worker's claim on a job; renewed every epoch.")
+    job_lease_s: int = Field(
+        default=60, ge=2,
+        description="A worker's claim on a running trial, renewed every quarter of it by a heartbeat; a "
+                    "killed worker's trial moves to another worker this long after its last beat.",
+    )
+    reaper_interval_s: float = Field(
+        default=10, gt=0, description="How often each worker looks for trials of dead workers and lost messages."
+    )
+    requeue_after_s: float = Field(
+        default=120, gt=0,
+        description="A queued step whose message has not been picked up for this long is queued again "
+                    "(a broker restarted without persistence loses messages); duplicates are dropped.",
+    )
+    max_trial_attempts: int = Field(
+        default=2, ge=1, description="Starts of a trial whose worker keeps dying before it is recorded as failed."
+    )
+    max_consecutive_failed_trials: int = Field(
+        default=3, ge=1, description="Trials in a row that fail before the job fails."
+    )
+    max_parallel_trials: int = Field(default=8, ge=1, description="Largest parallel_trials a job may ask.")
+    events_poll_s: float = Field(default=0.5, gt=0, description="How often an event stream looks for news.")
+    events_stream_max_s: float = Field(
+        default=300, gt=0, description="An event stream ends after this long; clients resume with Last-Event-ID."
+    )
     model_cache_size: int = Field(default=8, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
     worker_max_tasks_per_child: int = Field(

@@ -2,7 +2,7 @@
 
 For each dataset (shipped with scikit-learn, or palmerpenguins) the service's own search
 runs through the same steps as a job (``create_job`` -> ``search_spec`` -> one
-``run_one_trial`` per step -> ``train_final_model``) with ``time_budget_s`` and
+``run_trial_step`` per step -> ``train_final_model``) with ``time_budget_s`` and
 ``refit``, and scikit-learn's HistGradientBoosting is fitted on the same train +
 validation rows; both are scored once on the same held-out test rows.
 
@@ -197,16 +197,16 @@ def _plain_keras_tuner(spec: SearchSpec, directory: Path) -> float:
 
 def _service_search(workspace: Workspace, spec: SearchSpec) -> float:
     """The job path: a fresh tuner per trial, lease renewal and a store write every epoch."""
-    from automl.search.runner import run_one_trial
+    from automl.search.runner import run_trial_step
     from tasks.reporting import StoreReporter
 
     owner = f"bench-{uuid.uuid4().hex[:6]}"
     with workspace.store.session() as session:
-        assert repository.acquire_lease(session, spec.job_id, owner, 3600)
-    reporter = StoreReporter(workspace.store, spec.job_id, owner, 3600)
+        assert repository.claim_lane(session, spec.job_id, 0, 0, owner, 3600) == repository.ACQUIRED
+    reporter = StoreReporter(workspace.store, spec.job_id, owner, lane=0)
     started = time.perf_counter()
     for _ in range(OVERHEAD_TRIALS):
-        run_one_trial(spec, reporter)
+        run_trial_step(spec, reporter)
     return time.perf_counter() - started
 
 
@@ -264,7 +264,7 @@ def report(rows: list[dict[str, Any]], over: dict[str, Any], budget_s: int) -> s
         "epochs, breast_cancer)",
         "",
         "Same hypermodel, space, split, seed and trials. Plain: one `RandomSearch.search` call. Service: one "
-        "`run_one_trial` per trial (fresh tuner reloading the project) with the store reporter writing every "
+        "`run_trial_step` per trial (fresh tuner reloading the project) with the store reporter writing every "
         "trial and epoch to SQLite and renewing the lease.",
         "",
         f"- plain Keras Tuner, s: {', '.join(f'{v:.2f}' for v in over['plain'])} "

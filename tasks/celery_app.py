@@ -8,10 +8,14 @@ from automl.settings import Settings
 
 ADVANCE_JOB = "automl.advance_job"
 QUEUE = "automl"
+# A task is one trial (or the final training): it must end well before the broker would
+# deliver its message a second time.
+SOFT_LIMIT_MARGIN_S = 600
+HARD_LIMIT_MARGIN_S = 300
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("automl", broker=settings.celery_broker_url, include=["tasks.search"])
+    app = Celery("automl", broker=settings.celery_broker_url, include=["tasks.search", "tasks.supervision"])
     transport_options: dict[str, object] = {}
     if settings.celery_broker_url.startswith(("redis://", "rediss://")):
         transport_options = {"visibility_timeout": settings.broker_visibility_timeout_s}
@@ -19,17 +23,23 @@ def make_celery(settings: Settings) -> Celery:
         # kombu's SQLAlchemy transport passes these to create_engine; SQLite is shared with
         # the API process, so wait for locks instead of failing.
         transport_options = {"connect_args": {"timeout": 30}}
+    visibility = settings.broker_visibility_timeout_s
     app.conf.update(
         task_default_queue=QUEUE,
         task_ignore_result=True,
         result_backend=None,
+        # Acknowledge after the work, and give the message back if the pool process dies.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        task_soft_time_limit=max(visibility - SOFT_LIMIT_MARGIN_S, visibility // 2),
+        task_time_limit=max(visibility - HARD_LIMIT_MARGIN_S, visibility * 3 // 4),
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
         worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a broker restart must not stop the worker
         task_serializer="json",
         accept_content=["json"],
         timezone="UTC",
@@ -38,6 +48,8 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def send_advance(app: Celery, job_id: str) -> None:
-    """Queue the next step of a job (by task name: callers need not import the task)."""
-    app.send_task(ADVANCE_JOB, args=[job_id], queue=QUEUE)
+def send_advance(app: Celery, job_id: str, lane: int = 0, generation: int = 0, countdown: float | None = None) -> None:
+    """Queue a lane's next step (by task name: callers need not import the task)."""
+    app.send_task(ADVANCE_JOB, args=[job_id, lane, generation], queue=QUEUE, countdown=countdown,
+                  retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
+                                            "interval_max": 1.0})

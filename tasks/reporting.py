@@ -1,46 +1,104 @@
-"""Turns search events into metadata-store writes, and keeps the job's lease alive."""
+"""Turns search events into metadata-store writes and events, and watches for reasons to stop."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from automl.search.reporter import Claims
 from automl.store import Store, repository
+from automl.store.records import JobRecord, LaneRecord
 
 log = logging.getLogger(__name__)
 
 
 class StoreReporter:
-    """A ``SearchReporter`` that records trials and epochs as they happen.
+    """A ``SearchReporter`` for one lane of one job: records trials and epochs as they happen.
 
-    Every epoch also renews the worker's lease on the job; if the lease was lost (another
-    worker took the job over), training stops at this epoch boundary.
+    At every epoch boundary it also reads what the rest of the service wants: a cancel, a
+    budget another lane spent (``job.stop_reason``), this worker shutting down
+    (``release_requested``), or the lane's lease gone to another worker. The lease itself is
+    renewed by ``tasks.heartbeat.Heartbeat``, independent of how long an epoch takes.
     """
 
-    def __init__(self, store: Store, job_id: str, owner: str, lease_s: int) -> None:
+    def __init__(self, store: Store, job_id: str, owner: str, lane: int = 0) -> None:
         self.store = store
         self.job_id = job_id
         self.owner = owner
-        self.lease_s = lease_s
+        self.lane = lane
         self.lease_lost = False
+        self.release_requested = False
+        self.stop_requested = False
+        self._locked: Session | None = None
+
+    def _session(self) -> Any:
+        return nullcontext(self._locked) if self._locked is not None else self.store.session()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Claims]:
+        with self.store.session() as session:
+            repository.lock_oracle(session, self.job_id)
+            claims = Claims(
+                running_elsewhere=repository.running_elsewhere(session, self.job_id, self.lane),
+                attempts=repository.trial_attempts(session, self.job_id),
+            )
+            self._locked = session
+            try:
+                yield claims
+            finally:
+                self._locked = None
 
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
-        with self.store.session() as session:
-            repository.start_trial(session, self.job_id, trial_id, number, hyperparameters)
-        log.info("job %s trial %s started: %s", self.job_id, trial_id, hyperparameters)
+        with self._session() as session:
+            attempt = repository.start_trial(session, self.job_id, trial_id, number, hyperparameters,
+                                             lane=self.lane, worker=self.owner)
+            repository.set_lane_trial(session, self.job_id, self.lane, trial_id)
+            repository.add_event(session, self.job_id, "trial_started",
+                                 {"trial_id": trial_id, "number": number, "attempt": attempt, "lane": self.lane,
+                                  "hyperparameters": hyperparameters})
+        log.info("job %s trial %s started (attempt %d): %s", self.job_id, trial_id, attempt, hyperparameters)
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, Any], execution: int = 0) -> None:
-        with self.store.session() as session:
+        with self._session() as session:
             repository.record_epoch(session, self.job_id, trial_id, epoch, metrics, execution)
-            if not repository.renew_lease(session, self.job_id, self.owner, self.lease_s):
-                self.lease_lost = True
+            repository.add_event(session, self.job_id, "epoch_ended",
+                                 {"trial_id": trial_id, "epoch": epoch, "execution": execution, "metrics": metrics})
+            self._read_signals(session)
+
+    def _read_signals(self, session: Session) -> None:
+        job = session.get(JobRecord, self.job_id, populate_existing=True)
+        lane = session.get(LaneRecord, (self.job_id, self.lane), populate_existing=True)
+        self.stop_requested = job is None or job.cancel_requested or job.stop_reason is not None
+        if lane is None or lane.owner != self.owner:
+            self.lease_lost = True
+        elif lane.release_requested:
+            self.release_requested = True
 
     def trial_ended(
         self, trial_id: str, state: str, score: float | None, best_epoch: int | None, message: str | None
     ) -> None:
-        with self.store.session() as session:
+        with self._session() as session:
             repository.finish_trial(session, self.job_id, trial_id, state, score, best_epoch, message)
+            repository.set_lane_trial(session, self.job_id, self.lane, None)
+            repository.add_event(session, self.job_id, "trial_ended",
+                                 {"trial_id": trial_id, "state": state, "score": score, "best_epoch": best_epoch,
+                                  "message": message})
         log.info("job %s trial %s %s, score %s", self.job_id, trial_id, state, score)
 
+    def handed_back(self, trial_id: str) -> None:
+        """The trial stopped unfinished because this worker let go; it will run again elsewhere."""
+        with self.store.session() as session:
+            repository.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested)
+            repository.add_event(session, self.job_id, "trial_interrupted",
+                                 {"trial_id": trial_id, "reason": "worker shutdown" if self.release_requested
+                                  else "lease lost"})
+
     def should_stop(self) -> bool:
-        return self.lease_lost
+        return self.lease_lost or self.release_requested or self.stop_requested
+
+    def interrupted(self) -> bool:
+        return self.lease_lost or self.release_requested

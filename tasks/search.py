@@ -1,8 +1,12 @@
-"""The one task of a search: advance a job by one trial, or finish it with its model.
+"""The one task of a search: advance one lane of a job by one trial, or finish the job.
 
-Each message does a bounded piece of work and queues the next, so no task runs anywhere
-near the broker's visibility timeout, and any worker can pick a job up where it stands.
-A lease in the job record keeps two deliveries of the same step from running together.
+A job runs on ``parallel_trials`` lanes. Each message does a bounded piece of work (one
+trial) and queues the lane's next step, so no task runs anywhere near the broker's
+visibility timeout, jobs interleave fairly in the queue, and any worker can pick a lane up
+where it stands. A lane's lease (renewed by a heartbeat thread) keeps two deliveries of the
+same step from running together, and a generation number on every message makes stale
+copies (redeliveries, re-sends by the reaper) drop out at once. The last lane to finish
+trains the final model under the job's own lease.
 """
 
 from __future__ import annotations
@@ -11,22 +15,27 @@ import logging
 import os
 import socket
 import uuid
-from datetime import UTC, datetime
 from functools import cache
 
-from celery import shared_task
+from celery import Celery, shared_task
+from sqlalchemy.orm import Session
 
-from automl.errors import AutomlError
+from automl.errors import AutomlError, SearchFailed
 from automl.jobs import search_spec
-from automl.search.budget import EXHAUSTED, search_stop_reason
+from automl.search.budget import EXHAUSTED, MAX_TRIALS, search_stop_reason
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, repository
-from automl.store.records import JobState, ModelRecord, ModelState
+from automl.store.records import JobRecord, JobState, ModelRecord, ModelState, TrialRecord, TrialState
+from tasks import supervision
 from tasks.celery_app import ADVANCE_JOB, send_advance
+from tasks.heartbeat import Heartbeat
 from tasks.reporting import StoreReporter
 
 log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+IDLE_RETRY_S = 5
 
 
 @cache
@@ -34,19 +43,20 @@ def _store(url: str) -> Store:
     return Store(url)
 
 
-def _seconds_until(moment: datetime | None, ceiling: int) -> float:
-    if moment is None:
-        return 5.0
-    remaining = (moment - datetime.now(UTC)).total_seconds()
-    return float(min(max(remaining + 1.0, 5.0), ceiling))
-
-
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Who holds a lease: host, the worker's main process (for shutdown hand-over), this process."""
+    return f"{socket.gethostname()}:{supervision.main_pid()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _send(app: Celery, job_id: str, lane: int, generation: int, countdown: float | None = None) -> None:
+    try:
+        send_advance(app, job_id, lane, generation, countdown=countdown)
+    except Exception as exc:  # the broker is down: the reaper queues the step again later
+        log.error("job %s lane %d: could not queue the next step (%s); it will be re-sent", job_id, lane, exc)
 
 
 @shared_task(name=ADVANCE_JOB, bind=True)
-def advance_job(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  # type: ignore[no-untyped-def]
     settings: Settings = self.app.conf.automl_settings
     store = _store(settings.sqlalchemy_url)
     owner = _owner()
@@ -56,67 +66,144 @@ def advance_job(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
         except AutomlError:
             log.warning("job %s does not exist; dropping the message", job_id)
             return "missing"
-        if JobState(job.state).finished:
-            return job.state
-        if not repository.acquire_lease(session, job_id, owner, settings.job_lease_s):
-            # Another delivery holds the job. If its worker died (OOM, SIGKILL), the lease
-            # expires and this message must carry the job on, so look again then.
-            wait = _seconds_until(job.lease_expires_at, settings.job_lease_s)
-            log.info("job %s is leased by %s; checking again in %.0fs", job_id, job.lease_owner, wait)
-            raise self.retry(countdown=wait, max_retries=None)
-        repository.mark_running(session, job_id)
-        session.flush()
+        claim = repository.claim_lane(session, job_id, lane, generation, owner, settings.job_lease_s)
+        if claim != repository.ACQUIRED:
+            log.info("job %s lane %d generation %d: %s; dropping the message", job_id, lane, generation, claim)
+            return claim
+        lane_done = bool(repository.get_lane(session, job_id, lane).done)  # type: ignore[union-attr]
+        session.refresh(job)  # the claim set started_at, which the time budget counts from
         spec = search_spec(job, repository.get_dataset(session, job.dataset_id), settings)
-        stop_reason = search_stop_reason(spec.budget, job.best_score, job.trials_done, job.max_trials)
 
     try:
-        if stop_reason is None:
-            outcome, stop_reason = _run_trial(store, spec, job_id, owner, settings)
-            if outcome == "lease_lost":
-                return outcome
-            if outcome == "next_trial":
-                send_advance(self.app, job_id)
-                return outcome
-        _finalize(store, spec, job_id, settings, stop_reason)
-        return JobState.succeeded.value
+        if lane_done:
+            outcome = "lane_done"
+        else:
+            with Heartbeat(store, job_id, lane, owner, settings.job_lease_s) as heartbeat:
+                outcome = _lane_step(store, spec, lane, owner, settings, heartbeat)
+        if outcome in ("next_trial", "idle"):
+            with store.session() as session:
+                next_generation = repository.release_lane(session, job_id, lane, owner, advance=True)
+            if next_generation >= 0:
+                _send(self.app, job_id, lane, next_generation, IDLE_RETRY_S if outcome == "idle" else None)
+            return outcome
+        if outcome in ("handed_over", "lease_lost"):
+            with store.session() as session:
+                current = repository.release_lane(session, job_id, lane, owner, advance=False)
+            if outcome == "handed_over" and current >= 0:
+                _send(self.app, job_id, lane, current)  # another worker takes it now, not after a timeout
+            return outcome
+        with store.session() as session:
+            repository.release_lane(session, job_id, lane, owner, advance=False, done=True)
+        return _finish(store, spec, job_id, owner, settings)
     except AutomlError as exc:
         log.warning("job %s failed: %s", job_id, exc.message)
-        with store.session() as session:
-            repository.finish_job(session, job_id, JobState.failed, error=exc.message)
+        _fail(store, job_id, exc.message)
         return JobState.failed.value
     except Exception as exc:
         log.exception("job %s failed unexpectedly", job_id)
-        with store.session() as session:
-            repository.finish_job(
-                session, job_id, JobState.failed,
-                error=f"Internal error while training ({type(exc).__name__}: {exc}). The worker log has details.",
-            )
+        _fail(store, job_id,
+              f"Internal error while training ({type(exc).__name__}: {exc}). The worker log has details.")
         return JobState.failed.value
 
 
-def _run_trial(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> tuple[str, str | None]:
-    """Run one trial; say what comes next (``next_trial``, ``finalize``, ``lease_lost``) and why it ends."""
-    from automl.search.runner import run_one_trial
-
-    reporter = StoreReporter(store, job_id, owner, settings.job_lease_s)
-    result = run_one_trial(spec, reporter)
+def _fail(store: Store, job_id: str, message: str) -> None:
     with store.session() as session:
-        repository.refresh_job_progress(session, job_id)
+        repository.finish_job(session, job_id, JobState.failed, error=message)
+        repository.add_event(session, job_id, "job_ended", {"state": JobState.failed.value, "error": message})
+
+
+def _stop_reason(session: Session, job: JobRecord, spec: SearchSpec, settings: Settings) -> str | None:
+    """Why no further trial may start on this lane (recorded on the job), or None.
+    Raises ``SearchFailed`` after too many failed trials in a row."""
+    if job.cancel_requested:
+        return CANCELLED
+    if job.stop_reason:
+        return job.stop_reason
+    streak, message = repository.failure_streak(session, job.id)
+    if streak >= settings.max_consecutive_failed_trials:
+        last = (message or "no message").strip().splitlines()[-1][:500]
+        raise SearchFailed(f"{streak} trials in a row failed, so the search stopped. The last one failed with: {last}")
+    reason = search_stop_reason(spec.budget, job.best_score, job.trials_done, job.max_trials)
+    if reason:
+        job.stop_reason = reason  # every other lane stops at its next epoch boundary too
+    return reason
+
+
+def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: Settings,
+               heartbeat: Heartbeat) -> str:
+    """Run one trial on this lane; say what comes next."""
+    from automl.search.runner import run_trial_step
+
+    job_id = spec.job_id
+    with store.session() as session:
         job = repository.get_job(session, job_id)
-        if reporter.lease_lost:
-            log.warning("job %s: lease lost mid-trial; the new holder continues", job_id)
-            return "lease_lost", None
-        reason = search_stop_reason(spec.budget, job.best_score, job.trials_done, job.max_trials)
-        if reason is None and result.exhausted:
-            reason = EXHAUSTED
-        if reason is not None:
-            return "finalize", reason
-        repository.release_lease(session, job_id, owner)
-    return "next_trial", None
+        if _stop_reason(session, job, spec, settings):
+            return "lane_done"
+    reporter = StoreReporter(store, job_id, owner, lane)
+    result = run_trial_step(spec, reporter, lane, settings.max_trial_attempts)
+    if heartbeat.lost:
+        reporter.lease_lost = True
+    if result.outcome == "handed_over":
+        if result.trial_id:
+            reporter.handed_back(result.trial_id)
+        log.warning("job %s lane %d: trial %s handed back (%s)", job_id, lane, result.trial_id,
+                    "lease lost" if reporter.lease_lost else "worker shutting down")
+        return "lease_lost" if reporter.lease_lost else "handed_over"
+    if result.outcome == "idle":
+        return "idle"
+    if result.outcome == "exhausted":
+        return "lane_done"
+    with store.session() as session:
+        job = repository.get_job(session, job_id)
+        # A budget spent inside this trial ends every lane at its next epoch boundary.
+        if result.stop_reason and not job.stop_reason and not job.cancel_requested:
+            job.stop_reason = result.stop_reason
+        if _stop_reason(session, job, spec, settings):
+            return "lane_done"
+    return "next_trial"
 
 
-def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, stop_reason: str | None) -> None:
+def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> str:
+    """When every lane is done, one worker (holding the job lease) produces the final model."""
+    with store.session() as session:
+        if not repository.all_lanes_done(session, job_id):
+            return "lane_done"
+        if not repository.acquire_lease(session, job_id, owner, settings.job_lease_s):
+            return "lane_done"  # another worker is finishing the job
+        job = repository.get_job(session, job_id)
+        job.attempts += 1
+        attempts = job.attempts
+        cancelled = job.cancel_requested
+        repository.refresh_job_progress(session, job_id)
+        stop_reason = CANCELLED if cancelled else job.stop_reason or (
+            MAX_TRIALS if job.trials_done >= job.max_trials else EXHAUSTED
+        )
+        completed = session.query(TrialRecord).filter(
+            TrialRecord.job_id == job_id, TrialRecord.state == TrialState.completed.value
+        ).count()
+    if attempts > settings.max_trial_attempts:
+        raise SearchFailed(
+            f"Training the final model was started {attempts - 1} times and its worker died each time "
+            "(killed, or out of memory)."
+        )
+    if cancelled and not completed:
+        with store.session() as session:
+            job = repository.get_job(session, job_id)
+            job.stop_reason = stop_reason
+            repository.finish_job(session, job_id, JobState.cancelled)
+            repository.add_event(session, job_id, "job_ended", {"state": JobState.cancelled.value, "model_id": None})
+        return JobState.cancelled.value
+    final_state = JobState.cancelled if cancelled else JobState.succeeded
+    with Heartbeat(store, job_id, None, owner, settings.job_lease_s, job_lease=True):
+        _finalize(store, spec, job_id, settings, stop_reason, final_state, refit=spec.refit and not cancelled)
+    return final_state.value
+
+
+def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, stop_reason: str | None,
+              final_state: JobState, refit: bool) -> None:
     """Take the best trial's model (or refit it), score it on the test split, register it as ready."""
+    from dataclasses import replace
+
     from automl.registry import save_model
     from automl.search.runner import train_final_model
 
@@ -131,6 +218,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         model.state = ModelState.training.value
         model_id = model.id
         job.stop_reason = stop_reason
+    spec = replace(spec, refit=refit)
     try:
         trained = train_final_model(spec)
         metadata = {
@@ -172,4 +260,6 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         model.split_sizes = trained.split_sizes
         model.path = str(path)
         model.state = ModelState.ready.value
-        repository.finish_job(session, job_id, JobState.succeeded, model_id=model_id)
+        repository.finish_job(session, job_id, final_state, model_id=model_id)
+        repository.add_event(session, job_id, "job_ended",
+                             {"state": final_state.value, "model_id": model_id, "stop_reason": stop_reason})

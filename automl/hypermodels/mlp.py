@@ -49,6 +49,7 @@ class TabularMLP(kt.HyperModel):
         self.target_mean = target_mean
         self.target_std = target_std
         self.seed = seed
+        self.oom_fallbacks: list[tuple[int, int]] = []  # (asked, used) batch sizes after running out of memory
 
     def _hp(self, hp: kt.HyperParameters, name: str) -> Any:
         # Hyperparameters the task or the job's narrowing rules out are never declared, so
@@ -159,8 +160,25 @@ class TabularMLP(kt.HyperModel):
         weights = None
         if values.get("class_weight") == "balanced" and self.task in ("binary", "multiclass"):
             weights = training.balanced_sample_weights(y, self.task)
-        train = training.make_dataset(x, y, int(values["batch_size"]), shuffle_seed=self.seed, sample_weight=weights)
+        batch_size = int(values["batch_size"])
         validation = (
             training.make_dataset(*validation_data, training.EVAL_BATCH_SIZE) if validation_data is not None else None
         )
-        return model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
+
+        def run(model: keras.Model, batch_size: int) -> Any:
+            train = training.make_dataset(x, y, batch_size, shuffle_seed=self.seed, sample_weight=weights)
+            return model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
+
+        try:
+            return run(model, batch_size)
+        except training.OUT_OF_MEMORY:
+            if batch_size < 2:
+                raise
+        # Out of (GPU) memory: once more with half the batch, on a freshly built model, with the
+        # callbacks' bests forgotten so that no checkpoint of the abandoned run survives.
+        smaller = batch_size // 2
+        self.oom_fallbacks.append((batch_size, smaller))
+        for callback in callbacks:
+            if hasattr(callback, "best_value") and hasattr(callback, "objective"):
+                callback.best_value = float("-inf") if callback.objective.direction == "max" else float("inf")
+        return run(self.build(hp), smaller)

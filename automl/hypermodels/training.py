@@ -16,6 +16,8 @@ import tensorflow as tf
 from automl.hypermodels.space import RELU_FAMILY
 
 EVAL_BATCH_SIZE = 1024
+# What TensorFlow raises when a device cannot allocate a tensor (GPU memory, mostly).
+OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError,)
 
 
 def make_dataset(

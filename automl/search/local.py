@@ -1,6 +1,6 @@
 """A whole search in one process, through the same steps a job's Celery tasks take.
 
-The worker runs ``run_one_trial`` once per task and decides between trials with
+The worker runs ``run_trial_step`` once per task and decides between trials with
 ``search_stop_reason``; this loop does exactly that without a broker or a database, for
 benchmarks and scripts.
 """
@@ -8,12 +8,14 @@ benchmarks and scripts.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from automl.search.budget import EXHAUSTED, search_stop_reason
-from automl.search.reporter import NullReporter, SearchReporter
-from automl.search.runner import TrainedModel, run_one_trial, train_final_model
+from automl.search.reporter import Claims, NullReporter, SearchReporter
+from automl.search.runner import TrainedModel, run_trial_step, train_final_model
 from automl.search.spec import SearchSpec
 
 
@@ -50,13 +52,21 @@ class _Tracker(NullReporter):
     def should_stop(self) -> bool:
         return self.inner.should_stop()
 
+    def interrupted(self) -> bool:
+        return self.inner.interrupted()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Claims]:
+        with self.inner.exclusive() as claims:
+            yield claims
+
 
 def run_local_search(spec: SearchSpec, reporter: SearchReporter | None = None) -> LocalSearch:
     tracker = _Tracker(reporter or NullReporter(), spec.direction)
     reason = search_stop_reason(spec.budget, tracker.best, tracker.trials, spec.max_trials)
     while reason is None:
-        step = run_one_trial(spec, tracker)
-        reason = search_stop_reason(spec.budget, tracker.best, tracker.trials, spec.max_trials)
-        if reason is None and step.exhausted:
+        step = run_trial_step(spec, tracker)
+        reason = step.stop_reason or search_stop_reason(spec.budget, tracker.best, tracker.trials, spec.max_trials)
+        if reason is None and step.outcome == "exhausted":
             reason = EXHAUSTED
     return LocalSearch(trained=train_final_model(spec), stop_reason=reason, trials=tracker.trials)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+@dataclass
+class Claims:
+    """What other workers hold while this one has the tuner state to itself."""
+
+    running_elsewhere: set[str] = field(default_factory=set)  # trials live workers run now
+    attempts: dict[str, int] = field(default_factory=dict)  # how often each trial was started
 
 
 class SearchReporter(Protocol):
@@ -25,6 +36,16 @@ class SearchReporter(Protocol):
         """
         ...
 
+    def interrupted(self) -> bool:
+        """True when the stop means "hand the trial back unfinished" (shutdown, lease lost),
+        rather than "end it with what it has" (cancelled, another lane spent the budget)."""
+        ...
+
+    def exclusive(self) -> AbstractContextManager[Claims]:
+        """Hold the job's tuner state alone (across workers) for the duration of the block;
+        the reporter's calls inside the block are part of the same transaction."""
+        ...
+
 
 class NullReporter:
     """Reports nowhere; for scripts and tests that only want the result."""
@@ -44,3 +65,10 @@ class NullReporter:
 
     def should_stop(self) -> bool:
         return False
+
+    def interrupted(self) -> bool:
+        return False
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Claims]:
+        yield Claims()

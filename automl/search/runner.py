@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 # Keras Tuner needs tensorboard importable even without the TensorBoard callback.
 import tensorboard  # noqa: F401
+from keras_tuner.src.engine import tuner_utils as kt_utils
 
 from automl.errors import SearchFailed
 from automl.hypermodels import space
@@ -122,7 +124,7 @@ class ReportingMixin:
         ended = self.oracle.get_trial(trial.trial_id)
         state = _STATUS.get(str(ended.status), "failed")
         message = None
-        if state == "failed" and ended.message:
+        if ended.message:
             message = str(ended.message).strip().splitlines()[-1][:2000]
         self.reporter.trial_ended(trial.trial_id, state, _finite(ended.score), ended.best_step, message)
 
@@ -160,6 +162,7 @@ def make_hypermodel(spec: SearchSpec, data: PreparedData) -> TabularMLP:
 
 
 def build_tuner(spec: SearchSpec, data: PreparedData, reporter: SearchReporter) -> Any:
+    """A tuner on the job's folder, reloaded from its files when they exist (``tuner0.json``)."""
     objective = kt.Objective(spec.objective, direction=spec.direction)
     common: dict[str, Any] = {
         "hypermodel": make_hypermodel(spec, data),
@@ -184,6 +187,9 @@ def build_tuner(spec: SearchSpec, data: PreparedData, reporter: SearchReporter) 
         tuner = ReportingTuner(oracle=oracle, **common)
     else:
         raise SearchFailed(f"Unknown tuner '{spec.tuner}'.")
+    # Consecutive failures are counted by the service across all lanes (Keras Tuner's
+    # in-memory count would restart with every step).
+    tuner.oracle.max_consecutive_failed_trials = None
     tuner.reporter = reporter
     tuner.spec = spec
     return tuner
@@ -191,39 +197,108 @@ def build_tuner(spec: SearchSpec, data: PreparedData, reporter: SearchReporter) 
 
 @dataclass
 class StepResult:
-    ran_trial: bool
-    exhausted: bool  # the tuner has nothing more to try
+    """What one step of a lane did.
+
+    ``outcome``: ``trial_ended`` (completed or failed, recorded), ``handed_over`` (stopped
+    unfinished because the worker must let go; it will be retried), ``idle`` (the tuner waits
+    for other lanes' trials, as Hyperband does between rounds), ``exhausted`` (nothing left
+    to try).
+    """
+
+    outcome: str
+    trial_id: str | None = None
     stop_reason: str | None = None  # a budget that ended the search during this trial
 
 
-def run_one_trial(spec: SearchSpec, reporter: SearchReporter) -> StepResult:
-    """Run the next trial of the job's search (or the interrupted one, if any)."""
-    data = prepare(spec)
-    keras.utils.set_random_seed(spec.seed)
-    tuner = build_tuner(spec, data, reporter)
-    oracle = tuner.oracle
-    before = len(oracle.trials)
-    pending_retry = len(getattr(oracle, "_retry_queue", []))
-    # Keras Tuner stops creating trials once len(trials) reaches max_trials; a trial
-    # waiting for retry is picked up before that check.
-    if not pending_retry and before >= spec.max_trials:
-        return StepResult(ran_trial=False, exhausted=True, stop_reason=EXHAUSTED)
-    oracle.max_trials = before if pending_retry else before + 1
-    try:
-        tuner.search(
-            data.x_train,
-            data.y_train,
-            validation_data=(data.x_val, data.y_val),
-            epochs=spec.max_epochs,
-            verbose=0,
+def _reconcile(oracle: Any, running_elsewhere: set[str], ending: str | None = None) -> None:
+    """After a reload Keras Tuner queues every unfinished trial for a retry. Keep the ones live
+    workers are running (as ongoing, under their own ids) and the one this worker is ending
+    out of that queue; what is left are the trials of workers that died or handed back."""
+    keep = running_elsewhere | ({ending} if ending else set())
+    oracle._retry_queue = [t for t in oracle._retry_queue if t not in keep]
+    for trial_id in running_elsewhere:
+        if trial_id in oracle.trials:
+            oracle.ongoing_trials[f"held-{trial_id}"] = oracle.trials[trial_id]
+
+
+def _give_up_on_crashing_trials(tuner: Any, attempts: dict[str, int], max_attempts: int) -> None:
+    """A trial whose worker process died ``max_attempts`` times (killed, out of memory) is
+    recorded as failed instead of being started again, so it cannot take the search down forever."""
+    for trial_id in list(tuner.oracle._retry_queue):
+        started = attempts.get(trial_id, 0)
+        if started < max_attempts:
+            continue
+        tuner.oracle._retry_queue.remove(trial_id)
+        trial = tuner.oracle.trials[trial_id]
+        trial.status = kt.engine.trial.TrialStatus.FAILED
+        trial.message = (
+            f"The worker running this trial died {started} times (killed, or out of memory) before it "
+            "finished, so it was not started again."
         )
-    except (kt.errors.FatalError, RuntimeError) as exc:
-        # Keras Tuner raises RuntimeError after too many consecutive failed trials.
+        tuner.on_trial_end(trial)
+
+
+def run_trial_step(spec: SearchSpec, reporter: SearchReporter, lane: int = 0, max_attempts: int = 2) -> StepResult:
+    """Run the job's next trial (a trial a dead worker left unfinished comes first).
+
+    Creating and ending a trial read and write Keras Tuner's files, so both happen inside
+    ``reporter.exclusive()`` on a tuner freshly reloaded from them; the training between
+    them writes only the trial's own checkpoint. Workers on several lanes therefore share
+    one search state without tearing it, and the oracle (Bayesian optimisation included)
+    sees every lane's results.
+    """
+    data = prepare(spec)
+    tuner_id = f"lane{lane}"
+    with reporter.exclusive() as claims:
+        keras.utils.set_random_seed(spec.seed)
+        tuner = build_tuner(spec, data, reporter)
+        _reconcile(tuner.oracle, claims.running_elsewhere)
+        _give_up_on_crashing_trials(tuner, claims.attempts, max_attempts)
+        trial = tuner.oracle.create_trial(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.STOPPED:
+            tuner.oracle.save()
+            return StepResult("exhausted", stop_reason=EXHAUSTED)
+        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+            return StepResult("idle")
+        tuner.save()  # the oracle and the tuner file, which makes the next tuner reload them
+        tuner.on_trial_begin(trial)
+
+    fit_args = (data.x_train, data.y_train)
+    fit_kwargs = {"validation_data": (data.x_val, data.y_val), "epochs": spec.max_epochs, "verbose": 0}
+    results, status, message = None, kt.engine.trial.TrialStatus.COMPLETED, None
+    try:
+        results = tuner.run_trial(trial, *fit_args, **fit_kwargs)
+    except kt.errors.FatalError as exc:
         raise SearchFailed(f"The search stopped: {str(exc).strip().splitlines()[-1]}") from exc
+    except Exception as exc:  # a bad combination, out of memory twice: the trial fails, the search goes on
+        log.warning("trial %s failed: %s", trial.trial_id, exc)
+        failed = isinstance(exc, kt.errors.FailedTrialError)
+        status = kt.engine.trial.TrialStatus.FAILED if failed else kt.engine.trial.TrialStatus.INVALID
+        message = traceback.format_exc()
     finally:
         keras.backend.clear_session()
-    ran = len(oracle.trials) > before or pending_retry > 0
-    return StepResult(ran_trial=ran, exhausted=not ran, stop_reason=tuner.stop_reason if ran else EXHAUSTED)
+    if reporter.interrupted():
+        return StepResult("handed_over", trial.trial_id)
+    fallbacks = getattr(tuner.hypermodel, "oom_fallbacks", [])
+    if fallbacks and message is None:
+        asked, used = fallbacks[0]
+        message = f"Ran out of memory at batch size {asked}; trained with batch size {used} instead."
+
+    with reporter.exclusive() as claims:
+        fresh = build_tuner(spec, data, reporter)
+        _reconcile(fresh.oracle, claims.running_elsewhere, ending=trial.trial_id)
+        if results is not None:
+            objective = fresh.oracle.objective
+            fresh.oracle.update_trial(
+                trial.trial_id,
+                kt_utils.convert_to_metrics_dict(results, objective),
+                step=kt_utils.get_best_step(results, objective),
+            )
+        ended = fresh.oracle.trials[trial.trial_id]
+        ended.status = status
+        ended.message = message
+        fresh.on_trial_end(ended)
+    return StepResult("trial_ended", trial.trial_id, tuner.stop_reason)
 
 
 @dataclass

@@ -50,6 +50,7 @@ class TrialState(enum.StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"
+    interrupted = "interrupted"  # its worker died or let go; it runs again from epoch 0
 
 
 class DatasetRecord(Base):
@@ -89,14 +90,23 @@ class JobRecord(Base):
     time_budget_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     target_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    parallel_trials: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Set as soon as the search must end (budget spent, cancelled): every lane stops at its
+    # next epoch boundary. ``cancel_requested`` also makes the final state ``cancelled``.
     stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Bumped by every worker that takes the oracle lock: a write that serialises them.
+    oracle_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     state: Mapped[str] = mapped_column(String(16), default=JobState.queued.value, index=True)
     trials_done: Mapped[int] = mapped_column(Integer, default=0)
     best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_trial_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # final-model trainings started
+    # The job lease guards the final training; trials are guarded by their lane's lease.
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -116,8 +126,46 @@ class TrialRecord(Base):
     best_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # starts, retries included
+    lane: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LaneRecord(Base):
+    """One of a job's ``parallel_trials`` chains of steps: each step runs one trial.
+
+    A step's message carries the lane's ``generation``; the step that finishes a trial bumps it
+    before queueing the next, so a redelivered or re-sent copy of an old message is dropped.
+    ``owner``/``lease_expires_at`` is the lease of the worker running the step, renewed by a
+    heartbeat; ``sent_at`` is when the lane's current message was last queued.
+    """
+
+    __tablename__ = "job_lanes"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    lane: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    trial_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the trial it runs now
+    release_requested: Mapped[bool] = mapped_column(Boolean, default=False)  # the worker is shutting down
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EventRecord(Base):
+    """A job's progress as a log (trial started, epoch ended, ...): what ``/events`` streams."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class EpochRecord(Base):

@@ -26,6 +26,8 @@ import requests
 REDIS_URL = "redis://127.0.0.1:6379/15"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 JOB_TIMEOUT_S = 600
+# Short leases and a busy reaper, so that recovery from a killed worker takes seconds in tests.
+FAST_RECOVERY = {"AUTOML_JOB_LEASE_S": "8", "AUTOML_REAPER_INTERVAL_S": "1", "AUTOML_REQUEUE_AFTER_S": "30"}
 
 
 def free_port() -> int:
@@ -122,7 +124,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url
     """API (gunicorn) and a separate worker, on PostgreSQL and Redis: the production shape."""
     root = tmp_path_factory.mktemp("distributed")
     env = _base_env(root / "var")
-    env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url})
+    env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url, **FAST_RECOVERY})
     port = free_port()
     processes = [
         _spawn(["worker", "--concurrency", "1"], env, root / "worker.log"),

@@ -32,13 +32,15 @@ def _job(store: Store, job_id: str) -> None:
         session.add(JobRecord(id=job_id, dataset_id=f"d{job_id}", target="t", task="binary",
                               requested_task="auto", tuner="random", objective="val_loss",
                               objective_direction="min", max_trials=3, max_epochs=2, patience=1, seed=0))
+        session.flush()
+        repository.create_lanes(session, job_id, 2)
 
 
 def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp_path: Path) -> None:
     _job(store, "live")
     with store.session() as session:
-        assert repository.acquire_lease(session, "live", "me", 60)
-    reporter = StoreReporter(store, "live", "me", 60)
+        assert repository.claim_lane(session, "live", 0, 0, "me", 60) == repository.ACQUIRED
+    reporter = StoreReporter(store, "live", "me", lane=0)
     reporter.trial_started("0", 0, {"num_layers": 2})
     reporter.epoch_ended("0", 0, {"loss": 0.9, "val_loss": 1.0})
     reporter.epoch_ended("0", 1, {"loss": 0.7, "val_loss": 0.8})
@@ -51,11 +53,55 @@ def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp
                                  {"epoch": 1, "execution": 0, "loss": 0.7, "val_loss": 0.8}]
     assert not reporter.should_stop()
 
-    with store.session() as session:  # another worker takes the job over
-        repository.release_lease(session, "live", "me")
-        assert repository.acquire_lease(session, "live", "other", 60)
+    with store.session() as session:  # a duplicate delivery of the same step is turned away
+        assert repository.claim_lane(session, "live", 0, 0, "other", 60) == repository.BUSY
+        assert repository.running_elsewhere(session, "live", 1) == {"0"}
+        assert repository.running_elsewhere(session, "live", 0) == set()
+    with store.session() as session:  # the reaper gave the lane to another worker
+        repository.release_lane(session, "live", 0, "me", advance=False)
+        assert repository.claim_lane(session, "live", 0, 0, "other", 60) == repository.ACQUIRED
     reporter.epoch_ended("0", 2, {"loss": 0.6})
-    assert reporter.should_stop()
+    assert reporter.should_stop() and reporter.interrupted()
+    events = [e.kind for e in _events(store, "live")]
+    assert events == ["trial_started", "epoch_ended", "epoch_ended", "epoch_ended"]
+
+
+def _events(store: Store, job_id: str) -> list[object]:
+    with store.session() as session:
+        return list(repository.events_after(session, job_id, 0))
+
+
+def test_cancel_and_budget_stop_every_lane_at_its_next_epoch(store: Store) -> None:
+    _job(store, "stop")
+    with store.session() as session:
+        assert repository.claim_lane(session, "stop", 1, 0, "me", 60) == repository.ACQUIRED
+    reporter = StoreReporter(store, "stop", "me", lane=1)
+    reporter.trial_started("3", 3, {})
+    reporter.epoch_ended("3", 0, {"loss": 1.0})
+    assert not reporter.should_stop()
+    with store.session() as session:
+        repository.request_cancel(session, "stop")
+    reporter.epoch_ended("3", 1, {"loss": 0.9})
+    assert reporter.should_stop() and not reporter.interrupted()  # ends the trial with what it has
+
+
+def test_only_one_of_many_concurrent_workers_claims_a_lane(store: Store) -> None:
+    _job(store, "lanes")
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claim(owner: str) -> None:
+        barrier.wait()
+        with store.session() as session:
+            if repository.claim_lane(session, "lanes", 0, 0, owner, 60) == repository.ACQUIRED:
+                winners.append(owner)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
 
 
 def test_only_one_of_many_concurrent_workers_gets_the_lease(store: Store) -> None:

@@ -127,7 +127,10 @@ def test_random_search_regression_stops_at_the_time_budget_and_refits(distribute
     assert "std" not in plain
     mc = post(distributed, f"/models/{job['model_id']}/predict", {"instances": instances, "mc_samples": 30})
     assert mc["mc_samples"] == 30 and len(mc["std"]) == 3 and all(s > 0 for s in mc["std"])
-    assert np.allclose(mc["predictions"], plain["predictions"], rtol=0.5)
+    # The Monte Carlo mean sits near the deterministic prediction, within the spread it reports
+    # (with dropout up to 0.5 the two are not equal: the weight-scaling rule is an approximation).
+    gaps = np.abs(np.array(mc["predictions"]) - np.array(plain["predictions"]))
+    assert np.all(gaps <= 4 * np.array(mc["std"])), (mc, plain)
 
 
 def test_bayesian_binary_search_ends_when_the_target_score_is_reached(distributed: Service, tmp_path: Path) -> None:

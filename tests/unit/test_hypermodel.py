@@ -197,3 +197,46 @@ def test_task_heads() -> None:
     assert model.loss == "sparse_categorical_crossentropy"
     model, _, _ = build("binary")
     assert model.get_layer("probability").units == 1
+
+
+def _data(rows: int = 64) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = {"x": rng.normal(size=(rows, 1)).astype("float32"),
+         "c": np.array([["a"], ["b"]] * (rows // 2), dtype=object)}
+    return x, (x["x"][:, 0] > 0).astype("float32").reshape(-1, 1)
+
+
+def test_out_of_memory_retries_once_with_half_the_batch() -> None:
+    model, hp, hypermodel = build(batch_size=32, num_layers=1)
+    x, y = _data()
+    seen: list[int] = []
+
+    class OutOfMemoryAbove16(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            import tensorflow as tf
+
+            steps = self.params["steps"]
+            seen.append(steps)
+            if steps < 64 // 16:  # fewer steps per epoch than batches of 16: the batch is too large
+                raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    history = hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=2,
+                             callbacks=[OutOfMemoryAbove16()])
+    assert seen == [64 // 32, 64 // 16]  # the first run at 32, the retry at 16
+    assert len(history.history["loss"]) == 2
+    assert hypermodel.oom_fallbacks == [(32, 16)]
+
+
+def test_out_of_memory_twice_fails_the_trial() -> None:
+    import tensorflow as tf
+
+    model, hp, hypermodel = build(batch_size=32, num_layers=1)
+    x, y = _data()
+
+    class AlwaysOutOfMemory(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    with pytest.raises(tf.errors.ResourceExhaustedError):
+        hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=1, callbacks=[AlwaysOutOfMemory()])
+    assert hypermodel.oom_fallbacks == [(32, 16)]

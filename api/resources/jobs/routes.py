@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
 
 from api.resources.common import PageArgs
 from api.resources.jobs.schemas import (
+    CreateHeadersSchema,
     JobCreateSchema,
     JobSchema,
     LeaderboardSchema,
     TrialHistorySchema,
 )
 from api.services import services
-from automl.errors import BrokerUnavailable
-from automl.jobs import JobRequest, create_job
-from automl.store import repository
+from automl.errors import BrokerUnavailable, InvalidJobRequest
+from automl.jobs import JobRequest, cancel_job, create_job, progress
+from automl.store import Store, repository
+from automl.store.records import JobRecord, JobState
 from tasks.celery_app import send_advance
 
 log = logging.getLogger(__name__)
@@ -32,17 +40,34 @@ class Jobs(MethodView):
     def get(self, page: dict[str, int]) -> Any:
         """List jobs, newest first."""
         with services().store.session() as session:
-            return repository.list_jobs(session, page["limit"], page["offset"])
+            return [progress(session, job) for job in repository.list_jobs(session, page["limit"], page["offset"])]
 
     @blp.arguments(JobCreateSchema)
+    @blp.arguments(CreateHeadersSchema, location="headers")
     @blp.response(202, JobSchema)
-    def post(self, body: dict[str, Any]) -> Any:
-        """Start a Keras Tuner search on a dataset; answers at once with the queued job."""
+    def post(self, body: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Start a Keras Tuner search on a dataset; answers at once with the queued job.
+
+        With an ``Idempotency-Key`` header, a repeated request (a client retrying after a
+        timeout) gets the job the first one created, not a second search."""
         svc = services()
-        with svc.store.session() as session:
-            job = create_job(session, svc.settings, JobRequest(**body))
+        key = headers.get("idempotency_key")
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        if key:
+            replay = _replay(svc.store, key, fingerprint)
+            if replay is not None:
+                return replay
         try:
-            send_advance(svc.celery, job.id)
+            with svc.store.session() as session:
+                job = create_job(session, svc.settings, JobRequest(**body), key, fingerprint)
+        except IntegrityError:
+            replay = _replay(svc.store, key, fingerprint) if key else None
+            if replay is None:
+                raise
+            return replay
+        try:
+            for lane in range(job.parallel_trials):
+                send_advance(svc.celery, job.id, lane, 0)
         except Exception as exc:
             log.error("could not queue job %s: %s", job.id, exc)
             with svc.store.session() as session:
@@ -50,16 +75,99 @@ class Jobs(MethodView):
             raise BrokerUnavailable(
                 "The task queue is unreachable, so the job was not created. Try again shortly."
             ) from exc
-        return job
+        with svc.store.session() as session:
+            return progress(session, repository.get_job(session, job.id))
+
+
+def _replay(store: Store, key: str, fingerprint: str) -> Any:
+    with store.session() as session:
+        job = repository.find_job_by_idempotency_key(session, key)
+        if job is None:
+            return None
+        if job.request_fingerprint != fingerprint:
+            raise InvalidJobRequest(
+                f"Idempotency-Key '{key}' was already used for a different job request (job '{job.id}'). "
+                "Use a new key for a new request, or resend the original body.",
+                {"Idempotency-Key": ["reused with a different body"]},
+            )
+        return progress(session, job), 202, {"Idempotent-Replayed": "true"}
 
 
 @blp.route("/<string:job_id>")
 class Job(MethodView):
     @blp.response(200, JobSchema)
     def get(self, job_id: str) -> Any:
-        """State, trials done out of the budget, best score so far, and the model when done."""
+        """State, trials done out of the budget, running trials and their epoch, best score so far,
+        elapsed time, an estimate of the time left, and the model when done."""
         with services().store.session() as session:
-            return repository.get_job(session, job_id)
+            return progress(session, repository.get_job(session, job_id))
+
+
+@blp.route("/<string:job_id>/cancel")
+class Cancel(MethodView):
+    @blp.response(202, JobSchema)
+    def post(self, job_id: str) -> Any:
+        """Stop the job: at once if queued, else at its trials' next epoch boundary. Finished trials,
+        their histories and the best model so far are kept (the job ends ``cancelled``)."""
+        with services().store.session() as session:
+            job = cancel_job(session, job_id)
+            return progress(session, job)
+
+
+@blp.route("/<string:job_id>/events")
+class Events(MethodView):
+    @blp.doc(
+        parameters=[{"in": "header", "name": "Last-Event-ID", "schema": {"type": "integer"}, "required": False,
+                     "description": "Resume after this event (sent automatically by EventSource)."}],
+        responses={"200": {"description": "Server-Sent Events: trial_started, epoch_ended, trial_ended, "
+                                          "trial_interrupted, cancel_requested, job_ended. Each event's id "
+                                          "resumes the stream; it ends after job_ended.",
+                           "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    )
+    def get(self, job_id: str) -> Any:
+        """Live progress as Server-Sent Events, from the start of the job (or after Last-Event-ID)."""
+        svc = services()
+        with svc.store.session() as session:
+            repository.get_job(session, job_id)
+        raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
+        try:
+            after = max(int(raw), 0)
+        except ValueError:
+            raise InvalidJobRequest("Last-Event-ID must be an event id (an integer).",
+                                    {"Last-Event-ID": ["not an integer"]}) from None
+        stream = _events(svc.store, job_id, after, svc.settings.events_poll_s, svc.settings.events_stream_max_s)
+        return Response(stream_with_context(stream), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+KEEPALIVE_S = 15.0
+
+
+def _events(store: Store, job_id: str, after: int, poll_s: float, max_s: float) -> Iterator[str]:
+    started = last_sent = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        with store.session() as session:
+            # The state first: a job seen finished has its job_ended event committed already.
+            job = session.get(JobRecord, job_id)
+            finished = job is None or JobState(job.state).finished
+            rows = repository.events_after(session, job_id, after)
+        for row in rows:
+            after = row.id
+            data = {"job_id": job_id, "at": row.created_at.isoformat(), **row.data}
+            yield f"id: {row.id}\nevent: {row.kind}\ndata: {json.dumps(data, default=str)}\n\n"
+            last_sent = time.monotonic()
+            if row.kind == "job_ended":
+                return
+        if not rows and finished:
+            return
+        now = time.monotonic()
+        if now - started > max_s:
+            return
+        if now - last_sent > KEEPALIVE_S:
+            yield ": keep-alive\n\n"
+            last_sent = now
+        time.sleep(poll_s)
 
 
 @blp.route("/<string:job_id>/trials")

@@ -7,7 +7,9 @@ from api.resources.common import EpochsField
 TASKS = ["auto", "binary", "multiclass", "multilabel", "regression"]
 TUNERS = ["bayesian", "random", "hyperband", "grid"]
 STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
-STOP_REASONS = ["max_trials", "time_budget", "target_reached", "search_space_exhausted"]
+STOP_REASONS = ["max_trials", "time_budget", "target_reached", "search_space_exhausted", "cancelled"]
+TRIAL_STATES = ["running", "completed", "failed", "interrupted"]
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 class TargetField(fields.Field):
@@ -26,6 +28,8 @@ class TargetField(fields.Field):
 
 
 def _job_target(job: Any) -> Any:
+    if isinstance(job, dict):
+        return job.get("targets") or job.get("target")
     return job.targets or job.target
 
 
@@ -65,6 +69,27 @@ class JobCreateSchema(Schema):
         load_default=False,
         metadata={"description": "Retrain the best hyperparameters on train + validation before the test score."},
     )
+    parallel_trials = fields.Integer(
+        load_default=1, validate=validate.Range(min=1),
+        metadata={"description": "Trials to run at the same time, each on its own worker (one search state)."},
+    )
+
+
+class CreateHeadersSchema(Schema):
+    idempotency_key = fields.String(
+        data_key=IDEMPOTENCY_KEY, load_default=None, validate=validate.Length(min=1, max=255),
+        metadata={"description": "Retrying a POST with the same key returns the job the first one created "
+                                 "instead of starting a second search."},
+    )
+
+
+class RunningTrialSchema(Schema):
+    trial_id = fields.String()
+    number = fields.Integer()
+    epoch = fields.Integer(metadata={"description": "Epochs finished so far."})
+    lane = fields.Integer(allow_none=True)
+    attempt = fields.Integer(metadata={"description": "1 for a first run; more after a worker died."})
+    started_at = fields.DateTime()
 
 
 class JobSchema(Schema):
@@ -86,8 +111,14 @@ class JobSchema(Schema):
     time_budget_s = fields.Integer(allow_none=True)
     target_score = fields.Float(allow_none=True)
     refit = fields.Boolean()
+    parallel_trials = fields.Integer()
+    cancel_requested = fields.Boolean()
     stop_reason = fields.String(allow_none=True, metadata={"enum": STOP_REASONS,
-                                                           "description": "Why the search ended."})
+                                                           "description": "Why the search ended (or is ending)."})
+    running_trials = fields.List(fields.Nested(RunningTrialSchema))
+    elapsed_s = fields.Float(allow_none=True, metadata={"description": "Seconds since the search started."})
+    eta_s = fields.Float(allow_none=True, metadata={
+        "description": "Estimated seconds left, from the mean trial duration; null until a trial has finished."})
     classes = fields.List(fields.Raw(), allow_none=True,
                           metadata={"description": "Class labels; for multilabel one [negative, positive] pair "
                                                    "per target column."})
@@ -103,12 +134,15 @@ class JobSchema(Schema):
 class TrialSchema(Schema):
     trial_id = fields.String()
     number = fields.Integer()
-    state = fields.String(metadata={"enum": ["running", "completed", "failed"]})
+    state = fields.String(metadata={"enum": TRIAL_STATES})
     hyperparameters = fields.Dict()
     score = fields.Float(allow_none=True)
     best_epoch = fields.Integer(allow_none=True)
     epochs_done = fields.Integer()
     message = fields.String(allow_none=True)
+    attempts = fields.Integer(metadata={"description": "Times the trial was started (a dead worker's trial reruns)."})
+    lane = fields.Integer(allow_none=True)
+    worker = fields.String(allow_none=True)
     started_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
 

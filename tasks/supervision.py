@@ -1,0 +1,126 @@
+"""What a worker does besides running tasks: re-queue orphaned work, and hand work back on stop.
+
+* The **reaper** (a thread in each worker's main process) finds lanes whose worker died
+  (its lease expired: the heartbeat stopped) or whose queued message was lost (a broker
+  restarted without persistence) and queues their step again. Stale and duplicate copies
+  are dropped by the lane's generation and lease, so several reapers are harmless.
+* On **SIGTERM** (a Kubernetes pod stop) the main process marks its lanes
+  ``release_requested``; the task stops at its next epoch boundary, hands the trial back and
+  queues the lane's step at once, so another worker continues without waiting for a timeout.
+
+Nothing here imports TensorFlow: it runs in the worker's main process, which must stay
+free of it so that forking pool processes is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+
+from automl.settings import Settings
+from automl.store import Store, repository
+from tasks.celery_app import QUEUE, send_advance
+
+log = logging.getLogger(__name__)
+
+_main_pid: int | None = None
+_reaper: Reaper | None = None
+
+
+def main_pid() -> int:
+    """The worker's main process: the parent of a pool process, or this process (solo pool)."""
+    return _main_pid or os.getpid()
+
+
+def owner_prefix(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{pid or os.getpid()}:"
+
+
+class Reaper:
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.store = Store(settings.sqlalchemy_url)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="automl-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def queue_is_empty(self) -> bool:
+        """No message waits in the broker: a lane that has waited long for its message lost it.
+
+        While messages wait (a long queue behind busy workers), only dead workers' lanes are
+        revived, so a busy service is not flooded with duplicates.
+        """
+        try:
+            with self.app.connection_for_read() as connection:
+                declared = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
+                return int(declared.message_count) == 0
+        except Exception as exc:  # broker unreachable: nothing can be sent anyway
+            log.debug("queue depth unknown: %s", exc)
+            return False
+
+    def sweep(self) -> int:
+        idle = self.queue_is_empty()
+        with self.store.session() as session:
+            revive = repository.lanes_to_revive(session, self.settings.requeue_after_s, revive_idle=idle)
+        for job_id, lane, generation in revive:
+            log.warning("job %s lane %d: no live worker or message; queueing its step again", job_id, lane)
+            try:
+                send_advance(self.app, job_id, lane, generation)
+            except Exception as exc:  # broker still down: the lane's sent_at stays old enough to retry
+                log.error("job %s lane %d: could not re-queue (%s)", job_id, lane, exc)
+                with self.store.session() as session:
+                    repository.unmark_sent(session, job_id, lane)
+        return len(revive)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.sweep()
+            except Exception as exc:  # the database blinked: try at the next tick
+                log.warning("reaper sweep failed: %s", exc)
+            if self._stop.wait(self.settings.reaper_interval_s):
+                return
+
+
+@worker_ready.connect
+def _start_reaper(sender: Any = None, **_: Any) -> None:
+    global _reaper
+    app = sender.app
+    settings: Settings = app.conf.automl_settings
+    _reaper = Reaper(app, settings)
+    _reaper.start()
+
+
+@worker_process_init.connect
+def _in_pool_process(**_: Any) -> None:
+    """A fresh pool process: remember the main process, and never use its database connections."""
+    global _main_pid
+    _main_pid = os.getppid()
+    if _reaper is not None:
+        _reaper.stop()
+        _reaper.store.engine.dispose(close=False)
+
+
+@worker_shutting_down.connect
+def _hand_back(sig: str | None = None, how: str | None = None, **_: Any) -> None:
+    if _reaper is None:
+        return
+    _reaper.stop()
+    try:
+        with _reaper.store.session() as session:
+            released = repository.request_release(session, owner_prefix())
+        log.warning("worker stopping (%s): %d running trial(s) will be handed back at their next epoch", sig,
+                    released)
+    except Exception as exc:
+        log.error("could not ask running trials to hand back: %s", exc)
