@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from automl.search.reporter import Claims
 from automl.store import Store, repository
-from automl.store.records import JobRecord, LaneRecord
+from automl.store.records import JobRecord, JobState, LaneRecord
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,21 @@ class StoreReporter:
         log.info("job %s trial %s started (attempt %d): %s", self.job_id, trial_id, attempt, hyperparameters)
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, Any], execution: int = 0) -> None:
-        with self._session() as session:
-            repository.record_epoch(session, self.job_id, trial_id, epoch, metrics, execution)
-            repository.add_event(session, self.job_id, "epoch_ended",
-                                 {"trial_id": trial_id, "epoch": epoch, "execution": execution, "metrics": metrics})
-            self._read_signals(session)
+        try:
+            with self._session() as session:
+                repository.record_epoch(session, self.job_id, trial_id, epoch, metrics, execution)
+                repository.add_event(session, self.job_id, "epoch_ended", {
+                    "trial_id": trial_id, "epoch": epoch, "execution": execution, "metrics": metrics})
+                self._read_signals(session)
+        except OperationalError as exc:
+            # A database blip must not fail the trial: this epoch's record is lost, training goes on.
+            log.warning("job %s trial %s: epoch %d not recorded: %s", self.job_id, trial_id, epoch, exc)
 
     def _read_signals(self, session: Session) -> None:
         job = session.get(JobRecord, self.job_id, populate_existing=True)
         lane = session.get(LaneRecord, (self.job_id, self.lane), populate_existing=True)
-        self.stop_requested = job is None or job.cancel_requested or job.stop_reason is not None
+        self.stop_requested = (job is None or job.cancel_requested or job.stop_reason is not None
+                               or JobState(job.state).finished)  # another lane failed the job
         if lane is None or lane.owner != self.owner:
             self.lease_lost = True
         elif lane.release_requested:

@@ -18,6 +18,7 @@ import uuid
 from functools import cache
 
 from celery import Celery, shared_task
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from automl.errors import AutomlError, SearchFailed
@@ -95,6 +96,11 @@ def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  
         with store.session() as session:
             repository.release_lane(session, job_id, lane, owner, advance=False, done=True)
         return _finish(store, spec, job_id, owner, settings)
+    except OperationalError as exc:
+        # The metadata store blinked: leave the job as it is. The heartbeat has stopped, so the
+        # lane's lease runs out and the reaper queues the step again.
+        log.error("job %s lane %d: metadata store unavailable (%s); the step will be retried", job_id, lane, exc)
+        return "database_unavailable"
     except AutomlError as exc:
         log.warning("job %s failed: %s", job_id, exc.message)
         _fail(store, job_id, exc.message)

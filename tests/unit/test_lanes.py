@@ -10,7 +10,7 @@ import pytest
 from automl.errors import NotReady
 from automl.jobs import cancel_job, progress
 from automl.store import Store, repository
-from automl.store.records import DatasetRecord, JobRecord, LaneRecord, TrialRecord
+from automl.store.records import DatasetRecord, JobRecord, JobState, LaneRecord, TrialRecord
 
 
 @pytest.fixture
@@ -159,3 +159,18 @@ def test_progress_reports_running_trials_and_a_time_estimate(store: Store) -> No
     assert view["elapsed_s"] == pytest.approx(40, abs=2)
     # 3 trials not started, 10 s each on 2 lanes, plus ~6 s left of the running one.
     assert view["eta_s"] == pytest.approx(3 * 10 / 2 + 6, abs=1.5)
+
+
+def test_a_lane_stops_training_when_another_lane_failed_the_job(store: Store) -> None:
+    from tasks.reporting import StoreReporter
+
+    _job(store)
+    assert _claim(store, 1, 0, "me") == repository.ACQUIRED
+    reporter = StoreReporter(store, "j", "me", lane=1)
+    reporter.trial_started("1", 1, {})
+    reporter.epoch_ended("1", 0, {"loss": 1.0})
+    assert not reporter.should_stop()
+    with store.session() as session:
+        repository.finish_job(session, "j", JobState.failed, error="3 trials in a row failed")
+    reporter.epoch_ended("1", 1, {"loss": 0.9})
+    assert reporter.should_stop() and not reporter.interrupted()
