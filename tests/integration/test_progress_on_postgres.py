@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from api import create_app
 from automl.settings import Settings
@@ -85,39 +87,34 @@ def test_cancel_and_budget_stop_every_lane_at_its_next_epoch(store: Store) -> No
     assert reporter.should_stop() and not reporter.interrupted()  # ends the trial with what it has
 
 
-def test_only_one_of_many_concurrent_workers_claims_a_lane(store: Store) -> None:
-    _job(store, "lanes")
+def _winners(store: Store, claim: Callable[[Session, str], bool], contenders: int = 8) -> list[str]:
+    """Owners that won ``claim`` when all contenders try at the same moment, each in its own transaction."""
     winners: list[str] = []
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(contenders)
 
-    def claim(owner: str) -> None:
+    def attempt(owner: str) -> None:
         barrier.wait()
         with store.session() as session:
-            if repository.claim_lane(session, "lanes", 0, 0, owner, 60) == repository.ACQUIRED:
+            if claim(session, owner):
                 winners.append(owner)
 
-    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(8)]
+    threads = [threading.Thread(target=attempt, args=(f"w{i}",)) for i in range(contenders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(winners) == 1
+    return winners
+
+
+def test_only_one_of_many_concurrent_workers_claims_a_lane(store: Store) -> None:
+    _job(store, "lanes")
+
+    def claim(session: Session, owner: str) -> bool:
+        return repository.claim_lane(session, "lanes", 0, 0, owner, 60) == repository.ACQUIRED
+
+    assert len(_winners(store, claim)) == 1
 
 
 def test_only_one_of_many_concurrent_workers_gets_the_lease(store: Store) -> None:
     _job(store, "race")
-    winners: list[str] = []
-    barrier = threading.Barrier(8)
-
-    def claim(owner: str) -> None:
-        barrier.wait()
-        with store.session() as session:
-            if repository.acquire_lease(session, "race", owner, 60):
-                winners.append(owner)
-
-    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(winners) == 1
+    assert len(_winners(store, lambda session, owner: repository.acquire_lease(session, "race", owner, 60))) == 1
