@@ -118,7 +118,9 @@ class Cancel(MethodView):
 class Events(MethodView):
     @blp.doc(
         parameters=[{"in": "header", "name": "Last-Event-ID", "schema": {"type": "integer"}, "required": False,
-                     "description": "Resume after this event (sent automatically by EventSource)."}],
+                     "description": "Resume after this event (sent automatically by EventSource)."},
+                    {"in": "query", "name": "after", "schema": {"type": "integer"}, "required": False,
+                     "description": "The same as Last-Event-ID, for clients that cannot set headers."}],
         responses={"200": {"description": "Server-Sent Events: trial_started, epoch_ended, trial_ended, "
                                           "trial_interrupted, cancel_requested, job_ended. Each event's id "
                                           "resumes the stream; it ends after job_ended.",
