@@ -22,6 +22,7 @@ ERROR_CODE_TO_HTTP_STATUS: dict[str, int] = {
     "invalid_dataset": 422,
     "invalid_job": 422,
     "invalid_instances": 422,
+    "invalid_request": 422,
     "unsupported_for_task": 422,
     "not_found": 404,
     "not_ready": 409,

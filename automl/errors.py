@@ -32,6 +32,12 @@ class InvalidJobRequest(AutomlError):
     code = "invalid_job"
 
 
+class InvalidRequest(AutomlError):
+    """A request parameter is malformed (a name, a format) in a way the schema cannot express."""
+
+    code = "invalid_request"
+
+
 class NotFound(AutomlError):
     code = "not_found"
 

@@ -7,12 +7,16 @@ are only ever loaded from here, never from a client, and with Keras ``safe_mode=
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
+SAVEDMODEL_ARCHIVE = "savedmodel.zip"
+SAVEDMODEL_VERSION = "1"
 
 
 def save_model(model: Any, metadata: dict[str, Any], models_dir: Path, model_id: str) -> Path:
@@ -44,3 +48,23 @@ def load_keras_model(model_dir: Path) -> Any:
     import automl.preprocessing.layers  # noqa: F401
 
     return keras.saving.load_model(model_dir / MODEL_FILE, safe_mode=True, compile=False)
+
+
+def saved_model_archive(model_dir: Path) -> Path:
+    """The model exported as a TensorFlow SavedModel, zipped as ``1/saved_model.pb ...``.
+
+    Unzipped into a model base folder it is version 1 for TensorFlow Serving. Its
+    ``serving_default`` signature takes one ``(None, 1)`` tensor per input column (float32
+    for numbers, NaN for missing; string for categories) and returns the model's outputs
+    (probabilities, or the regression value). Exported once, on first request, atomically.
+    """
+    target = model_dir / SAVEDMODEL_ARCHIVE
+    if target.exists():
+        return target
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".export-") as staging:
+        model = load_keras_model(model_dir)
+        model.export(str(Path(staging) / SAVEDMODEL_VERSION), format="tf_saved_model", verbose=False)
+        archive = shutil.make_archive(str(Path(staging) / "archive"), "zip", root_dir=staging,
+                                      base_dir=SAVEDMODEL_VERSION)
+        os.replace(archive, target)
+    return target

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from automl.errors import NotFound
 from automl.store.records import (
+    AliasRecord,
     DatasetRecord,
     EpochRecord,
     EventRecord,
@@ -61,6 +62,48 @@ def get_model(session: Session, model_id: str) -> ModelRecord:
 def list_models(session: Session, limit: int = 100, offset: int = 0) -> list[ModelRecord]:
     query = select(ModelRecord).order_by(ModelRecord.created_at.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))
+
+
+# --- aliases ------------------------------------------------------------------------------
+
+
+def get_alias(session: Session, name: str) -> AliasRecord:
+    record = session.get(AliasRecord, name)
+    if record is None:
+        raise NotFound(f"No alias named '{name}'.")
+    return record
+
+
+def list_aliases(session: Session) -> list[AliasRecord]:
+    return list(session.scalars(select(AliasRecord).order_by(AliasRecord.name)))
+
+
+def set_alias(session: Session, name: str, model_id: str) -> tuple[AliasRecord, bool]:
+    """Point ``name`` at ``model_id``; True when the alias is new."""
+    record = session.get(AliasRecord, name, with_for_update=True)
+    created = record is None
+    if record is None:
+        record = AliasRecord(name=name, model_id=model_id)
+        session.add(record)
+    record.model_id = model_id
+    record.updated_at = utcnow()
+    session.flush()
+    return record, created
+
+
+def delete_alias(session: Session, name: str) -> None:
+    session.delete(get_alias(session, name))
+
+
+def resolve_model(session: Session, name: str) -> ModelRecord:
+    """A model by id, or by an alias pointing at it."""
+    record = session.get(ModelRecord, name)
+    if record is not None:
+        return record
+    alias = session.get(AliasRecord, name)
+    if alias is None:
+        raise NotFound(f"No model with id or alias '{name}'.")
+    return get_model(session, alias.model_id)
 
 
 def list_trials(session: Session, job_id: str) -> list[TrialRecord]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flask import send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.resources.common import PageArgs
 from api.resources.models.schemas import (
+    DownloadArgs,
     ModelHistorySchema,
     ModelSchema,
     PredictRequestSchema,
@@ -25,17 +27,18 @@ from automl.store.records import ModelState
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
 
 
-def _predictor(model_id: str) -> Predictor:
+def predictor_for(ref: str) -> Predictor:
+    """The loaded model for a model id or an alias (aliases are looked up on every call: they move)."""
     svc = services()
-    cached = svc.models.peek(model_id)  # ready models never change: skip the database when loaded
+    cached = svc.models.peek(ref)  # ready models never change: skip the database when loaded
     if cached is not None:
         return cached
     with svc.store.session() as session:
-        record = repository.get_model(session, model_id)
+        record = repository.resolve_model(session, ref)
     if record.state != ModelState.ready.value or not record.path:
         detail = f" ({record.error})" if record.error else ""
         raise NotReady(
-            f"Model '{model_id}' is {record.state}{detail}; it can predict once its job "
+            f"Model '{record.id}' is {record.state}{detail}; it can predict once its job "
             f"'{record.job_id}' has succeeded."
         )
     return svc.models.get(record.id, Path(record.path))
@@ -55,9 +58,10 @@ class Models(MethodView):
 class Model(MethodView):
     @blp.response(200, ModelSchema)
     def get(self, model_id: str) -> Any:
-        """Task, target, classes, input schema, hyperparameters, validation and test metrics."""
+        """Task, target, classes, input schema, hyperparameters, validation and test metrics
+        (``model_id`` may also be an alias)."""
         with services().store.session() as session:
-            return repository.get_model(session, model_id)
+            return repository.resolve_model(session, model_id)
 
 
 @blp.route("/<string:model_id>/history")
@@ -78,7 +82,7 @@ class Predict(MethodView):
         """Predictions in the original label space (classes as in the data; numbers for regression).
 
         With ``mc_samples``, Monte Carlo dropout: the mean prediction and its standard deviation."""
-        predictions, std = _predictor(model_id).predict(body["instances"], body["mc_samples"])
+        predictions, std = predictor_for(model_id).predict(body["instances"], body["mc_samples"])
         if std is None:
             return {"predictions": predictions}
         return {"predictions": predictions, "std": std, "mc_samples": body["mc_samples"]}
@@ -93,7 +97,7 @@ class PredictProba(MethodView):
 
         Multilabel: one independent probability per label column. With ``mc_samples``, the mean
         over Monte Carlo dropout passes and its standard deviation."""
-        predictor = _predictor(model_id)
+        predictor = predictor_for(model_id)
         out = predictor.probabilities(body["instances"], body["mc_samples"])
         response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}
         if predictor.task == "multilabel":
@@ -101,3 +105,25 @@ class PredictProba(MethodView):
         if out.std is not None:
             response.update(std=out.std.tolist(), mc_samples=body["mc_samples"])
         return response
+
+
+@blp.route("/<string:model_id>/download")
+class Download(MethodView):
+    @blp.arguments(DownloadArgs, location="query")
+    @blp.response(200, description="The model file (keras) or a zip of the SavedModel as version 1/ (savedmodel).",
+                  content_type="application/octet-stream")
+    def get(self, args: dict[str, str], model_id: str) -> Any:
+        """Export the model with its preprocessing inside: ``.keras`` (load with Keras, ``safe_mode=True``)
+        or a TensorFlow SavedModel for TensorFlow Serving."""
+        from automl.registry import MODEL_FILE, saved_model_archive
+
+        with services().store.session() as session:
+            record = repository.resolve_model(session, model_id)
+        if record.state != ModelState.ready.value or not record.path:
+            raise NotReady(f"Model '{record.id}' is {record.state}; it can be downloaded once it is ready.")
+        folder = Path(record.path)
+        if args["format"] == "keras":
+            return send_file(folder / MODEL_FILE, as_attachment=True, download_name=f"model-{record.id}.keras",
+                             mimetype="application/octet-stream")
+        return send_file(saved_model_archive(folder), as_attachment=True,
+                         download_name=f"model-{record.id}-savedmodel.zip", mimetype="application/zip")

@@ -63,3 +63,9 @@ class ProbaResponseSchema(Schema):
         "description": "Multilabel: the value each label column's probability is for."})
     std = fields.List(fields.List(fields.Float()), metadata={"description": "With mc_samples."})
     mc_samples = fields.Integer()
+
+
+class DownloadArgs(Schema):
+    format = fields.String(load_default="keras", validate=validate.OneOf(["keras", "savedmodel"]),
+                           metadata={"description": "keras: the .keras file; savedmodel: a zip of a TensorFlow "
+                                                    "SavedModel laid out as version 1/ for TensorFlow Serving."})

@@ -1,0 +1,134 @@
+"""Aliases, TensorFlow Serving's REST form, and export as .keras and SavedModel (loaded back with plain TF)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from tests.integration.conftest import Service, submit, upload_csv
+
+pytestmark = pytest.mark.integration
+
+FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]
+
+
+@pytest.fixture(scope="module")
+def model_id(distributed: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from palmerpenguins import load_penguins
+
+    path = tmp_path_factory.mktemp("penguins") / "penguins.csv"
+    load_penguins().to_csv(path, index=False)
+    dataset = upload_csv(distributed, path)
+    job = submit(distributed, dataset_id=dataset["id"], target="species", tuner="random", max_trials=1,
+                 max_epochs=5, seed=21, search_space={"num_layers": 1, "dropout": 0.0})
+    finished = distributed.wait_for_job(job["id"])
+    assert finished["state"] == "succeeded", finished
+    return str(finished["model_id"])
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    from palmerpenguins import load_penguins
+
+    frame = load_penguins().dropna().sample(5, random_state=0)
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in frame[FEATURES].to_dict("records")]
+
+
+def _proba(service: Service, ref: str, rows: list[dict[str, Any]]) -> np.ndarray:
+    response = requests.post(f"{service.url}/api/v1/models/{ref}/predict_proba", json={"instances": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    return np.array(response.json()["probabilities"])
+
+
+def test_aliases_point_stable_names_at_models(distributed: Service, model_id: str, rows: list[dict[str, Any]]) -> None:
+    url = f"{distributed.url}/api/v1/aliases"
+    created = requests.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
+    assert created.status_code == 201 and created.json()["model_id"] == model_id
+    moved = requests.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
+    assert moved.status_code == 200
+    assert [a["name"] for a in requests.get(url, timeout=10).json()] == ["penguins-prod"]
+    assert requests.get(f"{url}/penguins-prod", timeout=10).json()["model_id"] == model_id
+    np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), _proba(distributed, model_id, rows))
+    card = requests.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()
+    assert card["id"] == model_id
+
+    bad = requests.put(f"{url}/..%2Fetc", json={"model_id": model_id}, timeout=10)
+    assert bad.status_code in (404, 422)
+    for name in ("-starts-with-dash", "a" * 65, "0123456789abcdef0123456789abcdef"):
+        refused = requests.put(f"{url}/{name}", json={"model_id": model_id}, timeout=10)
+        assert refused.status_code == 422 and "not allowed" in refused.json()["message"], name
+    unknown = requests.put(f"{url}/other", json={"model_id": "f" * 32}, timeout=10)
+    assert unknown.status_code == 404 and "No model" in unknown.json()["message"]
+    assert requests.delete(f"{url}/penguins-prod", timeout=10).status_code == 204
+    gone = requests.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10)
+    assert gone.status_code == 404 and "No model with id or alias" in gone.json()["message"]
+
+
+def test_tensorflow_serving_rest_form(distributed: Service, model_id: str, rows: list[dict[str, Any]]) -> None:
+    assert requests.put(f"{distributed.url}/api/v1/aliases/penguins-tfs", json={"model_id": model_id},
+                        timeout=10).status_code == 201
+    status = requests.get(f"{distributed.url}/v1/models/penguins-tfs", timeout=10).json()
+    assert status == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                                 "status": {"error_code": "OK", "error_message": ""}}]}
+    expected = _proba(distributed, model_id, rows)
+    by_rows = requests.post(f"{distributed.url}/v1/models/penguins-tfs:predict", json={"instances": rows}, timeout=30)
+    assert by_rows.status_code == 200, by_rows.text
+    np.testing.assert_allclose(by_rows.json()["predictions"], expected, rtol=1e-6)
+    columns = {name: [row[name] for row in rows] for name in FEATURES}
+    by_columns = requests.post(f"{distributed.url}/v1/models/{model_id}:predict", json={"inputs": columns},
+                               timeout=30)
+    assert by_columns.status_code == 200, by_columns.text
+    np.testing.assert_allclose(by_columns.json()["predictions"], expected, rtol=1e-6)
+
+    both = requests.post(f"{distributed.url}/v1/models/{model_id}:predict",
+                         json={"instances": rows, "inputs": columns}, timeout=10)
+    assert both.status_code == 422 and "exactly one" in both.json()["message"]
+    ragged = requests.post(f"{distributed.url}/v1/models/{model_id}:predict",
+                           json={"inputs": {"island": ["Biscoe"], "year": [2007, 2008]}}, timeout=10)
+    assert ragged.status_code == 422 and "same number" in ragged.json()["message"]
+    missing = requests.post(f"{distributed.url}/v1/models/nope:predict", json={"instances": rows}, timeout=10)
+    assert missing.status_code == 404
+
+
+def test_export_as_keras_and_savedmodel(distributed: Service, model_id: str, rows: list[dict[str, Any]],
+                                        tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    import automl.preprocessing.layers  # noqa: F401  (the service's own layers, for the .keras file)
+
+    expected = _proba(distributed, model_id, rows)
+    frame = pd.DataFrame(rows)
+
+    keras_file = requests.get(f"{distributed.url}/api/v1/models/{model_id}/download", timeout=60)
+    assert keras_file.status_code == 200 and "attachment" in keras_file.headers["Content-Disposition"]
+    (tmp_path / "model.keras").write_bytes(keras_file.content)
+    model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True, compile=False)
+    columns = {inp.name: (frame[inp.name].astype("float32").to_numpy().reshape(-1, 1) if inp.dtype == "float32"
+                          else frame[inp.name].astype(str).to_numpy().reshape(-1, 1).astype(object))
+               for inp in model.inputs}
+    np.testing.assert_allclose(np.asarray(model.predict_on_batch(columns)), expected, rtol=1e-5)
+
+    archive = requests.get(f"{distributed.url}/api/v1/models/{model_id}/download", params={"format": "savedmodel"},
+                           timeout=120)
+    assert archive.status_code == 200 and archive.headers["Content-Type"] == "application/zip"
+    zipfile.ZipFile(io.BytesIO(archive.content)).extractall(tmp_path / "serving")
+    assert (tmp_path / "serving" / "1" / "saved_model.pb").exists()  # version 1, as TF Serving expects
+    loaded = tf.saved_model.load(str(tmp_path / "serving" / "1"))
+    signature = loaded.signatures["serving_default"]
+    spec = signature.structured_input_signature[1]
+    tensors = {name: tf.constant(columns[name], dtype=s.dtype) for name, s in spec.items()}
+    (output,) = signature(**tensors).values()
+    np.testing.assert_allclose(output.numpy(), expected, rtol=1e-5)
+
+    unknown = requests.get(f"{distributed.url}/api/v1/models/{model_id}/download", params={"format": "onnx"},
+                           timeout=10)
+    assert unknown.status_code == 422 and "format" in unknown.json()["message"]
