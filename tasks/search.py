@@ -27,7 +27,7 @@ from automl.search.budget import EXHAUSTED, MAX_TRIALS, search_stop_reason
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, repository
-from automl.store.records import JobRecord, JobState, ModelRecord, ModelState, TrialRecord, TrialState
+from automl.store.records import JobRecord, JobState, ModelRecord, ModelState
 from tasks import supervision
 from tasks.celery_app import ADVANCE_JOB, send_advance
 from tasks.heartbeat import Heartbeat
@@ -176,23 +176,20 @@ def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: S
             return "lane_done"
         if not repository.acquire_lease(session, job_id, owner, settings.job_lease_s):
             return "lane_done"  # another worker is finishing the job
-        job = repository.get_job(session, job_id)
-        job.attempts += 1
-        attempts = job.attempts
-        cancelled = job.cancel_requested
+        attempts = repository.add_attempt(session, job_id)
         repository.refresh_job_progress(session, job_id)
+        job = repository.get_job(session, job_id)
+        cancelled = job.cancel_requested
         stop_reason = CANCELLED if cancelled else job.stop_reason or (
             MAX_TRIALS if job.trials_done >= job.max_trials else EXHAUSTED
         )
-        completed = session.query(TrialRecord).filter(
-            TrialRecord.job_id == job_id, TrialRecord.state == TrialState.completed.value
-        ).count()
+        has_model = job.best_trial_id is not None  # a completed trial with a score
     if attempts > settings.max_trial_attempts:
         raise SearchFailed(
             f"Training the final model was started {attempts - 1} times and its worker died each time "
             "(killed, or out of memory)."
         )
-    if cancelled and not completed:
+    if cancelled and not has_model:
         with store.session() as session:
             job = repository.get_job(session, job_id)
             job.stop_reason = stop_reason

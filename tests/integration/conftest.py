@@ -162,6 +162,13 @@ def upload_csv(service: Service, path: Path) -> dict[str, Any]:
     return body
 
 
+def upload_frame(service: Service, frame: Any, folder: Path, name: str) -> dict[str, Any]:
+    """Write a DataFrame as CSV and upload it, as a client would."""
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return upload_csv(service, path)
+
+
 def submit(service: Service, **body: Any) -> dict[str, Any]:
     response = requests.post(f"{service.url}/api/v1/jobs", json=body, timeout=30)
     assert response.status_code == 202, response.text

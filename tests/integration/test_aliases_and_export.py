@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.integration.conftest import Service, submit, upload_csv
+from tests.integration.conftest import Service, submit, upload_frame
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +23,7 @@ FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "b
 def model_id(distributed: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
     from palmerpenguins import load_penguins
 
-    path = tmp_path_factory.mktemp("penguins") / "penguins.csv"
-    load_penguins().to_csv(path, index=False)
-    dataset = upload_csv(distributed, path)
+    dataset = upload_frame(distributed, load_penguins(), tmp_path_factory.mktemp("penguins"), "penguins")
     job = submit(distributed, dataset_id=dataset["id"], target="species", tuner="random", max_trials=1,
                  max_epochs=5, seed=21, search_space={"num_layers": 1, "dropout": 0.0})
     finished = distributed.wait_for_job(job["id"])

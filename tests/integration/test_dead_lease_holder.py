@@ -15,17 +15,14 @@ from automl.settings import Settings
 from automl.store import Store
 from automl.store.records import JobRecord, LaneRecord
 from tasks.celery_app import make_celery, send_advance
-from tests.integration.conftest import Service, upload_csv
+from tests.integration.conftest import Service, upload_frame
 
 pytestmark = pytest.mark.integration
 
 
 def test_job_leased_by_a_dead_worker_completes(distributed: Service, pg_url: str, redis_url: str,
                                                tmp_path: Path) -> None:
-    frame = load_iris(as_frame=True).frame
-    path = tmp_path / "iris.csv"
-    frame.to_csv(path, index=False)
-    dataset = upload_csv(distributed, path)
+    dataset = upload_frame(distributed, load_iris(as_frame=True).frame, tmp_path, "iris")
 
     settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path)
     store = Store(settings.sqlalchemy_url)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from tests.integration.conftest import Service, submit, upload_csv
+from tests.integration.conftest import Service, submit, upload_frame
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 def test_regression_with_hyperband(embedded: Service, tmp_path: Path) -> None:
     base = f"{embedded.url}/api/v1"
     frame = load_diabetes(as_frame=True).frame
-    path = tmp_path / "diabetes.csv"
-    frame.to_csv(path, index=False)
-    dataset = upload_csv(embedded, path)
+    dataset = upload_frame(embedded, frame, tmp_path, "diabetes")
     job = submit(embedded, dataset_id=dataset["id"], target="target", tuner="hyperband",
                  max_trials=2, max_epochs=9, seed=3, objective="val_mae")
     assert job["task"] == "regression" and job["objective_direction"] == "min"
@@ -46,9 +44,7 @@ def test_binary_with_auc_objective(embedded: Service, tmp_path: Path) -> None:
     data = load_breast_cancer(as_frame=True)
     frame = data.frame.iloc[:, [*range(8), -1]].copy()
     frame["target"] = np.where(frame["target"] == 1, "benign", "malignant")
-    path = tmp_path / "cancer.csv"
-    frame.to_csv(path, index=False)
-    dataset = upload_csv(embedded, path)
+    dataset = upload_frame(embedded, frame, tmp_path, "cancer")
     job = submit(embedded, dataset_id=dataset["id"], target="target", tuner="random",
                  max_trials=2, max_epochs=15, seed=5, objective="val_auc")
     assert job["task"] == "binary" and job["objective_direction"] == "max"

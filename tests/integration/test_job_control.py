@@ -9,16 +9,14 @@ import pytest
 import requests
 from sklearn.datasets import load_wine
 
-from tests.integration.conftest import Service, upload_csv, wait_until
+from tests.integration.conftest import Service, upload_frame, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def wine(distributed: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("wine") / "wine.csv"
-    load_wine(as_frame=True).frame.to_csv(path, index=False)
-    return str(upload_csv(distributed, path)["id"])
+    return str(upload_frame(distributed, load_wine(as_frame=True).frame, tmp_path_factory.mktemp("wine"), "wine")["id"])
 
 
 def _sse(text: str) -> list[tuple[int, str, dict[str, Any]]]:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from tests.integration.conftest import Service, submit, upload_csv
+from tests.integration.conftest import Service, submit, upload_frame
 
 pytestmark = pytest.mark.integration
 
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.integration
 FIXED = {"units": 32, "width_schedule": "funnel", "shrink": 1.0, "residual": False, "wide_deep": False,
          "dropout": 0.1, "batch_norm": False, "l1": 0.0, "l2": 0.0, "activity_l2": 0.0, "max_norm": 0.0,
          "optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant", "batch_size": 32}
-
-
-def upload_frame(service: Service, frame: pd.DataFrame, tmp_path: Path, name: str) -> dict[str, Any]:
-    path = tmp_path / f"{name}.csv"
-    frame.to_csv(path, index=False)
-    return upload_csv(service, path)
 
 
 def get(service: Service, path: str) -> Any:

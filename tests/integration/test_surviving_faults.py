@@ -33,7 +33,7 @@ from tests.integration.conftest import (
     _wait_healthy,
     free_port,
     submit,
-    upload_csv,
+    upload_frame,
     wait_until,
 )
 
@@ -141,9 +141,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 def dataset(stack: Stack, tmp_path: Path) -> str:
-    path = tmp_path / "cancer.csv"
-    load_breast_cancer(as_frame=True).frame.to_csv(path, index=False)
-    return str(upload_csv(stack.api, path)["id"])
+    return str(upload_frame(stack.api, load_breast_cancer(as_frame=True).frame, tmp_path, "cancer")["id"])
 
 
 def _finish(stack: Stack, job_id: str, timeout: float = 400) -> dict[str, Any]:
