@@ -12,6 +12,7 @@ from api.errors import register_error_handlers
 from api.resources import BLUEPRINTS
 from api.services import Services
 from automl.serving.cache import ModelCache
+from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
 from tasks.celery_app import make_celery
@@ -42,11 +43,10 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     store = Store(settings.sqlalchemy_url)
     if migrate:
         store.migrate()
+    models = ModelCache(settings.model_cache_size)
+    warmup = Warmup(store, models)
     app.extensions["automl"] = Services(
-        settings=settings,
-        store=store,
-        celery=make_celery(settings),
-        models=ModelCache(settings.model_cache_size),
+        settings=settings, store=store, celery=make_celery(settings), models=models, warmup=warmup
     )
 
     api = Api(app)
@@ -57,7 +57,25 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        """Readiness: deployed models loaded and warmed in this process, and the database reachable."""
+        status = warmup.status()
+        database = store.ping()
+        body = {"status": "ready" if status["ready"] and database else "not_ready", "database": database, **status}
+        if not status["listed"]:
+            body["message"] = f"Looking up the deployed models ({status['error'] or 'starting'})."
+        elif not status["ready"]:
+            body["message"] = (f"Loading deployed models: {status['loaded']} of {status['deployed_models']} "
+                               "loaded so far.")
+        elif not database:
+            body["message"] = "The metadata database is unreachable."
+        return body, 200 if body["status"] == "ready" else 503
+
+    warmup.start()
 
     @app.get("/")
     def index() -> ResponseReturnValue:

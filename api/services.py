@@ -8,6 +8,7 @@ from celery import Celery
 from flask import current_app
 
 from automl.serving.cache import ModelCache
+from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
 
@@ -18,6 +19,7 @@ class Services:
     store: Store
     celery: Celery
     models: ModelCache
+    warmup: Warmup
 
 
 def services() -> Services:

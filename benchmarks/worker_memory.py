@@ -15,11 +15,7 @@ loop would), and compare the peak RSS of early and late trials.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,13 +28,10 @@ import psutil
 import requests
 from sklearn.datasets import load_breast_cancer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._service import local_service
+
 MARK_START, MARK_END = "<!-- memory:start -->", "<!-- memory:end -->"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sampler(threading.Thread):
@@ -73,55 +66,23 @@ def _epoch(stamp: str) -> float:
 
 
 def run(trials: int, max_tasks_per_child: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as root:
-        env = {**os.environ, "AUTOML_DATA_DIR": root, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "AUTOML_WORKER_MAX_TASKS_PER_CHILD": str(max_tasks_per_child)}
-        port = _port()
-        log = open(Path(root) / "service.log", "wb")  # noqa: SIM115
-        api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "1"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        time.sleep(1)
-        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--concurrency", "1"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if requests.get(f"{url}/healthz", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    time.sleep(1)
-            sampler = Sampler(psutil.Process(worker.pid))
-            sampler.start()
-            csv = Path(root) / "cancer.csv"
-            load_breast_cancer(as_frame=True).frame.to_csv(csv, index=False)
-            with csv.open("rb") as handle:
-                dataset = requests.post(f"{url}/api/v1/datasets", files={"file": ("cancer.csv", handle)},
-                                        timeout=60).json()
-            job = requests.post(f"{url}/api/v1/jobs", timeout=30, json={
-                "dataset_id": dataset["id"], "target": "target", "tuner": "random", "max_trials": trials,
-                "max_epochs": 3, "seed": 0, "search_space": {"num_layers": {"min": 1, "max": 3}},
-            }).json()
-            started = time.monotonic()
-            while True:
-                state = requests.get(f"{url}/api/v1/jobs/{job['id']}", timeout=10).json()
-                if state["state"] in ("succeeded", "failed", "cancelled"):
-                    break
-                time.sleep(1)
-            elapsed = time.monotonic() - started
-            sampler.stop.set()
-            sampler.join()
-            board = requests.get(f"{url}/api/v1/jobs/{job['id']}/trials", timeout=10).json()["trials"]
-        finally:
-            for process in (worker, api):
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in (worker, api):
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-            log.close()
+    with tempfile.TemporaryDirectory() as root, local_service(
+        Path(root), env={"AUTOML_WORKER_MAX_TASKS_PER_CHILD": str(max_tasks_per_child)}
+    ) as service:
+        assert service.worker is not None
+        worker = service.worker
+        sampler = Sampler(psutil.Process(worker.pid))
+        sampler.start()
+        dataset = service.upload(load_breast_cancer(as_frame=True).frame, "cancer")
+        started = time.monotonic()
+        state = service.run_job(
+            dataset_id=dataset["id"], target="target", tuner="random", max_trials=trials,
+            max_epochs=3, seed=0, search_space={"num_layers": {"min": 1, "max": 3}},
+        )
+        elapsed = time.monotonic() - started
+        sampler.stop.set()
+        sampler.join()
+        board = requests.get(f"{service.url}/api/v1/jobs/{state['id']}/trials", timeout=10).json()["trials"]
     ordered = sorted(board, key=lambda t: t["number"])
     per_trial = [sampler.peak(int(t["worker"].rsplit(":", 3)[2]), _epoch(t["started_at"]),
                               _epoch(t["finished_at"]) + 0.5) for t in ordered]

@@ -55,7 +55,8 @@ def detect_format(path: Path, filename: str) -> str:
     return "csv"
 
 
-def _read_csv(path: Path, filename: str) -> pd.DataFrame:
+def read_csv_header(path: Path, filename: str) -> list[str]:
+    """The header row's column names as written; raises ``InvalidDataset`` for a header we cannot use."""
     try:
         with path.open("rb") as handle:
             raw_header = handle.readline(1_000_000)
@@ -78,6 +79,26 @@ def _read_csv(path: Path, filename: str) -> pd.DataFrame:
             f"The header row repeats column names: {', '.join(duplicates)}. Column names must be unique.",
             errors={"columns": duplicates},
         )
+    return header
+
+
+def csv_parse_error(filename: str, exc: Exception) -> InvalidDataset:
+    """A pandas parser or decoding error as a message that says what to fix."""
+    if isinstance(exc, UnicodeDecodeError):
+        return InvalidDataset(
+            f"'{filename}' is not UTF-8 text (invalid byte at position {exc.start}). Save the CSV as UTF-8."
+        )
+    detail = str(exc).strip()
+    # pandas says e.g. "Error tokenizing data. C error: Expected 4 fields in line 7, saw 5"
+    if "C error: " in detail:
+        detail = detail.split("C error: ", 1)[1]
+    return InvalidDataset(
+        f"'{filename}' is not a well-formed CSV: {detail}. Every row must have as many fields as the header."
+    )
+
+
+def _read_csv(path: Path, filename: str) -> pd.DataFrame:
+    read_csv_header(path, filename)
     try:
         frame = pd.read_csv(
             path,
@@ -88,18 +109,8 @@ def _read_csv(path: Path, filename: str) -> pd.DataFrame:
         )
     except pd.errors.EmptyDataError as exc:
         raise InvalidDataset(f"'{filename}' has no data: it needs a header row and at least one data row.") from exc
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip()
-        # pandas says e.g. "Error tokenizing data. C error: Expected 4 fields in line 7, saw 5"
-        if "C error: " in detail:
-            detail = detail.split("C error: ", 1)[1]
-        raise InvalidDataset(
-            f"'{filename}' is not a well-formed CSV: {detail}. Every row must have as many fields as the header."
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidDataset(
-            f"'{filename}' is not UTF-8 text (invalid byte at position {exc.start}). Save the CSV as UTF-8."
-        ) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise csv_parse_error(filename, exc) from exc
     frame.columns = pd.Index([str(c).strip() for c in frame.columns])
     return frame
 

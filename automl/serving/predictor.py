@@ -1,7 +1,9 @@
 """A loaded model that answers predict / predict_proba in the original label space.
 
-Inference goes through ``predict_on_batch`` (a compiled call), never ``model.predict``,
-which builds a dataset and a progress loop on every call.
+Inference goes through one concrete TensorFlow function traced at load for any batch size
+(``CompiledCall``), never ``model.predict``, which builds a dataset and a progress loop on
+every call (49 ms for one row), nor a plain ``tf.function`` call, whose per-call argument
+binding took about 1 ms of a 1.5 ms one-row call (measured here).
 
 Monte Carlo dropout (``mc_samples``): the instances are repeated ``mc_samples`` times in
 one batch and run with dropout active, so every copy gets its own dropout mask; the mean
@@ -24,6 +26,51 @@ from automl.serving.inputs import instances_to_inputs
 
 MAX_MC_SAMPLES = 1000
 MAX_MC_ROWS = 200_000  # instances x mc_samples in one request
+
+
+MAX_CALL_ROWS = 16_384  # larger inputs go through the model in slices of this many rows
+
+
+class CompiledCall:
+    """``model(inputs, training=False)`` as one concrete function, traced once for any batch size.
+
+    The model takes one ``(None, 1)`` tensor per column; converting each column to a tensor
+    costs about 20 us, which at one row is most of the call. So the function takes one
+    matrix per dtype (all float columns in one, all string columns in another) and slices
+    the columns out inside the graph: 0.38 ms instead of 0.85 ms for one row of wine's 13
+    columns (measured here). Inputs the model does not take (an all-empty column) are dropped.
+    """
+
+    def __init__(self, model: Any) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        groups: dict[Any, list[str]] = {}
+        for key, tensor in model.input.items():
+            groups.setdefault(tf.as_dtype(tensor.dtype), []).append(key)
+        self._groups = list(groups.items())
+
+        def call(*packed: Any) -> Any:
+            inputs = {key: matrix[:, i:i + 1]
+                      for matrix, (_, keys) in zip(packed, self._groups, strict=True) for i, key in enumerate(keys)}
+            return model(inputs, training=False)
+
+        signature = [tf.TensorSpec((None, len(keys)), dtype) for dtype, keys in self._groups]
+        self._concrete = tf.function(call, input_signature=signature).get_concrete_function()
+
+    def _run(self, inputs: dict[str, np.ndarray], rows: slice) -> np.ndarray:
+        packed = [
+            self._tf.constant(np.concatenate([inputs[key][rows] for key in keys], axis=1), dtype)
+            for dtype, keys in self._groups
+        ]
+        return np.asarray(self._concrete(*packed), dtype="float64")
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(inputs.values())))
+        if n <= MAX_CALL_ROWS:
+            return self._run(inputs, slice(None))
+        return np.concatenate([self._run(inputs, slice(start, start + MAX_CALL_ROWS))
+                               for start in range(0, n, MAX_CALL_ROWS)])
 
 
 @dataclass
@@ -53,17 +100,25 @@ class Predictor:
         for layer in self.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
+        self.call = CompiledCall(self.model)
+        self.call(self.example_inputs())  # the first call allocates; pay it at load, not on a request
 
-    def _output(self, instances: list[Any], mc_samples: int | None) -> Output:
-        inputs = instances_to_inputs(instances, self.features, self.targets)
+    def example_inputs(self) -> dict[str, np.ndarray]:
+        """One all-missing row, for warming the model up."""
+        return instances_to_inputs([{f["name"]: None for f in self.features}], self.features, self.targets)
+
+    def inputs(self, instances: list[Any]) -> dict[str, np.ndarray]:
+        return instances_to_inputs(instances, self.features, self.targets)
+
+    def _output(self, inputs: dict[str, np.ndarray], mc_samples: int | None) -> Output:
         if not mc_samples:
-            return Output(np.asarray(self.model.predict_on_batch(inputs), dtype="float64"), None)
+            return Output(self.call(inputs), None)
         if not self.supports_uncertainty:
             raise UnsupportedForTask(
                 "This model has no dropout, so Monte Carlo dropout cannot estimate uncertainty. "
                 "Leave out mc_samples, or train with dropout > 0."
             )
-        n = len(instances)
+        n = len(next(iter(inputs.values())))
         if mc_samples > MAX_MC_SAMPLES or n * mc_samples > MAX_MC_ROWS:
             raise InvalidInstances(
                 f"mc_samples x instances may be at most {MAX_MC_ROWS} (and mc_samples at most {MAX_MC_SAMPLES}); "
@@ -72,12 +127,13 @@ class Predictor:
             )
         import tensorflow as tf
 
-        tiled = {key: tf.constant(np.concatenate([value] * mc_samples)) for key, value in inputs.items()}
+        tiled = {key: tf.constant(np.concatenate([value] * mc_samples)) for key, value in inputs.items()
+                 if key in self.model.input}
         draws = np.asarray(self.model(tiled, training=True), dtype="float64")
         draws = draws.reshape(mc_samples, n, -1)
         return Output(draws.mean(axis=0), draws.std(axis=0))
 
-    def _require_classifier(self) -> None:
+    def require_classifier(self) -> None:
         if self.task == "regression":
             raise UnsupportedForTask(
                 "predict_proba is only for classification models; this model does regression. "
@@ -86,8 +142,12 @@ class Predictor:
 
     def probabilities(self, instances: list[Any], mc_samples: int | None = None) -> Output:
         """Binary/multiclass: one column per class, rows sum to 1. Multilabel: P(positive) per label."""
-        self._require_classifier()
-        out = self._output(instances, mc_samples)
+        return self.probabilities_of(self.inputs(instances), mc_samples)
+
+    def probabilities_of(self, inputs: dict[str, np.ndarray], mc_samples: int | None = None) -> Output:
+        """``probabilities`` for already converted input arrays (see ``inputs``)."""
+        self.require_classifier()
+        out = self._output(inputs, mc_samples)
         if self.task == "binary":
             positive = np.clip(out.mean.reshape(-1), 0.0, 1.0)
             std = None if out.std is None else np.repeat(out.std.reshape(-1, 1), 2, axis=1)
@@ -102,12 +162,17 @@ class Predictor:
         Regression: the std of the value. Binary/multiclass: the std of the predicted class's
         probability. Multilabel: a dict per instance, and a std per label.
         """
+        return self.predict_of(self.inputs(instances), mc_samples)
+
+    def predict_of(self, inputs: dict[str, np.ndarray],
+                   mc_samples: int | None = None) -> tuple[list[Any], list[Any] | None]:
+        """``predict`` for already converted input arrays (see ``inputs``)."""
         if self.task == "regression":
-            out = self._output(instances, mc_samples)
+            out = self._output(inputs, mc_samples)
             std = None if out.std is None else [float(v) for v in out.std.reshape(-1)]
             return [float(v) for v in out.mean.reshape(-1)], std
         assert self.classes is not None
-        probs = self.probabilities(instances, mc_samples)
+        probs = self.probabilities_of(inputs, mc_samples)
         if self.task == "multilabel":
             predictions = [
                 {name: pair[int(p >= 0.5)] for name, pair, p in zip(self.targets, self.classes, row, strict=True)}

@@ -211,6 +211,9 @@ class ModelRecord(Base):
     supports_uncertainty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Deployed models are loaded and warmed by every serving process at start (readiness waits).
+    deployed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    deployed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -22,6 +22,7 @@ from automl.store.records import (
     JobState,
     LaneRecord,
     ModelRecord,
+    ModelState,
     TrialRecord,
     TrialState,
     utcnow,
@@ -59,9 +60,28 @@ def get_model(session: Session, model_id: str) -> ModelRecord:
     return record
 
 
-def list_models(session: Session, limit: int = 100, offset: int = 0) -> list[ModelRecord]:
+def list_models(session: Session, limit: int = 100, offset: int = 0,
+                deployed: bool | None = None) -> list[ModelRecord]:
     query = select(ModelRecord).order_by(ModelRecord.created_at.desc()).limit(limit).offset(offset)
+    if deployed is not None:
+        query = query.where(ModelRecord.deployed.is_(deployed))
     return list(session.scalars(query))
+
+
+def deployed_models(session: Session) -> list[ModelRecord]:
+    """Ready models marked deployed, oldest deployment first (the order serving processes load them)."""
+    query = (select(ModelRecord)
+             .where(ModelRecord.deployed.is_(True), ModelRecord.state == ModelState.ready.value)
+             .order_by(ModelRecord.deployed_at))
+    return list(session.scalars(query))
+
+
+def set_deployed(session: Session, record: ModelRecord, deployed: bool) -> ModelRecord:
+    if record.deployed != deployed:
+        record.deployed = deployed
+        record.deployed_at = utcnow() if deployed else None
+        session.flush()
+    return record
 
 
 # --- aliases ------------------------------------------------------------------------------

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import send_file
+from flask import Response, request, send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
 
-from api.resources.common import PageArgs
 from api.resources.models.schemas import (
+    BatchPredictFormSchema,
     DownloadArgs,
     ModelHistorySchema,
+    ModelListArgs,
     ModelSchema,
     PredictRequestSchema,
     PredictResponseSchema,
     ProbaResponseSchema,
 )
 from api.services import services
-from automl.errors import NotReady
+from automl.errors import InvalidRequest, NotReady
+from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
 from automl.store import repository
 from automl.store.records import ModelState
@@ -46,12 +50,12 @@ def predictor_for(ref: str) -> Predictor:
 
 @blp.route("")
 class Models(MethodView):
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(ModelListArgs, location="query")
     @blp.response(200, ModelSchema(many=True))
-    def get(self, page: dict[str, int]) -> Any:
-        """List models, newest first."""
+    def get(self, args: dict[str, Any]) -> Any:
+        """List models, newest first (``?deployed=true``: the deployed ones)."""
         with services().store.session() as session:
-            return repository.list_models(session, page["limit"], page["offset"])
+            return repository.list_models(session, args["limit"], args["offset"], args["deployed"])
 
 
 @blp.route("/<string:model_id>")
@@ -64,6 +68,31 @@ class Model(MethodView):
             return repository.resolve_model(session, model_id)
 
 
+@blp.route("/<string:model_id>/deploy")
+class Deploy(MethodView):
+    @blp.response(200, ModelSchema)
+    def post(self, model_id: str) -> Any:
+        """Mark the model deployed: every serving process loads and warms it when it starts (readiness,
+        ``/readyz``, waits for that), and keeps it loaded. This process loads it before answering."""
+        svc = services()
+        with svc.store.session() as session:
+            record = repository.resolve_model(session, model_id)
+            if record.state != ModelState.ready.value or not record.path:
+                raise NotReady(f"Model '{record.id}' is {record.state}; only a ready model can be deployed.")
+            repository.set_deployed(session, record, True)
+        svc.warmup.load(record.id, Path(record.path))
+        return record
+
+    @blp.response(200, ModelSchema)
+    def delete(self, model_id: str) -> Any:
+        """Undeploy: serving processes stop loading it at start; it stays servable (loaded on demand)."""
+        svc = services()
+        with svc.store.session() as session:
+            record = repository.set_deployed(session, repository.resolve_model(session, model_id), False)
+        svc.warmup.forget(record.id)
+        return record
+
+
 @blp.route("/<string:model_id>/history")
 class ModelHistory(MethodView):
     @blp.response(200, ModelHistorySchema)
@@ -74,14 +103,82 @@ class ModelHistory(MethodView):
         return {"model_id": record.id, "epochs": record.history}
 
 
+_PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": PredictRequestSchema},
+        "multipart/form-data": {"schema": BatchPredictFormSchema},
+    },
+}
+_BATCH_ANSWER = ("A multipart upload is answered as CSV (text/csv, the default) or as this JSON document "
+                 "(Accept: application/json).")
+
+
+def _json_body() -> dict[str, Any]:
+    """The JSON request, validated (the route also takes multipart uploads, so webargs cannot parse it)."""
+    if not request.is_json:
+        abort(415, message=f"Unsupported content type '{request.mimetype or 'none'}'. Send JSON "
+                           '{"instances": [...]}, or a CSV/Parquet file as multipart/form-data field \'file\'.')
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise InvalidRequest("The request body is not valid JSON.", {"json": ["invalid JSON"]})
+    try:
+        body: dict[str, Any] = PredictRequestSchema().load(payload)
+    except ValidationError as exc:
+        abort(422, messages={"json": exc.messages})
+    return body
+
+
+def _score_upload(model_id: str, proba: bool) -> Response:
+    """Batch scoring of a multipart CSV/Parquet upload; the answer streams from a temporary file."""
+    svc = services()
+    form = {**request.form.to_dict(), **request.files.to_dict()}
+    try:
+        fields = BatchPredictFormSchema().load(form)
+    except ValidationError as exc:
+        abort(422, messages={"form": exc.messages})
+    accept = request.accept_mimetypes
+    output = accept.best_match(list(OUTPUT_FORMATS.values())) if accept.provided else "text/csv"
+    if output is None:
+        abort(406, message=f"Batch predictions are CSV or JSON; the Accept header '{accept}' allows neither. "
+                           "Ask for text/csv or application/json.")
+    passthrough = [c.strip() for c in fields.get("passthrough", "").split(",") if c.strip()]
+    predictor = predictor_for(model_id)
+    upload = fields["file"]
+    staging = svc.settings.tmp_dir / f"score-{uuid.uuid4().hex}"
+    try:
+        upload.save(staging)
+        scored = score_file(predictor, staging, upload.filename or "upload.csv", proba=proba,
+                            output="json" if output == "application/json" else "csv",
+                            passthrough=passthrough, tmp_dir=svc.settings.tmp_dir)
+    finally:
+        staging.unlink(missing_ok=True)
+
+    def stream() -> Any:
+        with scored.handle:
+            while block := scored.handle.read(1 << 20):
+                yield block
+
+    response = Response(stream(), mimetype=scored.media_type)
+    response.headers["Content-Length"] = str(scored.size)
+    response.headers["X-Rows-Scored"] = str(scored.rows)
+    response.call_on_close(scored.handle.close)
+    return response
+
+
 @blp.route("/<string:model_id>/predict")
 class Predict(MethodView):
-    @blp.arguments(PredictRequestSchema)
-    @blp.response(200, PredictResponseSchema)
-    def post(self, body: dict[str, Any], model_id: str) -> Any:
+    @blp.doc(requestBody=_PREDICT_BODY)
+    @blp.response(200, PredictResponseSchema, description=_BATCH_ANSWER)
+    def post(self, model_id: str) -> Any:
         """Predictions in the original label space (classes as in the data; numbers for regression).
 
-        With ``mc_samples``, Monte Carlo dropout: the mean prediction and its standard deviation."""
+        JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) of any size for batch
+        scoring. With ``mc_samples`` (JSON), Monte Carlo dropout: the mean prediction and its
+        standard deviation."""
+        if request.mimetype == "multipart/form-data":
+            return _score_upload(model_id, proba=False)
+        body = _json_body()
         predictions, std = predictor_for(model_id).predict(body["instances"], body["mc_samples"])
         if std is None:
             return {"predictions": predictions}
@@ -90,13 +187,17 @@ class Predict(MethodView):
 
 @blp.route("/<string:model_id>/predict_proba")
 class PredictProba(MethodView):
-    @blp.arguments(PredictRequestSchema)
-    @blp.response(200, ProbaResponseSchema)
-    def post(self, body: dict[str, Any], model_id: str) -> Any:
+    @blp.doc(requestBody=_PREDICT_BODY)
+    @blp.response(200, ProbaResponseSchema, description=_BATCH_ANSWER)
+    def post(self, model_id: str) -> Any:
         """Class probabilities, one row per instance, each row summing to 1 (classifiers only).
 
-        Multilabel: one independent probability per label column. With ``mc_samples``, the mean
-        over Monte Carlo dropout passes and its standard deviation."""
+        JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) for batch scoring.
+        Multilabel: one independent probability per label column. With ``mc_samples`` (JSON), the
+        mean over Monte Carlo dropout passes and its standard deviation."""
+        if request.mimetype == "multipart/form-data":
+            return _score_upload(model_id, proba=True)
+        body = _json_body()
         predictor = predictor_for(model_id)
         out = predictor.probabilities(body["instances"], body["mc_samples"])
         response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.resources.common import EpochsField
+from api.resources.common import EpochsField, PageArgs
 
 MAX_INSTANCES = 100_000
 
@@ -23,7 +23,13 @@ class ModelSchema(Schema):
     refit = fields.Boolean(metadata={"description": "Retrained on train + validation after the search."})
     supports_uncertainty = fields.Boolean(metadata={"description": "Has dropout, so mc_samples works."})
     error = fields.String(allow_none=True)
+    deployed = fields.Boolean(metadata={"description": "Loaded and warmed by every serving process at start."})
+    deployed_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
+
+
+class ModelListArgs(PageArgs):
+    deployed = fields.Boolean(load_default=None, metadata={"description": "Only deployed (true) or other (false)."})
 
 
 class ModelHistorySchema(Schema):
@@ -43,6 +49,15 @@ class PredictRequestSchema(Schema):
         metadata={"description": "Monte Carlo dropout: average this many stochastic passes and return "
                                  "their standard deviation (models with dropout only)."},
     )
+
+
+class BatchPredictFormSchema(Schema):
+    file = fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "CSV (UTF-8, header row) or Parquet with the model's input columns; other columns are "
+                       "ignored. Any number of rows: read in chunks, so memory stays bounded."})
+    passthrough = fields.String(metadata={
+        "description": "Comma-separated columns of the file to copy into the CSV output (e.g. an id)."})
 
 
 class PredictResponseSchema(Schema):

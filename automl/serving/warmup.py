@@ -1,0 +1,108 @@
+"""Loading deployed models when a serving process starts, and the readiness that waits for it.
+
+Each serving process (gunicorn worker) loads every deployed model into its own cache,
+pinned, and runs one row through it, in a background thread; until that is done the
+process reports not ready, so a load balancer sends it no traffic and no client pays the
+load. A deployed model that cannot be loaded is logged and reported, and does not keep
+the process out of service for the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from automl.serving.cache import ModelCache
+from automl.store import Store, repository
+
+log = logging.getLogger(__name__)
+
+
+class Warmup:
+    """Loads the deployed models once, in a daemon thread started by ``start``."""
+
+    def __init__(self, store: Store, cache: ModelCache) -> None:
+        self.store = store
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._expected: set[str] = set()
+        self._loaded: list[str] = []
+        self._failed: dict[str, str] = {}
+        self._error: str | None = None
+        self._listed = False
+        self.seconds: float | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name="automl-warmup", daemon=True).start()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    with self.store.session() as session:
+                        models = [(m.id, m.path) for m in repository.deployed_models(session)]
+                    break
+                except Exception as exc:  # the database may come up after us: keep trying, report meanwhile
+                    with self._lock:
+                        self._error = f"cannot list deployed models: {exc.__class__.__name__}"
+                    log.warning("warm-up: %s; retrying in 2 s", exc)
+                    time.sleep(2)
+            with self._lock:
+                self._error = None
+                self._listed = True
+                self._expected.update(model_id for model_id, _ in models)
+            for model_id, path in models:
+                self.load(model_id, Path(path or ""))
+        finally:
+            self.seconds = time.monotonic() - started
+            self._done.set()
+            log.info("warm-up: %d deployed model(s) loaded, %d failed, in %.1f s",
+                     len(self._loaded), len(self._failed), self.seconds)
+
+    def load(self, model_id: str, path: Path) -> None:
+        """Load and pin one model (also used when a model is deployed while serving)."""
+        with self._lock:
+            self._expected.add(model_id)
+        try:
+            self.cache.get(model_id, path, pin=True)
+        except Exception as exc:
+            log.exception("warm-up: deployed model %s could not be loaded", model_id)
+            with self._lock:
+                self._failed[model_id] = f"{exc.__class__.__name__}: {exc}"[:500]
+            return
+        with self._lock:
+            self._failed.pop(model_id, None)
+            if model_id not in self._loaded:
+                self._loaded.append(model_id)
+
+    def forget(self, model_id: str) -> None:
+        """The model was undeployed: unpin it (it may still be evicted later like any other)."""
+        with self._lock:
+            self._expected.discard(model_id)
+            self._failed.pop(model_id, None)
+            if model_id in self._loaded:
+                self._loaded.remove(model_id)
+        self.cache.unpin(model_id)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "ready": self._done.is_set(),
+                "listed": self._listed,
+                "deployed_models": len(self._expected),
+                "loaded": len(self._loaded),
+                "failed": dict(self._failed),
+                "error": self._error,
+            }

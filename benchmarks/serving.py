@@ -1,0 +1,303 @@
+"""Serving speed over HTTP under gunicorn, beside the in-process floor, and 1,000,000-row batch scoring.
+
+1. Trains a wine MLP (and a penguins one) through the service as ``make run`` starts it
+   (the space's default width and depth: 2 hidden layers, 128 then 64 units), and marks
+   them deployed.
+2. Restarts the API alone (``automl serve``: gunicorn, 2 worker processes x 4 threads) and
+   records how long ``/readyz`` takes to turn ready (deployed models loaded and warmed).
+3. For 1-row and 1,000-row ``predict`` requests at several concurrencies, sends requests
+   for ``--duration`` seconds from keep-alive connections (one thread each) and reports
+   p50/p99 latency and requests/s; then 10,000 rows in one request. The client runs on the
+   same cores as the server, as a co-located caller would.
+4. The floor: the same compiled model call (``Predictor.call``) on the same rows in this
+   process, median of many calls; the table gives HTTP p50 / floor.
+5. Scores a 1,000,000-row penguins CSV (multipart, CSV answer) and samples the serving
+   processes' resident memory meanwhile.
+
+    .venv/bin/python benchmarks/serving.py [--duration 10] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+import psutil
+import requests
+from palmerpenguins import load_penguins
+from sklearn.datasets import load_wine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._service import LocalService, local_service
+
+MARK_START, MARK_END = "<!-- serving:start -->", "<!-- serving:end -->"
+SPACE = {"num_layers": 2, "units": 128, "width_schedule": "funnel", "shrink": 0.5, "dropout": 0.1}
+TARGETS = {"p50_1row_ms": 3.0, "p99_1row_ms": 10.0, "rps_8_clients": 500.0, "ms_10k_rows": 300.0}
+
+
+def _records(frame: pd.DataFrame, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    sample = frame.sample(n, replace=len(frame) < n, random_state=seed)
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if hasattr(v, "item") else v))
+             for k, v in row.items()} for row in sample.to_dict("records")]
+
+
+def train(service: LocalService) -> dict[str, str]:
+    models = {}
+    for name, frame, target in (("wine", load_wine(as_frame=True).frame, "target"),
+                                ("penguins", load_penguins(), "species")):
+        dataset = service.upload(frame, name)
+        job = service.run_job(dataset_id=dataset["id"], target=target, tuner="random", max_trials=1,
+                              max_epochs=30, seed=0, search_space=SPACE)
+        assert job["state"] == "succeeded", job
+        models[name] = job["model_id"]
+        deployed = requests.post(f"{service.url}/api/v1/models/{job['model_id']}/deploy", timeout=120)
+        deployed.raise_for_status()
+    return models
+
+
+class Load:
+    """``clients`` threads, each with one keep-alive connection, posting ``body`` for ``duration`` s."""
+
+    def __init__(self, url: str, path: str, body: bytes, clients: int, duration: float) -> None:
+        self.host, self.port = urlparse(url).hostname or "127.0.0.1", urlparse(url).port or 80
+        self.path, self.body, self.clients, self.duration = path, body, clients, duration
+        self.latencies: list[list[float]] = [[] for _ in range(clients)]
+        self.errors = 0
+
+    def _client(self, index: int, start: threading.Barrier) -> None:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        start.wait()
+        end = time.perf_counter() + self.duration
+        while (began := time.perf_counter()) < end:
+            try:
+                connection.request("POST", self.path, self.body, headers)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    self.errors += 1
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                connection.close()
+                connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                continue
+            self.latencies[index].append(time.perf_counter() - began)
+        connection.close()
+
+    def run(self) -> dict[str, float]:
+        barrier = threading.Barrier(self.clients + 1)
+        threads = [threading.Thread(target=self._client, args=(i, barrier)) for i in range(self.clients)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        began = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - began
+        samples = sorted(x for per in self.latencies for x in per)
+        return {
+            "requests": len(samples),
+            "errors": self.errors,
+            "p50_ms": 1000 * samples[len(samples) // 2],
+            "p99_ms": 1000 * samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+            "rps": len(samples) / wall,
+        }
+
+
+def floor_ms(model_dir: Path, rows: list[dict[str, Any]], repeats: int) -> float:
+    """Median time of the compiled model call on ``rows`` in this process (inputs already converted)."""
+    from automl.serving.predictor import Predictor
+
+    predictor = Predictor(model_dir)
+    inputs = predictor.inputs(rows)
+    for _ in range(10):
+        predictor.call(inputs)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        predictor.call(inputs)
+        times.append(time.perf_counter() - began)
+    return 1000 * statistics.median(times)
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, root_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(root_pid)
+        self.peak: dict[int, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                for process in self.root.children(recursive=True):
+                    if "gunicorn" in " ".join(process.cmdline()) and process.ppid() != self.root.pid:
+                        self.peak[process.pid] = max(self.peak.get(process.pid, 0), process.memory_info().rss)
+            except psutil.Error:
+                continue
+
+
+def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
+    """RSS of gunicorn's worker processes (children of the gunicorn master) under ``automl serve``."""
+    out = {}
+    for process in psutil.Process(root_pid).children(recursive=True):
+        try:
+            if "gunicorn" in " ".join(process.cmdline()) and process.ppid() != root_pid:
+                out[process.pid] = process.memory_info().rss
+        except psutil.Error:
+            continue
+    return out
+
+
+def batch(service: LocalService, model_id: str, rows: int) -> dict[str, Any]:
+    frame = load_penguins()
+    big = pd.concat([frame] * (rows // len(frame) + 1), ignore_index=True).iloc[:rows]
+    big.insert(0, "row_id", np.arange(rows))
+    path = service.root / "big.csv"
+    big.to_csv(path, index=False)
+    before = gunicorn_workers_rss(service.api.pid)
+    sampler = MemorySampler(service.api.pid)
+    sampler.start()
+    began = time.perf_counter()
+    with path.open("rb") as handle:
+        response = requests.post(f"{service.url}/api/v1/models/{model_id}/predict_proba",
+                                 files={"file": ("big.csv", handle)}, data={"passthrough": "row_id"},
+                                 headers={"Accept": "text/csv"}, timeout=1800, stream=True)
+        answered = 0
+        lines = 0
+        for block in response.iter_content(1 << 20):
+            answered += len(block)
+            lines += block.count(b"\n")
+    elapsed = time.perf_counter() - began
+    sampler.stop.set()
+    sampler.join()
+    growth = max((sampler.peak.get(pid, 0) - rss for pid, rss in before.items()), default=0)
+    return {"rows": rows, "status": response.status_code, "seconds": elapsed, "input_mb": path.stat().st_size / 2**20,
+            "output_mb": answered / 2**20, "output_rows": lines - 1, "rss_before_mb": max(before.values()) / 2**20,
+            "rss_growth_mb": growth / 2**20}
+
+
+def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = data_dir or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        ids_file = root / "benchmark-models.json"
+        if not ids_file.exists():
+            with local_service(root) as service:
+                ids_file.write_text(json.dumps(train(service)))
+        models = json.loads(ids_file.read_text())
+        wine_dir = root / "models" / models["wine"]
+        wine = load_wine(as_frame=True).frame.drop(columns=["target"])
+        rows = {n: _records(wine, n) for n in (1, 1000, 10_000)}
+        started = time.monotonic()
+        with local_service(root, api_workers=2, with_worker=False) as service:
+            service.wait_ready("/readyz")
+            ready_s = time.monotonic() - started
+            readiness = requests.get(f"{service.url}/readyz", timeout=10).json()
+            path = f"/api/v1/models/{models['wine']}/predict"
+            loads = []
+            for n, clients in ((1, 1), (1, 4), (1, 8), (1000, 1), (1000, 8)):
+                body = json.dumps({"instances": rows[n]}).encode()
+                Load(service.url, path, body, clients, 2).run()  # warm connections and threads
+                result = Load(service.url, path, body, clients, duration).run()
+                loads.append({"rows": n, "clients": clients, **result})
+                print(loads[-1], flush=True)
+            big = Load(service.url, path, json.dumps({"instances": rows[10_000]}).encode(), 1, duration).run()
+            print("10k rows", big, flush=True)
+            scored = batch(service, models["penguins"], 1_000_000)
+            print("batch", scored, flush=True)
+        floors = {n: floor_ms(wine_dir, rows[n], 300 if n == 1 else 30) for n in (1, 1000, 10_000)}
+        print("floors", floors, flush=True)
+    return {"ready_s": ready_s, "readiness": readiness, "loads": loads, "big": big, "floors": floors,
+            "batch": scored, "cores": os.cpu_count()}
+
+
+def report(result: dict[str, Any]) -> str:
+    floors = result["floors"]
+    lines = [
+        "### Serving latency and throughput (`benchmarks/serving.py`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {result['cores']} CPU cores: `automl serve` (gunicorn, 2 worker "
+        "processes × 4 threads), wine MLP (13 numeric inputs; 2 hidden layers, 128 and 64 units), JSON "
+        "`POST /api/v1/models/{id}/predict` over keep-alive connections from a client on the same cores. Floor: "
+        "the compiled model call on the same rows in one process (no HTTP, no JSON, inputs already converted).",
+        "",
+        "| rows per request | clients | requests | p50 ms | p99 ms | requests/s | rows/s | p50 ÷ floor |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for load in result["loads"]:
+        lines.append(
+            f"| {load['rows']} | {load['clients']} | {load['requests']} | {load['p50_ms']:.2f} | {load['p99_ms']:.2f} "
+            f"| {load['rps']:.0f} | {load['rps'] * load['rows']:.0f} | {load['p50_ms'] / floors[load['rows']]:.1f} |"
+        )
+    big = result["big"]
+    lines.append(f"| 10000 | 1 | {big['requests']} | {big['p50_ms']:.1f} | {big['p99_ms']:.1f} | {big['rps']:.1f} "
+                 f"| {big['rps'] * 10000:.0f} | {big['p50_ms'] / floors[10_000]:.1f} |")
+    errors = sum(load["errors"] for load in result["loads"]) + big["errors"]
+    one = next(x for x in result["loads"] if x["rows"] == 1 and x["clients"] == 1)
+    eight = next(x for x in result["loads"] if x["rows"] == 1 and x["clients"] == 8)
+    checks = [
+        ("one-row p50 ≤ 3 ms", one["p50_ms"], TARGETS["p50_1row_ms"], one["p50_ms"] <= TARGETS["p50_1row_ms"]),
+        ("one-row p99 ≤ 10 ms", one["p99_ms"], TARGETS["p99_1row_ms"], one["p99_ms"] <= TARGETS["p99_1row_ms"]),
+        ("≥ 500 requests/s with 8 clients", eight["rps"], TARGETS["rps_8_clients"],
+         eight["rps"] >= TARGETS["rps_8_clients"]),
+        ("10,000 rows in one request ≤ 300 ms (p50)", big["p50_ms"], TARGETS["ms_10k_rows"],
+         big["p50_ms"] <= TARGETS["ms_10k_rows"]),
+    ]
+    lines += ["", f"Floor (median compiled call): 1 row {floors[1]:.3f} ms, 1,000 rows {floors[1000]:.2f} ms, "
+                  f"10,000 rows {floors[10_000]:.1f} ms. Failed requests: {errors}.", "", "Targets:"]
+    lines += [f"- {name}: {value:.2f} — {'met' if ok else 'NOT MET'}" for name, value, _, ok in checks]
+    scored = result["batch"]
+    lines += [
+        "",
+        f"Readiness: `/readyz` answered ready {result['ready_s']:.1f} s after `automl serve` started, with "
+        f"{result['readiness']['loaded']} deployed models loaded and warmed in the answering process.",
+        "",
+        f"Batch scoring: {scored['rows']:,} penguins rows ({scored['input_mb']:.0f} MB CSV, categorical and missing "
+        f"values, an id passed through) → `predict_proba` as CSV ({scored['output_mb']:.0f} MB, "
+        f"{scored['output_rows']:,} rows, HTTP {scored['status']}) in {scored['seconds']:.1f} s "
+        f"({scored['rows'] / scored['seconds']:,.0f} rows/s); the serving process grew by at most "
+        f"{scored['rss_growth_mb']:.0f} MiB over its {scored['rss_before_mb']:.0f} MiB (chunks of 50,000 rows).",
+    ]
+    return "\n".join(lines)
+
+
+def write(path: Path, block: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = f"{MARK_START}\n{block}\n{MARK_END}"
+    if MARK_START in text:
+        head, rest = text.split(MARK_START, 1)
+        text = head + section + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Serving\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level")
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse trained models from this folder")
+    parser.add_argument("--write", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+    args = parser.parse_args()
+    block = report(measure(args.duration, args.data_dir))
+    print(block)
+    if args.write:
+        write(args.write, block)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""The serving path: the compiled call, the model cache, batch scoring, deploy and readiness.
+
+A real (tiny, untrained) Keras model with numeric, boolean and categorical inputs built by
+the service's own preprocessing layers, saved and loaded as the registry does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from flask import Flask
+
+from api import create_app
+from automl.errors import InvalidInstances
+from automl.preprocessing.features import FeatureSpec
+from automl.preprocessing.layers import build_inputs
+from automl.registry import save_model
+from automl.serving import cache as cache_module
+from automl.serving import predictor as predictor_module
+from automl.serving.batch import escape_formula, score_file
+from automl.serving.cache import ModelCache
+from automl.serving.predictor import Predictor
+from automl.settings import Settings
+from automl.store import Store
+from automl.store.records import DatasetRecord, JobRecord, ModelRecord, utcnow
+
+SPECS = [
+    FeatureSpec(name="size", key="size", kind="numeric", mean=5.0, std=2.0, missing_indicator=True),
+    FeatureSpec(name="flag", key="flag", kind="boolean", mean=0.5, std=0.5),
+    FeatureSpec(name="colour name", key="colour_name", kind="categorical", vocabulary=["red", "blue", ""]),
+]
+CLASSES = ["no", "=SUM(A1)"]  # a label a spreadsheet would run: must come out escaped in CSV
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keras.utils.set_random_seed(3)
+    inputs, features = build_inputs(SPECS)
+    hidden = keras.layers.Dense(8, activation="tanh")(features)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
+    metadata = {"task": "binary", "target": "label", "classes": CLASSES, "features": [s.to_dict() for s in SPECS]}
+    return save_model(model, metadata, tmp_path_factory.mktemp("models"), "m1")
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir: Path) -> Predictor:
+    return Predictor(model_dir)
+
+
+def frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    size = rng.normal(5, 2, n).round(3).astype(object)
+    size[::7] = None
+    return pd.DataFrame({
+        "id": [f"=HYPERLINK(\"x\",\"{i}\")" if i == 0 else f"row-{i}" for i in range(n)],
+        "size": size,
+        "flag": rng.choice(["yes", "no", "true", None], n),
+        "colour name": rng.choice(["red", "blue", "green", None], n),
+        "unused": range(n),
+    })
+
+
+def records(data: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items() if k in ("size", "flag", "colour name")}
+            for row in data.to_dict("records")]
+
+
+def score(predictor: Predictor, tmp_path: Path, content: bytes, name: str = "rows.csv", **options: Any) -> Any:
+    path = tmp_path / name
+    path.write_bytes(content)
+    options = {"proba": False, "output": "csv", "passthrough": [], "tmp_dir": tmp_path, **options}
+    scored = score_file(predictor, path, name, **options)
+    with scored.handle:
+        return scored, scored.handle.read()
+
+
+# --- compiled call --------------------------------------------------------------------------------
+
+
+def test_compiled_call_matches_keras_for_any_batch_size(predictor: Predictor,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = predictor.inputs(records(frame(50)))
+    expected = np.asarray(predictor.model.predict_on_batch(inputs))
+    np.testing.assert_allclose(predictor.call(inputs), expected, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(predictor_module, "MAX_CALL_ROWS", 7)  # 50 rows in 8 slices
+    np.testing.assert_allclose(predictor.call(inputs), expected, rtol=1e-5, atol=1e-6)
+    single = predictor.inputs(records(frame(50))[:1])
+    np.testing.assert_allclose(predictor.call(single), expected[:1], rtol=1e-5, atol=1e-6)
+
+
+# --- cache ---------------------------------------------------------------------------------------
+
+
+class CountingLoader:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[Path] = []
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def __call__(self, path: Path) -> Any:
+        with self.lock:
+            self.calls.append(path)
+        time.sleep(self.delay)
+        if path.name == "broken":
+            raise OSError("unreadable model")
+        return object()
+
+
+def test_cache_evicts_the_least_recently_used_and_never_a_pinned_model() -> None:
+    loader = CountingLoader()
+    cache = ModelCache(2, loader=loader)  # type: ignore[arg-type]
+    a = cache.get("a", Path("a"))
+    cache.get("b", Path("b"))
+    assert cache.get("a", Path("a")) is a  # a is now the most recently used
+    cache.get("c", Path("c"))
+    assert "b" not in cache and "a" in cache and "c" in cache
+    assert cache.peek("b") is None and cache.peek("a") is a
+    cache.get("p", Path("p"), pin=True)
+    cache.get("q", Path("q"), pin=True)
+    cache.get("d", Path("d"))
+    cache.get("e", Path("e"))
+    assert {"p", "q", "d", "e"} <= {k for k in "abcdepq" if k in cache} and len(cache) == 4
+    cache.unpin("p")  # three unpinned now: the least recently used of them goes
+    assert "p" not in cache and len(cache) == 3
+    assert len(loader.calls) == 7  # every model loaded exactly once so far
+
+
+def test_cache_loads_a_model_once_under_concurrent_first_requests() -> None:
+    loader = CountingLoader(delay=0.2)
+    cache = ModelCache(5, loader=loader)  # room for all: an eviction would legitimately cause a reload
+    results: list[tuple[str, Any]] = []
+    barrier = threading.Barrier(16)
+
+    def ask(model_id: str) -> None:
+        barrier.wait()
+        results.append((model_id, cache.get(model_id, Path(model_id))))
+
+    threads = [threading.Thread(target=ask, args=("m" if i < 12 else f"x{i}",)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [path.name for path in loader.calls].count("m") == 1  # 12 concurrent first requests, one load
+    assert len({id(obj) for model_id, obj in results if model_id == "m"}) == 1
+    assert len(loader.calls) == 5 and len(cache) == 5  # the others loaded side by side, once each
+
+
+def test_a_failed_load_is_not_cached_and_leaves_no_pin() -> None:
+    cache = ModelCache(2, loader=CountingLoader())  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        cache.get("x", Path("broken"), pin=True)
+    assert "x" not in cache and cache.pinned == set()
+
+
+# --- batch scoring ------------------------------------------------------------------------------
+
+
+def test_csv_scored_in_chunks_matches_json_predictions(predictor: Predictor, tmp_path: Path) -> None:
+    data = frame(50)
+    expected, _ = predictor.predict(records(data))
+    scored, body = score(predictor, tmp_path, data.to_csv(index=False).encode(), chunk_rows=7,
+                         passthrough=["id"])
+    assert scored.rows == 50 and scored.media_type == "text/csv"
+    out = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["id", "prediction"]
+    assert out["id"][0] == "'" + data["id"][0] and out["id"][1] == "row-1"  # formula escaped, plain text not
+    assert list(out["prediction"]) == [escape_formula(label) for label in expected]
+    assert set(out["prediction"]) == {"no", "'=SUM(A1)"}  # both classes occur, the formula one escaped
+
+
+def test_parquet_in_json_out_has_the_json_endpoints_shape(predictor: Predictor, tmp_path: Path) -> None:
+    data = frame(30)
+    data["size"] = pd.to_numeric(data["size"])
+    expected = predictor.probabilities(records(data)).mean
+    scored, body = score(predictor, tmp_path, data.to_parquet(index=False), "rows.parquet", proba=True,
+                         output="json", chunk_rows=8)
+    document = json.loads(body)
+    assert scored.media_type == "application/json" and document["classes"] == CLASSES
+    np.testing.assert_allclose(np.array(document["probabilities"]), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda d: d.drop(columns=["flag"]), "lacks the model's input column(s): flag"),
+    (lambda d: d.assign(size=["12", "x"] + ["1"] * 18), "row 2, column size"),
+    (lambda d: d.assign(size=["1"] * 16 + ["inf"] + ["1"] * 3), "row 17, column size"),
+    (lambda d: d.assign(flag=["yes"] * 13 + ["maybe"] + ["no"] * 6), "row 14, column flag"),
+    (lambda d: d.iloc[:0], "no data rows"),
+])
+def test_bad_files_are_422_naming_the_row_and_column(predictor: Predictor, tmp_path: Path, edit: Any,
+                                                     needle: str) -> None:
+    content = edit(frame(20)).to_csv(index=False).encode()
+    with pytest.raises(InvalidInstances) as caught:
+        score(predictor, tmp_path, content, chunk_rows=5)
+    assert needle in caught.value.message
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.csv"]  # the half-written answer is gone
+
+
+def test_passthrough_rules(predictor: Predictor, tmp_path: Path) -> None:
+    content = frame(5).rename(columns={"unused": "prediction"}).to_csv(index=False).encode()
+    with pytest.raises(InvalidInstances, match="clash"):
+        score(predictor, tmp_path, content, passthrough=["prediction"])
+    with pytest.raises(InvalidInstances, match=r"not in 'rows\.csv': nope"):
+        score(predictor, tmp_path, content, passthrough=["nope"])
+    with pytest.raises(InvalidInstances, match="CSV output only"):
+        score(predictor, tmp_path, content, passthrough=["id"], output="json")
+
+
+def test_formula_escaping() -> None:
+    assert escape_formula("=1+2") == "'=1+2"
+    assert escape_formula("@SUM(A1)") == "'@SUM(A1)"
+    assert escape_formula("-2+3+cmd|' /C calc'!A0") == "'-2+3+cmd|' /C calc'!A0"
+    assert escape_formula("\tx") == "'\tx"
+    assert escape_formula("-1.5") == "-1.5" and escape_formula("+3e5") == "+3e5"
+    assert escape_formula("plain") == "plain" and escape_formula(-3) == -3
+
+
+# --- deploy and readiness -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Flask, threading.Event]:
+    """The app over a store holding a deployed model (m1), a deployed model whose files are gone (gone),
+    a ready undeployed one (m2) and one still training (t); model loads wait for the returned gate."""
+    settings = Settings(data_dir=tmp_path / "var", broker_url="redis://127.0.0.1:1/0")
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    with store.session() as session:
+        session.add(DatasetRecord(id="d", name="d", source_format="csv", path="/x", n_rows=1, n_columns=2,
+                                  size_bytes=1, columns=[]))
+        session.add(JobRecord(id="j", dataset_id="d", target="label", task="binary", requested_task="auto",
+                              tuner="random", objective="val_loss", objective_direction="min", max_trials=1,
+                              max_epochs=1, patience=1, seed=0))
+        for model_id, state, path, deployed in (("m1", "ready", model_dir, True), ("gone", "ready", tmp_path, True),
+                                                ("m2", "ready", model_dir, False), ("t", "training", None, False)):
+            session.add(ModelRecord(id=model_id, job_id="j", dataset_id="d", task="binary", target="label",
+                                    state=state, path=str(path) if path else None, deployed=deployed,
+                                    deployed_at=utcnow() if deployed else None))
+    gate = threading.Event()
+    real_loader = cache_module._load_predictor
+
+    def gated(path: Path) -> Predictor:
+        assert gate.wait(60)
+        return real_loader(path)
+
+    monkeypatch.setattr(cache_module, "_load_predictor", gated)
+    return create_app(settings), gate
+
+
+def test_readiness_waits_for_deployed_models_to_load(served: tuple[Flask, threading.Event]) -> None:
+    app, gate = served
+    client = app.test_client()
+    deadline = time.monotonic() + 30
+    while not (warming := client.get("/readyz")).get_json()["listed"] and time.monotonic() < deadline:
+        assert warming.status_code == 503 and "Looking up" in warming.get_json()["message"]
+        time.sleep(0.05)
+    assert warming.status_code == 503 and warming.get_json()["status"] == "not_ready"
+    assert "0 of 2 loaded" in warming.get_json()["message"]
+    assert client.get("/healthz").status_code == 200  # alive meanwhile
+    gate.set()
+    services = app.extensions["automl"]
+    assert services.warmup.wait(60)
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["loaded"] == 1 and ready["deployed_models"] == 2
+    assert list(ready["failed"]) == ["gone"]  # reported, and not holding the process out of service
+    assert services.models.pinned == {"m1"} and services.models.peek("m1") is not None
+    answer = client.post("/api/v1/models/m1/predict", json={"instances": records(frame(3))})
+    assert answer.status_code == 200 and len(answer.get_json()["predictions"]) == 3
+
+
+def test_deploy_and_undeploy(served: tuple[Flask, threading.Event]) -> None:
+    app, gate = served
+    gate.set()
+    client = app.test_client()
+    services = app.extensions["automl"]
+    assert services.warmup.wait(60)
+    assert client.post("/api/v1/models/t/deploy").status_code == 409
+    assert client.post("/api/v1/models/nope/deploy").status_code == 404
+    deployed = client.post("/api/v1/models/m2/deploy")
+    assert deployed.status_code == 200 and deployed.get_json()["deployed"] and deployed.get_json()["deployed_at"]
+    assert "m2" in services.models.pinned and services.models.peek("m2") is not None  # loaded before answering
+    listed = client.get("/api/v1/models?deployed=true").get_json()
+    assert sorted(m["id"] for m in listed) == ["gone", "m1", "m2"]
+    undeployed = client.delete("/api/v1/models/m1/deploy")
+    assert undeployed.status_code == 200 and not undeployed.get_json()["deployed"]
+    assert "m1" not in services.models.pinned
+    assert client.get("/readyz").get_json()["deployed_models"] == 2
+    assert client.put("/api/v1/aliases/prod", json={"model_id": "m1"}).status_code == 201
+    assert client.post("/api/v1/models/prod/deploy").get_json()["id"] == "m1"  # by alias
+    assert "m1" in services.models.pinned
