@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 
 from api.errors import register_error_handlers
+from api.json import OrjsonProvider
 from api.resources import BLUEPRINTS
 from api.services import Services
 from automl.serving.cache import ModelCache
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = Flask("automl")
+    app.json = OrjsonProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         MAX_FORM_PARTS=20,
@@ -44,7 +46,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     if migrate:
         store.migrate()
     models = ModelCache(settings.model_cache_size)
-    warmup = Warmup(store, models)
+    warmup = Warmup(store, models, settings.deployed_refresh_s)
     app.extensions["automl"] = Services(
         settings=settings, store=store, celery=make_celery(settings), models=models, warmup=warmup
     )

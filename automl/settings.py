@@ -56,7 +56,14 @@ class Settings(BaseSettings):
     events_stream_max_s: float = Field(
         default=300, gt=0, description="An event stream ends after this long; clients resume with Last-Event-ID."
     )
-    model_cache_size: int = Field(default=8, ge=1)
+    model_cache_size: int = Field(
+        default=8, ge=1, description="Models each serving process keeps loaded besides the deployed ones."
+    )
+    deployed_refresh_s: float = Field(
+        default=30, ge=0,
+        description="How often each serving process picks up models deployed or undeployed through another "
+                    "process (0: only at start).",
+    )
     worker_concurrency: int = Field(default=1, ge=1)
     worker_max_tasks_per_child: int = Field(
         default=1, ge=0, description="Fresh process per trial keeps worker memory flat; 0 = unlimited."

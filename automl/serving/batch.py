@@ -28,7 +28,7 @@ from automl.datasets.ingest import csv_parse_error, detect_format, read_csv_head
 from automl.datasets.schema import FALSE_WORDS, TRUE_WORDS
 from automl.errors import InvalidDataset, InvalidInstances
 from automl.preprocessing.features import MISSING_TOKEN
-from automl.serving.inputs import MAX_REPORTED_ERRORS
+from automl.serving.inputs import FLOAT32_MAX, MAX_REPORTED_ERRORS
 
 if TYPE_CHECKING:
     from automl.serving.predictor import Predictor
@@ -147,12 +147,13 @@ def _text(series: pd.Series) -> pd.Series:
 def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         values = series.astype("float64").to_numpy(dtype="float64", na_value=np.nan)
-        return values, np.isinf(values), "NaN and Infinity are not allowed; leave the cell empty for a missing value"
+        return values, np.abs(values) > FLOAT32_MAX, (
+            f"Infinity and magnitudes over {FLOAT32_MAX:.3g} are not allowed; leave the cell empty when missing")
     text = _text(series)
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     present = (text.fillna("") != "").to_numpy(dtype=bool)
-    bad = (present & np.isnan(values)) | np.isinf(values)
-    return values, bad, "expected a number (or an empty cell); NaN and Infinity are not allowed"
+    bad = (present & np.isnan(values)) | (np.abs(values) > FLOAT32_MAX)
+    return values, bad, f"expected a number up to {FLOAT32_MAX:.3g} in magnitude (or an empty cell)"
 
 
 def _boolean(series: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
@@ -184,7 +185,8 @@ def chunk_to_inputs(frame: pd.DataFrame, features: list[dict[str, Any]], first_r
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors[f"row {first_row + int(index)}, column {feature['name']}"] = [
                     f"{problem}; got {str(series.iloc[int(index)])[:80]!r}"]
-        arrays[feature["key"]] = values.astype("float32").reshape(-1, 1)
+        if not bad.any():
+            arrays[feature["key"]] = values.astype("float32").reshape(-1, 1)
     if errors:
         where, (problem,) = next(iter(errors.items()))
         raise InvalidInstances(f"{len(errors)} problem(s) in the file, first at {where}: {problem}.", errors)

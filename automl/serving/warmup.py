@@ -22,13 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class Warmup:
-    """Loads the deployed models once, in a daemon thread started by ``start``."""
+    """Loads the deployed models in a daemon thread started by ``start``, then every ``refresh_s``
+    follows deploys and undeploys made through other processes (0: only at start)."""
 
-    def __init__(self, store: Store, cache: ModelCache) -> None:
+    def __init__(self, store: Store, cache: ModelCache, refresh_s: float = 0) -> None:
         self.store = store
         self.cache = cache
+        self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._stop = threading.Event()
         self._expected: set[str] = set()
         self._loaded: list[str] = []
         self._failed: dict[str, str] = {}
@@ -39,30 +42,53 @@ class Warmup:
     def start(self) -> None:
         threading.Thread(target=self.run, name="automl-warmup", daemon=True).start()
 
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _deployed(self) -> dict[str, Path]:
+        with self.store.session() as session:
+            return {m.id: Path(m.path or "") for m in repository.deployed_models(session)}
+
     def run(self) -> None:
         started = time.monotonic()
         try:
             while True:
                 try:
-                    with self.store.session() as session:
-                        models = [(m.id, m.path) for m in repository.deployed_models(session)]
+                    models = list(self._deployed().items())
                     break
                 except Exception as exc:  # the database may come up after us: keep trying, report meanwhile
                     with self._lock:
                         self._error = f"cannot list deployed models: {exc.__class__.__name__}"
                     log.warning("warm-up: %s; retrying in 2 s", exc)
-                    time.sleep(2)
+                    if self._stop.wait(2):
+                        return
             with self._lock:
                 self._error = None
                 self._listed = True
                 self._expected.update(model_id for model_id, _ in models)
             for model_id, path in models:
-                self.load(model_id, Path(path or ""))
+                self.load(model_id, path)
         finally:
             self.seconds = time.monotonic() - started
             self._done.set()
             log.info("warm-up: %d deployed model(s) loaded, %d failed, in %.1f s",
                      len(self._loaded), len(self._failed), self.seconds)
+        while self.refresh_s and not self._stop.wait(self.refresh_s):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Load models deployed since, and unpin models undeployed since, through any process."""
+        try:
+            current = self._deployed()
+        except Exception as exc:
+            log.warning("deployed models not refreshed: %s", exc)
+            return
+        with self._lock:
+            known = set(self._expected)
+        for model_id in known - current.keys():
+            self.forget(model_id)
+        for model_id in current.keys() - known:
+            self.load(model_id, current[model_id])
 
     def load(self, model_id: str, path: Path) -> None:
         """Load and pin one model (also used when a model is deployed while serving)."""

@@ -67,6 +67,7 @@ def redis_url() -> str:
 class Service:
     url: str
     log_dir: Path
+    env: dict[str, str] | None = None  # what its processes were started with, to start more beside them
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("*.log")))
@@ -134,7 +135,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url
     try:
         _wait_healthy(url, processes, root)
         wait_until(lambda: "ready." in (root / "worker.log").read_text(), 120, "the worker to be ready")
-        yield Service(url=url, log_dir=root)
+        yield Service(url=url, log_dir=root, env=env)
     finally:
         _stop(processes)
 
@@ -152,6 +153,19 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield Service(url=url, log_dir=root)
     finally:
         _stop(processes)
+
+
+@pytest.fixture(scope="session")
+def penguins_model(distributed: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small penguins classifier (categorical and missing values) trained by the distributed stack."""
+    from palmerpenguins import load_penguins
+
+    dataset = upload_frame(distributed, load_penguins(), tmp_path_factory.mktemp("penguins"), "penguins")
+    job = submit(distributed, dataset_id=dataset["id"], target="species", tuner="random", max_trials=1,
+                 max_epochs=5, seed=21, search_space={"num_layers": 1, "dropout": 0.0})
+    finished = distributed.wait_for_job(job["id"])
+    assert finished["state"] == "succeeded", finished
+    return str(finished["model_id"])
 
 
 def upload_csv(service: Service, path: Path) -> dict[str, Any]:

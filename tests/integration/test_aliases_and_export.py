@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.integration.conftest import Service, submit, upload_frame
+from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +20,8 @@ FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "b
 
 
 @pytest.fixture(scope="module")
-def model_id(distributed: Service, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from palmerpenguins import load_penguins
-
-    dataset = upload_frame(distributed, load_penguins(), tmp_path_factory.mktemp("penguins"), "penguins")
-    job = submit(distributed, dataset_id=dataset["id"], target="species", tuner="random", max_trials=1,
-                 max_epochs=5, seed=21, search_space={"num_layers": 1, "dropout": 0.0})
-    finished = distributed.wait_for_job(job["id"])
-    assert finished["state"] == "succeeded", finished
-    return str(finished["model_id"])
+def model_id(penguins_model: str) -> str:
+    return penguins_model
 
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,11 @@ def test_predict_payload_validation(client: FlaskClient) -> None:
     assert_error(client.post("/api/v1/models/m/predict", json={"rows": [{}]}), 422, "instances")
     response = client.post("/api/v1/models/m/predict", data="{not json", content_type="application/json")
     assert 400 <= response.status_code < 500
+    for literal in ("NaN", "Infinity", "-Infinity"):  # not JSON, though Python's json module accepts them
+        response = client.post("/api/v1/models/m/predict", data=f'{{"instances": [{{"x": {literal}}}]}}',
+                               content_type="application/json")
+        assert_error(response, 422, "not valid JSON")
+    assert_error(client.post("/api/v1/models/m/predict", data="x=1", content_type="text/plain"), 415, "multipart")
 
 
 def test_openapi_and_docs_are_served(client: FlaskClient) -> None:

@@ -30,7 +30,7 @@ from automl.serving.batch import escape_formula, score_file
 from automl.serving.cache import ModelCache
 from automl.serving.predictor import Predictor
 from automl.settings import Settings
-from automl.store import Store
+from automl.store import Store, repository
 from automl.store.records import DatasetRecord, JobRecord, ModelRecord, utcnow
 
 SPECS = [
@@ -192,6 +192,7 @@ def test_parquet_in_json_out_has_the_json_endpoints_shape(predictor: Predictor, 
     (lambda d: d.drop(columns=["flag"]), "lacks the model's input column(s): flag"),
     (lambda d: d.assign(size=["12", "x"] + ["1"] * 18), "row 2, column size"),
     (lambda d: d.assign(size=["1"] * 16 + ["inf"] + ["1"] * 3), "row 17, column size"),
+    (lambda d: d.assign(size=["1"] * 3 + ["1e39"] + ["1"] * 16), "row 4, column size"),  # inf in float32
     (lambda d: d.assign(flag=["yes"] * 13 + ["maybe"] + ["no"] * 6), "row 14, column flag"),
     (lambda d: d.iloc[:0], "no data rows"),
 ])
@@ -296,3 +297,16 @@ def test_deploy_and_undeploy(served: tuple[Flask, threading.Event]) -> None:
     assert client.put("/api/v1/aliases/prod", json={"model_id": "m1"}).status_code == 201
     assert client.post("/api/v1/models/prod/deploy").get_json()["id"] == "m1"  # by alias
     assert "m1" in services.models.pinned
+
+
+def test_running_processes_follow_deploys_made_elsewhere(served: tuple[Flask, threading.Event]) -> None:
+    app, gate = served
+    gate.set()
+    services = app.extensions["automl"]
+    assert services.warmup.wait(60)
+    with services.store.session() as session:  # as another serving process would
+        repository.set_deployed(session, repository.get_model(session, "m2"), True)
+        repository.set_deployed(session, repository.get_model(session, "m1"), False)
+    services.warmup.refresh()
+    assert services.models.pinned == {"m2"} and services.models.peek("m2") is not None
+    assert services.warmup.status()["deployed_models"] == 2  # m2 and the unloadable "gone"

@@ -35,6 +35,9 @@ def test_converts_raw_values_and_missing() -> None:
     [
         ({"age": "old", "smoker": True, "city name": "x"}, "instances.0.age", "expected a number"),
         ({"age": float("nan"), "smoker": True, "city name": "x"}, "instances.0.age", "NaN"),
+        ({"age": 10**400, "smoker": True, "city name": "x"}, "instances.0.age", "out of range"),
+        ({"age": 1e39, "smoker": True, "city name": "x"}, "instances.0.age", "out of range"),
+        ({"age": True, "smoker": True, "city name": "x"}, "instances.0.age", "expected a number"),
         ({"age": 1, "smoker": "maybe", "city name": "x"}, "instances.0.smoker", "true, false"),
         ({"age": 1, "smoker": True, "city name": ["x"]}, "instances.0.city name", "string"),
         ({"age": 1, "smoker": True}, "instances.0", "missing columns: city name"),
@@ -52,3 +55,12 @@ def test_rejects_with_named_location(instance: object, where: str, needle: str) 
 def test_empty_instances() -> None:
     with pytest.raises(InvalidInstances, match="empty"):
         instances_to_inputs([], FEATURES)
+
+
+def test_the_vectorised_path_agrees_with_the_careful_one() -> None:
+    rows = [{"age": 30 + i * 0.5, "smoker": i % 2 == 0, "city name": f"c{i % 3}"} for i in range(20)]
+    fast = instances_to_inputs(rows, FEATURES)  # every value plain: the vectorised path
+    careful = instances_to_inputs([{**row, "target": 0} for row in rows], FEATURES, targets=["target"])
+    for key in fast:
+        assert fast[key].dtype == careful[key].dtype and fast[key].shape == (20, 1)
+        assert fast[key].tolist() == careful[key].tolist()

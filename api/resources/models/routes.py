@@ -73,7 +73,8 @@ class Deploy(MethodView):
     @blp.response(200, ModelSchema)
     def post(self, model_id: str) -> Any:
         """Mark the model deployed: every serving process loads and warms it when it starts (readiness,
-        ``/readyz``, waits for that), and keeps it loaded. This process loads it before answering."""
+        ``/readyz``, waits for that) and keeps it loaded. This process loads it before answering; running
+        ones pick it up within ``AUTOML_DEPLOYED_REFRESH_S``."""
         svc = services()
         with svc.store.session() as session:
             record = repository.resolve_model(session, model_id)

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.resources.common import EpochsField, PageArgs
+from api.resources.common import EpochsField, JsonArray, PageArgs
 
 MAX_INSTANCES = 100_000
 
@@ -38,8 +38,8 @@ class ModelHistorySchema(Schema):
 
 
 class PredictRequestSchema(Schema):
-    instances = fields.List(
-        fields.Raw(allow_none=True),
+    instances = JsonArray(
+        {"type": "object", "additionalProperties": True},
         required=True,
         validate=validate.Length(min=1, max=MAX_INSTANCES),
         metadata={"description": 'Rows as objects of raw values: [{"column": value, ...}]; null = missing.'},
@@ -61,9 +61,9 @@ class BatchPredictFormSchema(Schema):
 
 
 class PredictResponseSchema(Schema):
-    predictions = fields.List(fields.Raw(), metadata={
+    predictions = JsonArray({}, metadata={
         "description": "Labels or numbers; for multilabel an object of label column -> predicted value."})
-    std = fields.List(fields.Raw(), metadata={
+    std = JsonArray({}, metadata={
         "description": "With mc_samples: std of the value (regression), of the predicted class's probability "
                        "(classification), or per label (multilabel)."})
     mc_samples = fields.Integer()
@@ -72,11 +72,11 @@ class PredictResponseSchema(Schema):
 class ProbaResponseSchema(Schema):
     classes = fields.List(fields.Raw(), metadata={
         "description": "The class of each column; for multilabel the label columns."})
-    probabilities = fields.List(fields.List(fields.Float()), metadata={
+    probabilities = JsonArray({"type": "array", "items": {"type": "number"}}, metadata={
         "description": "Rows sum to 1; for multilabel each column is P(positive value) on its own."})
     positive_classes = fields.List(fields.Raw(), metadata={
         "description": "Multilabel: the value each label column's probability is for."})
-    std = fields.List(fields.List(fields.Float()), metadata={"description": "With mc_samples."})
+    std = JsonArray({"type": "array", "items": {"type": "number"}}, metadata={"description": "With mc_samples."})
     mc_samples = fields.Integer()
 
 

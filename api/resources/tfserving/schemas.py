@@ -2,14 +2,16 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.resources.common import JsonArray
 from api.resources.models.schemas import MAX_INSTANCES
 
 
 class TFServingPredictSchema(Schema):
     signature_name = fields.String(load_default="serving_default",
                                    validate=validate.OneOf(["serving_default"]))
-    instances = fields.List(fields.Raw(allow_none=True), validate=validate.Length(min=1, max=MAX_INSTANCES),
-                            metadata={"description": "Row format: one object of column -> value per row."})
+    instances = JsonArray({"type": "object", "additionalProperties": True},
+                          validate=validate.Length(min=1, max=MAX_INSTANCES),
+                          metadata={"description": "Row format: one object of column -> value per row."})
     inputs = fields.Raw(metadata={"description": "Columnar format: {column: [values, ...]}, or a list of rows."})
 
     @validates_schema
@@ -19,7 +21,7 @@ class TFServingPredictSchema(Schema):
 
 
 class TFServingPredictionsSchema(Schema):
-    predictions = fields.List(fields.Raw(), metadata={
+    predictions = JsonArray({}, metadata={
         "description": "Per row: class probabilities (classifiers, in the model's class order), per-label "
                        "probabilities (multilabel) or the value (regression)."})
 
