@@ -94,21 +94,25 @@ def _fast_inputs(instances: list[Any], features: list[dict[str, Any]]) -> dict[s
     if not all(type(instance) is dict and instance.keys() == names for instance in instances):
         return None
     arrays: dict[str, np.ndarray] = {}
-    for feature in features:
-        column = [instance[feature["name"]] for instance in instances]
-        allowed = _FAST_TYPES[feature["kind"]]
-        if not all(type(value) in allowed for value in column):
-            return None
-        if feature["kind"] == "categorical":
-            arrays[feature["key"]] = np.array(column, dtype=object).reshape(-1, 1)
+    for kind, allowed in _FAST_TYPES.items():
+        block = [f for f in features if f["kind"] == kind]
+        if not block:
             continue
-        try:
-            values = np.array(column, dtype="float64")
-        except OverflowError:
+        rows = [[instance[f["name"]] for f in block] for instance in instances]
+        if not all(type(value) in allowed for row in rows for value in row):
             return None
-        if not (np.abs(values) <= FLOAT32_MAX).all():  # also false for NaN and infinities
-            return None
-        arrays[feature["key"]] = values.astype("float32").reshape(-1, 1)
+        if kind == "categorical":
+            matrix = np.array(rows, dtype=object).reshape(len(rows), len(block))
+        else:
+            try:
+                values = np.array(rows, dtype="float64")
+            except OverflowError:
+                return None
+            if not (np.abs(values) <= FLOAT32_MAX).all():  # also false for NaN and infinities
+                return None
+            matrix = values.astype("float32")
+        for i, feature in enumerate(block):
+            arrays[feature["key"]] = matrix[:, i:i + 1]
     return arrays
 
 

@@ -111,6 +111,7 @@ _PREDICT_BODY = {
         "multipart/form-data": {"schema": BatchPredictFormSchema},
     },
 }
+_PREDICT_REQUEST = PredictRequestSchema()  # built once: a schema's construction cost ~0.2 ms per request
 _BATCH_ANSWER = ("A multipart upload is answered as CSV (text/csv, the default) or as this JSON document "
                  "(Accept: application/json).")
 
@@ -124,7 +125,7 @@ def _json_body() -> dict[str, Any]:
     if payload is None:
         raise InvalidRequest("The request body is not valid JSON.", {"json": ["invalid JSON"]})
     try:
-        body: dict[str, Any] = PredictRequestSchema().load(payload)
+        body: dict[str, Any] = _PREDICT_REQUEST.load(payload)
     except ValidationError as exc:
         abort(422, messages={"json": exc.messages})
     return body
