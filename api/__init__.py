@@ -4,6 +4,16 @@ Handlers are thin: validate, call ``automl`` (storage, jobs, serving) or queue a
 name, shape the answer. TensorFlow is reached only through ``automl.serving``, lazily.
 """
 
-from api.app import create_app
+from typing import Any
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: gunicorn imports ``api.gunicorn_conf`` in its master process, which must not import
+    # prometheus_client before the config has set PROMETHEUS_MULTIPROC_DIR for the workers.
+    if name == "create_app":
+        from api.app import create_app
+
+        return create_app
+    raise AttributeError(name)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, redirect, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 
 from api.errors import register_error_handlers
 from api.json import OrjsonProvider
+from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
 from api.services import Services
+from automl.observability import StoreCollector, configure_logging
 from automl.serving.cache import ModelCache
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
-from tasks.celery_app import make_celery
+from tasks.celery_app import broker_reachable, make_celery, queue_depth
 
 DOCS_STATIC = "/api/v1/docs/static/"
 
@@ -24,7 +24,7 @@ DOCS_STATIC = "/api/v1/docs/static/"
 def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     settings = settings or Settings()
     settings.ensure_dirs()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
 
     app = Flask("automl")
     app.json = OrjsonProvider(app)
@@ -47,9 +47,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
         store.migrate()
     models = ModelCache(settings.model_cache_size)
     warmup = Warmup(store, models, settings.deployed_refresh_s)
-    app.extensions["automl"] = Services(
-        settings=settings, store=store, celery=make_celery(settings), models=models, warmup=warmup
-    )
+    celery = make_celery(settings)
+    app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup)
 
     api = Api(app)
     for blueprint in BLUEPRINTS:
@@ -64,10 +63,12 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> ResponseReturnValue:
-        """Readiness: deployed models loaded and warmed in this process, and the database reachable."""
+        """Readiness: deployed models loaded and warmed in this process, database and broker reachable."""
         status = warmup.status()
         database = store.ping()
-        body = {"status": "ready" if status["ready"] and database else "not_ready", "database": database, **status}
+        broker = broker_reachable(celery)
+        ready = status["ready"] and database and broker
+        body = {"status": "ready" if ready else "not_ready", "database": database, "broker": broker, **status}
         if not status["listed"]:
             body["message"] = f"Looking up the deployed models ({status['error'] or 'starting'})."
         elif not status["ready"]:
@@ -75,8 +76,11 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
                                "loaded so far.")
         elif not database:
             body["message"] = "The metadata database is unreachable."
+        elif not broker:
+            body["message"] = "The task queue (broker) is unreachable."
         return body, 200 if body["status"] == "ready" else 503
 
+    init_metrics(app, StoreCollector(store, lambda: queue_depth(celery), settings.job_lease_s))
     warmup.start()
 
     @app.get("/")

@@ -39,12 +39,9 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     server = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn",
+            "--config", "python:api.gunicorn_conf",
             "--bind", f"{host}:{port}",
             "--workers", str(workers),
-            "--threads", "4",
-            "--timeout", "120",
-            "--access-logfile", "-",
-            "api.wsgi:app",
         ],
         env={**os.environ, "AUTOML_SKIP_MIGRATE": "1"},
     )

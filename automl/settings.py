@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
         default=1, ge=0, description="Fresh process per trial keeps worker memory flat; 0 = unlimited."
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, with request, job and trial ids."
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -53,3 +53,37 @@ def send_advance(app: Celery, job_id: str, lane: int = 0, generation: int = 0, c
     app.send_task(ADVANCE_JOB, args=[job_id, lane, generation], queue=QUEUE, countdown=countdown,
                   retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
                                             "interval_max": 1.0})
+
+
+def queue_depth(app: Celery, timeout_s: float = 2.0) -> int | None:
+    """Messages waiting in the task queue, or None when the broker does not answer.
+
+    kombu's Redis transport deletes a queue's list when it empties, and a passive declare of
+    it then answers 404 NOT_FOUND, as RabbitMQ does for a queue never declared: both mean no
+    message waits.
+    """
+    from kombu.exceptions import ChannelError
+
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout_s)
+            try:
+                declared = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
+            except ChannelError as exc:
+                if "NOT_FOUND" in str(exc) or getattr(exc, "code", None) in (404, "404"):
+                    return 0
+                raise
+            return int(declared.message_count)
+    except Exception:
+        return None
+
+
+def broker_reachable(app: Celery, timeout_s: float = 2.0) -> bool:
+    """Whether the broker accepts a connection now (one try, bounded by ``timeout_s``)."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout_s)
+            _ = connection.default_channel  # opening a channel talks to the server
+            return True
+    except Exception:
+        return False

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from automl import observability
 from automl.search.reporter import Claims
 from automl.store import Store, repository
 from automl.store.records import JobRecord, JobState, LaneRecord
@@ -54,6 +55,7 @@ class StoreReporter:
                 self._locked = None
 
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
+        observability.trial_id.set(trial_id)  # on every log line of this task from here on
         with self._session() as session:
             attempt = repository.start_trial(session, self.job_id, trial_id, number, hyperparameters,
                                              lane=self.lane, worker=self.owner)

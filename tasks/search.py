@@ -21,6 +21,7 @@ from celery import Celery, shared_task
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from automl import observability
 from automl.errors import AutomlError, SearchFailed
 from automl.jobs import search_spec
 from automl.search.budget import EXHAUSTED, MAX_TRIALS, search_stop_reason
@@ -58,6 +59,9 @@ def _send(app: Celery, job_id: str, lane: int, generation: int, countdown: float
 
 @shared_task(name=ADVANCE_JOB, bind=True)
 def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  # type: ignore[no-untyped-def]
+    observability.job_id.set(job_id)  # every log line of this task carries the job and lane
+    observability.lane.set(lane)
+    observability.trial_id.set(None)
     settings: Settings = self.app.conf.automl_settings
     store = _store(settings.sqlalchemy_url)
     owner = _owner()

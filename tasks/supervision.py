@@ -24,7 +24,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutting_do
 
 from automl.settings import Settings
 from automl.store import Store, repository
-from tasks.celery_app import QUEUE, send_advance
+from tasks.celery_app import queue_depth, send_advance
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,7 @@ class Reaper:
         While messages wait (a long queue behind busy workers), only dead workers' lanes are
         revived, so a busy service is not flooded with duplicates.
         """
-        try:
-            with self.app.connection_for_read() as connection:
-                declared = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
-                return int(declared.message_count) == 0
-        except Exception as exc:  # broker unreachable: nothing can be sent anyway
-            log.debug("queue depth unknown: %s", exc)
-            return False
+        return queue_depth(self.app) == 0
 
     def sweep(self) -> int:
         idle = self.queue_is_empty()

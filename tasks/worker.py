@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from celery import signals
+
+from automl.observability import configure_logging
 from automl.settings import Settings
 from tasks.celery_app import make_celery
 
-celery = make_celery(Settings())
+settings = Settings()
+celery = make_celery(settings)
+
+
+@signals.setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    """Our format (text, or JSON with job, lane and trial ids) instead of Celery's."""
+    configure_logging(settings.log_level, settings.log_format)

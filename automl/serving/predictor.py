@@ -89,6 +89,7 @@ class Predictor:
 
         from automl.hypermodels.training import has_dropout
 
+        self.model_id = model_dir.name  # the registry names each model's folder by its id
         self.metadata = read_metadata(model_dir)
         self.task: str = self.metadata["task"]
         self.target: str = self.metadata["target"]

@@ -561,3 +561,35 @@ def add_attempt(session: Session, job_id: str) -> int:
     job = get_job(session, job_id)
     job.attempts += 1
     return job.attempts
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def count_jobs_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(JobRecord.state, func.count()).group_by(JobRecord.state))
+    return {state: int(count) for state, count in rows}
+
+
+def held_leases(session: Session) -> dict[str, datetime]:
+    """Each worker (lease owner) holding a lane, and when its latest lease expires."""
+    rows = session.execute(
+        select(LaneRecord.owner, func.max(LaneRecord.lease_expires_at))
+        .where(LaneRecord.owner.is_not(None), LaneRecord.lease_expires_at.is_not(None))
+        .group_by(LaneRecord.owner)
+    )
+    return {str(owner): _aware(expires) for owner, expires in rows if expires is not None}
+
+
+def trial_durations(session: Session) -> list[float]:
+    """Seconds from start to end of every finished trial."""
+    rows = session.execute(
+        select(TrialRecord.started_at, TrialRecord.finished_at)
+        .where(TrialRecord.started_at.is_not(None), TrialRecord.finished_at.is_not(None))
+    )
+    return [(_aware(end) - _aware(start)).total_seconds() for start, end in rows if start and end]
+
+
+def _aware(value: datetime) -> datetime:
+    """Aggregates may come back without the column type's UTC tagging on some backends."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

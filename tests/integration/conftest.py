@@ -125,7 +125,8 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url
     """API (gunicorn) and a separate worker, on PostgreSQL and Redis: the production shape."""
     root = tmp_path_factory.mktemp("distributed")
     env = _base_env(root / "var")
-    env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url, **FAST_RECOVERY})
+    env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url, "AUTOML_LOG_FORMAT": "json",
+                **FAST_RECOVERY})
     port = free_port()
     processes = [
         _spawn(["worker", "--concurrency", "1"], env, root / "worker.log"),

@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 
+from api.metrics import count_predictions
 from api.resources.models.schemas import (
     BatchPredictFormSchema,
     DownloadArgs,
@@ -161,6 +162,7 @@ def _score_upload(model_id: str, proba: bool) -> Response:
             while block := scored.handle.read(1 << 20):
                 yield block
 
+    count_predictions(predictor.model_id, "predict_proba" if proba else "predict", scored.rows)
     response = Response(stream(), mimetype=scored.media_type)
     response.headers["Content-Length"] = str(scored.size)
     response.headers["X-Rows-Scored"] = str(scored.rows)
@@ -181,7 +183,9 @@ class Predict(MethodView):
         if request.mimetype == "multipart/form-data":
             return _score_upload(model_id, proba=False)
         body = _json_body()
-        predictions, std = predictor_for(model_id).predict(body["instances"], body["mc_samples"])
+        predictor = predictor_for(model_id)
+        predictions, std = predictor.predict(body["instances"], body["mc_samples"])
+        count_predictions(predictor.model_id, "predict", len(predictions))
         if std is None:
             return {"predictions": predictions}
         return {"predictions": predictions, "std": std, "mc_samples": body["mc_samples"]}
@@ -202,6 +206,7 @@ class PredictProba(MethodView):
         body = _json_body()
         predictor = predictor_for(model_id)
         out = predictor.probabilities(body["instances"], body["mc_samples"])
+        count_predictions(predictor.model_id, "predict_proba", len(out.mean))
         response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}
         if predictor.task == "multilabel":
             response["positive_classes"] = [pair[1] for pair in predictor.classes or []]

@@ -11,6 +11,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.metrics import count_predictions
 from api.resources.models.routes import predictor_for
 from api.resources.tfserving.schemas import TFServingPredictionsSchema, TFServingPredictSchema, TFServingStatusSchema
 from api.services import services
@@ -66,5 +67,7 @@ class Predict(MethodView):
         rows = _rows(body)
         if predictor.task == "regression":
             values, _ = predictor.predict(rows)
-            return {"predictions": values}
-        return {"predictions": predictor.probabilities(rows).mean.tolist()}
+        else:
+            values = predictor.probabilities(rows).mean.tolist()
+        count_predictions(predictor.model_id, "tfserving", len(values))
+        return {"predictions": values}
