@@ -231,7 +231,7 @@ def test_formula_escaping() -> None:
 def served(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Flask, threading.Event]:
     """The app over a store holding a deployed model (m1), a deployed model whose files are gone (gone),
     a ready undeployed one (m2) and one still training (t); model loads wait for the returned gate."""
-    settings = Settings(data_dir=tmp_path / "var", broker_url="redis://127.0.0.1:1/0")
+    settings = Settings(data_dir=tmp_path / "var")  # embedded SQLite broker: reachable
     store = Store(settings.sqlalchemy_url)
     store.migrate()
     with store.session() as session:
