@@ -19,6 +19,7 @@ timeout = 120  # a batch-scoring request of a large file runs this long at most
 graceful_timeout = 30
 keepalive = 5
 accesslog = None  # the app logs every request itself, with its request id (and as JSON when asked)
+control_socket_disable = True  # not used; it would need a writable home directory in the container
 
 
 def on_starting(server: Any) -> None:
