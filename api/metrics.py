@@ -24,7 +24,8 @@ from automl import observability
 log = logging.getLogger("automl.requests")
 
 REQUESTS = Counter("automl_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
-LATENCY = Histogram("automl_http_request_duration_seconds", "HTTP request latency by route.", ["method", "route"],
+LATENCY = Histogram("automl_http_request_duration_seconds", "HTTP request latency by route and status.",
+                    ["method", "route", "status"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120))
 PREDICTIONS = Counter("automl_predictions_total", "Rows predicted, by model and endpoint.", ["model_id", "endpoint"])
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -46,7 +47,7 @@ def _after(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
     REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    LATENCY.labels(request.method, route).observe(elapsed)
+    LATENCY.labels(request.method, route, str(response.status_code)).observe(elapsed)
     response.headers["X-Request-ID"] = g.get("request_id", "")
     if request.path not in _QUIET:
         log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code, 1000 * elapsed,

@@ -48,8 +48,8 @@ def test_metrics_cover_requests_jobs_and_trials(client: FlaskClient) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     assert 'automl_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert 'automl_http_requests_total{method="GET",route="unmatched",status="404"}' in text
-    assert 'automl_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v1/jobs/<string:job_id>"}' \
-        in text
+    assert ('automl_http_request_duration_seconds_bucket{le="0.005",method="GET",'
+            'route="/api/v1/jobs/<string:job_id>",status="200"}') in text
     assert 'automl_jobs{state="queued"} 1.0' in text and 'automl_jobs{state="running"} 0.0' in text
     assert 'automl_trial_duration_seconds_bucket{le="15.0"} 0.0' in text  # the one trial took 20 s
     assert 'automl_trial_duration_seconds_bucket{le="30.0"} 1.0' in text
