@@ -136,6 +136,9 @@ def test_predict_payload_validation(client: FlaskClient) -> None:
                                content_type="application/json")
         assert_error(response, 422, "not valid JSON")
     assert_error(client.post("/api/v1/models/m/predict", data="x=1", content_type="text/plain"), 415, "multipart")
+    assert_error(client.post("/api/v1/models/m/predict", data={"file": "not a file"},
+                             content_type="multipart/form-data"), 422, "field 'file'")
+    assert_error(client.post("/api/v1/models/m/predict", data={}, content_type="multipart/form-data"), 422, "file")
 
 
 def test_openapi_and_docs_are_served(client: FlaskClient) -> None:

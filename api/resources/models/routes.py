@@ -10,6 +10,7 @@ from flask import Response, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
+from werkzeug.datastructures import FileStorage
 
 from api.metrics import count_predictions
 from api.resources.models.schemas import (
@@ -23,7 +24,7 @@ from api.resources.models.schemas import (
     ProbaResponseSchema,
 )
 from api.services import services
-from automl.errors import InvalidRequest, NotReady
+from automl.errors import InvalidInstances, InvalidRequest, NotReady
 from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
 from automl.store import repository
@@ -145,9 +146,12 @@ def _score_upload(model_id: str, proba: bool) -> Response:
     if output is None:
         abort(406, message=f"Batch predictions are CSV or JSON; the Accept header '{accept}' allows neither. "
                            "Ask for text/csv or application/json.")
+    upload = fields["file"]
+    if not isinstance(upload, FileStorage):
+        raise InvalidInstances("Send the CSV or Parquet file itself in the multipart field 'file' (a file part, "
+                               "not a text field).", {"file": ["not a file"]})
     passthrough = [c.strip() for c in fields.get("passthrough", "").split(",") if c.strip()]
     predictor = predictor_for(model_id)
-    upload = fields["file"]
     staging = svc.settings.tmp_dir / f"score-{uuid.uuid4().hex}"
     try:
         upload.save(staging)
