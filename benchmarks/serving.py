@@ -42,9 +42,9 @@ from palmerpenguins import load_penguins
 from sklearn.datasets import load_wine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._docs import write_section
 from benchmarks._service import LocalService, local_service
 
-MARK_START, MARK_END = "<!-- serving:start -->", "<!-- serving:end -->"
 SPACE = {"num_layers": 2, "units": 128, "width_schedule": "funnel", "shrink": 0.5, "dropout": 0.1}
 TARGETS = {"p50_1row_ms": 3.0, "p99_1row_ms": 10.0, "rps_8_clients": 500.0, "ms_10k_rows": 300.0}
 
@@ -134,23 +134,6 @@ def floor_ms(model_dir: Path, rows: list[dict[str, Any]], repeats: int) -> float
     return 1000 * statistics.median(times)
 
 
-class MemorySampler(threading.Thread):
-    def __init__(self, root_pid: int) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(root_pid)
-        self.peak: dict[int, int] = {}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.1):
-            try:
-                for process in self.root.children(recursive=True):
-                    if "gunicorn" in " ".join(process.cmdline()) and process.ppid() != self.root.pid:
-                        self.peak[process.pid] = max(self.peak.get(process.pid, 0), process.memory_info().rss)
-            except psutil.Error:
-                continue
-
-
 def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
     """RSS of gunicorn's worker processes (children of the gunicorn master) under ``automl serve``."""
     out = {}
@@ -161,6 +144,25 @@ def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
         except psutil.Error:
             continue
     return out
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of each gunicorn worker, sampled every 0.1 s."""
+
+    def __init__(self, root_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root_pid = root_pid
+        self.peak: dict[int, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                sample = gunicorn_workers_rss(self.root_pid)
+            except psutil.Error:
+                continue
+            for pid, rss in sample.items():
+                self.peak[pid] = max(self.peak.get(pid, 0), rss)
 
 
 def batch(service: LocalService, model_id: str, rows: int) -> dict[str, Any]:
@@ -276,17 +278,6 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(path: Path, block: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{MARK_START}\n{block}\n{MARK_END}"
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Serving\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level")
@@ -296,7 +287,7 @@ def main() -> None:
     block = report(measure(args.duration, args.data_dir))
     print(block)
     if args.write:
-        write(args.write, block)
+        write_section(args.write, "serving", "Serving", block)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,8 @@ import requests
 from sklearn.datasets import load_breast_cancer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._docs import write_section
 from benchmarks._service import local_service
-
-MARK_START, MARK_END = "<!-- memory:start -->", "<!-- memory:end -->"
-
 
 class Sampler(threading.Thread):
     """(wall time, pid, RSS) of the worker's main process and its children, every 0.2 s."""
@@ -135,14 +133,7 @@ def main() -> None:
     text = table(results, args.trials)
     print(text)
     if args.write:
-        document = args.write.read_text()
-        block = f"{MARK_START}\n{text}\n{MARK_END}"
-        if MARK_START in document:
-            head, rest = document.split(MARK_START, 1)
-            document = head + block + rest.split(MARK_END, 1)[1]
-        else:
-            document = document.rstrip() + "\n\n" + block + "\n"
-        args.write.write_text(document)
+        write_section(args.write, "memory", "Worker memory", text)
 
 
 if __name__ == "__main__":

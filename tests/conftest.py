@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,18 @@ def penguins_csv(tmp_path: Path, penguins: pd.DataFrame) -> Path:
     path = tmp_path / "penguins.csv"
     penguins.to_csv(path, index=False)
     return path
+
+
+def add_job(session: Any, target: str = "t") -> str:
+    """A minimal dataset "d" and binary job "j" for store-level tests; returns the job id."""
+    from automl.store.records import DatasetRecord, JobRecord
+
+    session.add(DatasetRecord(id="d", name="d", source_format="csv", path="/x", n_rows=1, n_columns=2,
+                              size_bytes=1, columns=[]))
+    session.add(JobRecord(id="j", dataset_id="d", target=target, task="binary", requested_task="auto",
+                          tuner="random", objective="val_loss", objective_direction="min", max_trials=3,
+                          max_epochs=2, patience=1, seed=0))
+    return "j"
 
 
 def write(tmp_path: Path, name: str, content: bytes | str) -> Path:

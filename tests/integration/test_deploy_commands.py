@@ -7,18 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 import requests
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import PG_ADMIN, Service, _stop, free_port, submit, upload_frame, wait_until
+from tests.integration.conftest import Service, _stop, free_port, pg_schema, submit, upload_frame, wait_until
 from tests.unit.test_deploy_manifests import find, render
 
 pytestmark = pytest.mark.integration
@@ -27,12 +25,8 @@ REDIS_DB = "redis://127.0.0.1:6379/13"
 
 @pytest.fixture
 def schema_url() -> Iterator[str]:
-    schema = f"k8s_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema("k8s") as url:
+        yield url
 
 
 def _container(objects: list[dict[str, Any]], deployment: str, init: bool = False) -> dict[str, Any]:

@@ -12,26 +12,24 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 from sklearn.datasets import load_breast_cancer
 
 from tests.integration.conftest import (
     FAST_RECOVERY,
-    PG_ADMIN,
     Service,
     _base_env,
     _spawn,
     _stop,
     _wait_healthy,
     free_port,
+    pg_schema,
     submit,
     upload_frame,
     wait_until,
@@ -117,26 +115,21 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    schema = f"f_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    redis_server = RedisServer(free_port(), tmp_path / "redis.log")
-    redis_server.start()
-    env = _base_env(tmp_path / "var")
-    env.update({"AUTOML_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
-                "AUTOML_BROKER_URL": redis_server.url, **FAST_RECOVERY})
-    port = free_port()
-    api = _spawn(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "api.log")
-    service = Service(url=f"http://127.0.0.1:{port}", log_dir=tmp_path)
-    built = Stack(api=service, redis=redis_server, env=env, root=tmp_path, api_process=api)
-    try:
-        _wait_healthy(service.url, [api], tmp_path)
-        yield built
-    finally:
-        _stop([built.api_process, *built.workers])
-        redis_server.stop()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema("f") as database_url:
+        redis_server = RedisServer(free_port(), tmp_path / "redis.log")
+        redis_server.start()
+        env = _base_env(tmp_path / "var")
+        env.update({"AUTOML_DATABASE_URL": database_url, "AUTOML_BROKER_URL": redis_server.url, **FAST_RECOVERY})
+        port = free_port()
+        api = _spawn(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "api.log")
+        service = Service(url=f"http://127.0.0.1:{port}", log_dir=tmp_path)
+        built = Stack(api=service, redis=redis_server, env=env, root=tmp_path, api_process=api)
+        try:
+            _wait_healthy(service.url, [api], tmp_path)
+            yield built
+        finally:
+            _stop([built.api_process, *built.workers])
+            redis_server.stop()
 
 
 @pytest.fixture

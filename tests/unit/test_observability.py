@@ -15,7 +15,8 @@ from api import create_app
 from automl import observability
 from automl.observability import configure_logging
 from automl.settings import Settings
-from automl.store.records import DatasetRecord, JobRecord, TrialRecord, utcnow
+from automl.store.records import TrialRecord, utcnow
+from tests.conftest import add_job
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
@@ -24,11 +25,7 @@ DEAD_BROKER = "redis://127.0.0.1:1/0"
 def client(tmp_path: Path) -> FlaskClient:
     app = create_app(Settings(data_dir=tmp_path / "var", broker_url=DEAD_BROKER))
     with app.extensions["automl"].store.session() as session:
-        session.add(DatasetRecord(id="d", name="d", source_format="csv", path="/x", n_rows=1, n_columns=2,
-                                  size_bytes=1, columns=[]))
-        session.add(JobRecord(id="j", dataset_id="d", target="t", task="binary", requested_task="auto",
-                              tuner="random", objective="val_loss", objective_direction="min", max_trials=3,
-                              max_epochs=2, patience=1, seed=0))
+        add_job(session)
         now = utcnow()
         session.add(TrialRecord(job_id="j", trial_id="0", number=0, state="completed", hyperparameters={},
                                 started_at=now - timedelta(seconds=20), finished_at=now))

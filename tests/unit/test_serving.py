@@ -31,7 +31,8 @@ from automl.serving.cache import ModelCache
 from automl.serving.predictor import Predictor
 from automl.settings import Settings
 from automl.store import Store, repository
-from automl.store.records import DatasetRecord, JobRecord, ModelRecord, utcnow
+from automl.store.records import ModelRecord, utcnow
+from tests.conftest import add_job
 
 SPECS = [
     FeatureSpec(name="size", key="size", kind="numeric", mean=5.0, std=2.0, missing_indicator=True),
@@ -235,11 +236,7 @@ def served(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     store = Store(settings.sqlalchemy_url)
     store.migrate()
     with store.session() as session:
-        session.add(DatasetRecord(id="d", name="d", source_format="csv", path="/x", n_rows=1, n_columns=2,
-                                  size_bytes=1, columns=[]))
-        session.add(JobRecord(id="j", dataset_id="d", target="label", task="binary", requested_task="auto",
-                              tuner="random", objective="val_loss", objective_direction="min", max_trials=1,
-                              max_epochs=1, patience=1, seed=0))
+        add_job(session, target="label")
         for model_id, state, path, deployed in (("m1", "ready", model_dir, True), ("gone", "ready", tmp_path, True),
                                                 ("m2", "ready", model_dir, False), ("t", "training", None, False)):
             session.add(ModelRecord(id=model_id, job_id="j", dataset_id="d", task="binary", target="label",

@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from automl.store import Store, repository
-from automl.store.records import Base, DatasetRecord, JobRecord
+from automl.store.records import Base
+from tests.conftest import add_job
 
 
 @pytest.fixture
@@ -26,12 +27,7 @@ def test_migrations_match_the_records(store: Store) -> None:
 
 def _job(store: Store) -> str:
     with store.session() as session:
-        session.add(DatasetRecord(id="d", name="d", source_format="csv", path="/x", n_rows=1, n_columns=2,
-                                  size_bytes=1, columns=[]))
-        session.add(JobRecord(id="j", dataset_id="d", target="t", task="binary", requested_task="auto",
-                              tuner="random", objective="val_loss", objective_direction="min", max_trials=3,
-                              max_epochs=2, patience=1, seed=0))
-    return "j"
+        return add_job(session)
 
 
 def test_lease_excludes_a_second_owner_until_expiry(store: Store) -> None:
