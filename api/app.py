@@ -13,6 +13,7 @@ from api.resources import BLUEPRINTS
 from api.services import Services
 from automl.observability import StoreCollector, configure_logging
 from automl.serving.cache import ModelCache
+from automl.serving.images import MAX_IMAGES
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     app.json = OrjsonProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
-        MAX_FORM_PARTS=20,
+        MAX_FORM_PARTS=MAX_IMAGES + 10,  # image predictions send one part per file
         API_TITLE="Keras AutoML service",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 ERROR_CODE_TO_HTTP_STATUS: dict[str, int] = {
     "invalid_dataset": 422,
+    "too_large": 413,
     "invalid_job": 422,
     "invalid_instances": 422,
     "invalid_request": 422,

@@ -26,6 +26,12 @@ class InvalidDataset(AutomlError):
     code = "invalid_dataset"
 
 
+class TooLarge(AutomlError):
+    """An upload over a size limit once unpacked or decoded (a zip bomb, a pixel bomb)."""
+
+    code = "too_large"
+
+
 class InvalidJobRequest(AutomlError):
     """The job cannot be trained on this dataset (unknown target, constant target, ...)."""
 

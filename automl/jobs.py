@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from automl.datasets.ingest import load_frame
 from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
 from automl.errors import InvalidJobRequest, NotReady
-from automl.hypermodels.space import normalize_overrides
+from automl.datasets.images import default_image_size
+from automl.hypermodels.backbones import BACKBONES, weights_path
+from automl.hypermodels.space import normalize_overrides, possible_values
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
@@ -34,7 +36,7 @@ MAX_EXECUTIONS_PER_TRIAL = 10
 @dataclass(frozen=True)
 class JobRequest:
     dataset_id: str
-    target: str | list[str]  # a list of columns is a multilabel task
+    target: str | list[str] | None  # a list of columns is a multilabel task; None: an image dataset's one label
     task: str = "auto"
     tuner: str = "bayesian"
     objective: str | None = None
@@ -48,15 +50,27 @@ class JobRequest:
     target_score: float | None = None
     refit: bool = False
     parallel_trials: int = 1
+    image_size: int | None = None  # image datasets: side length to resize to (default from the images)
+    mixed_precision: bool = False  # image datasets: float16 compute on GPUs
 
 
 def column_types(dataset: DatasetRecord) -> dict[str, str]:
     return {c["name"]: c["type"] for c in dataset.columns}
 
 
+def _requested_targets(dataset: DatasetRecord, request: JobRequest) -> list[str]:
+    if request.target is not None:
+        return [request.target] if isinstance(request.target, str) else list(request.target)
+    labels = [c["name"] for c in dataset.columns]
+    if dataset.kind == "image" and len(labels) == 1:
+        return labels
+    hint = f"one of: {', '.join(labels)}" if dataset.kind == "image" else "the column to predict"
+    raise InvalidJobRequest(f"'target' is required; name {hint}.", {"target": ["required"]})
+
+
 def _resolve(dataset: DatasetRecord, request: JobRequest) -> tuple[list[str], TargetInfo]:
     types = column_types(dataset)
-    targets = [request.target] if isinstance(request.target, str) else list(request.target)
+    targets = _requested_targets(dataset, request)
     if not targets:
         raise InvalidJobRequest("'target' is empty; name the column to predict.", {"target": ["empty"]})
     if len(targets) == 1:
@@ -78,7 +92,8 @@ def create_job(session: Session, settings: Settings, request: JobRequest, idempo
                fingerprint: str | None = None) -> JobRecord:
     dataset = repository.get_dataset(session, request.dataset_id)
     targets, info = _resolve(dataset, request)
-    overrides = normalize_overrides(request.search_space, info.task)
+    overrides = normalize_overrides(request.search_space, info.task, dataset.kind)
+    image_size = _image_options(dataset, request, overrides, settings)
     objective, direction = resolve_objective(info.task, request.objective, overrides)
     if request.tuner not in TUNERS:
         raise InvalidJobRequest(f"Unknown tuner '{request.tuner}'. Use one of: {', '.join(TUNERS)}.",
@@ -114,6 +129,8 @@ def create_job(session: Session, settings: Settings, request: JobRequest, idempo
         target_score=request.target_score,
         refit=request.refit,
         parallel_trials=lanes,
+        image_size=image_size,
+        mixed_precision=request.mixed_precision and dataset.kind == "image",
         state=JobState.queued.value,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
@@ -122,6 +139,40 @@ def create_job(session: Session, settings: Settings, request: JobRequest, idempo
     session.flush()
     repository.create_lanes(session, job.id, lanes)
     return job
+
+
+MIN_IMAGE_SIZE = 8
+MAX_IMAGE_SIZE = 512
+
+
+def _image_options(dataset: DatasetRecord, request: JobRequest, overrides: dict[str, dict[str, Any]],
+                   settings: Settings) -> int | None:
+    """An image job's side length; refuses backbones it cannot build (too small, weights missing)."""
+    if dataset.kind != "image":
+        for name in ("image_size", "mixed_precision"):
+            if getattr(request, name):
+                raise InvalidJobRequest(f"{name} applies to image datasets only; this dataset is a table.",
+                                        {name: ["image datasets only"]})
+        return None
+    size = request.image_size or default_image_size(dataset.images or {})
+    if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise InvalidJobRequest(f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels.",
+                                {"image_size": [f"between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}"]})
+    backbones = [b for b in (possible_values("backbone", overrides, "image") or []) if b != "none"]
+    pretrained = True in (possible_values("pretrained", overrides, "image") or [])
+    for name in backbones:
+        if size < BACKBONES[name].min_size:
+            raise InvalidJobRequest(
+                f"The {name} backbone needs images of at least {BACKBONES[name].min_size} pixels; "
+                f"set image_size to {BACKBONES[name].min_size} or more.", {"image_size": ["too small for backbone"]})
+        weights = weights_path(name, settings.backbones_dir)
+        if pretrained and not weights.is_file():
+            raise InvalidJobRequest(
+                f"Pretrained weights for {name} are not on this service: the operator places "
+                f"'{BACKBONES[name].weights_file}' in {settings.backbones_dir} (nothing is downloaded). "
+                'Or train it from scratch with "pretrained": false in search_space.',
+                {"search_space": [f"backbone {name}: weights file missing"]})
+    return size
 
 
 def cancel_job(session: Session, job_id: str) -> JobRecord:
@@ -206,4 +257,9 @@ def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> S
         if job.time_budget_s and job.started_at else None,
         target_score=job.target_score,
         refit=job.refit,
+        kind=dataset.kind,
+        image_size=job.image_size,
+        channels=int((dataset.images or {}).get("channels", 3)),
+        mixed_precision=job.mixed_precision,
+        weights_dir=settings.backbones_dir,
     )

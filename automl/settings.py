@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from automl.datasets.images import ArchiveLimits
 
 
 class Settings(BaseSettings):
@@ -28,6 +31,21 @@ class Settings(BaseSettings):
     )
     broker_visibility_timeout_s: int = Field(default=7200, ge=60)
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_archive_members: int = Field(default=100_000, ge=1, description="Files a dataset zip may hold.")
+    max_archive_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="Bytes a dataset zip may inflate to, counted as they are read."
+    )
+    max_compression_ratio: float = Field(
+        default=200, ge=1, description="Largest inflated/compressed ratio of a zip member (zip bombs)."
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000, ge=1, description="Largest width x height of an uploaded image (decompression bombs)."
+    )
+    backbone_weights_dir: Path | None = Field(
+        default=None,
+        description="Folder of Keras Applications weight files (no-top) for transfer learning; default "
+                    "<data_dir>/backbones. Nothing is ever downloaded.",
+    )
     default_max_trials: int = Field(default=10, ge=1)
     default_max_epochs: int = Field(default=50, ge=1)
     max_trials_limit: int = Field(default=500, ge=1)
@@ -103,6 +121,17 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.resolved_data_dir / "models"
+
+    @property
+    def backbones_dir(self) -> Path:
+        return (self.backbone_weights_dir or self.resolved_data_dir / "backbones").expanduser().resolve()
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        from automl.datasets.images import ArchiveLimits  # Pillow and pandas: only where uploads are read
+
+        return ArchiveLimits(max_members=self.max_archive_members, max_total_bytes=self.max_archive_bytes,
+                             max_ratio=self.max_compression_ratio, max_pixels=self.max_image_pixels)
 
     @property
     def tmp_dir(self) -> Path:

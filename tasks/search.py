@@ -218,7 +218,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         job = repository.get_job(session, job_id)
         model = session.get(ModelRecord, job.model_id) if job.model_id else None
         if model is None:
-            model = ModelRecord(id=uuid.uuid4().hex, job_id=job_id, dataset_id=job.dataset_id,
+            model = ModelRecord(id=uuid.uuid4().hex, job_id=job_id, dataset_id=job.dataset_id, kind=spec.kind,
                                 task=spec.task, target=job.target, classes=spec.classes, targets=job.targets)
             session.add(model)
             job.model_id = model.id
@@ -231,6 +231,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         metadata = {
             "model_id": model_id,
             "job_id": job_id,
+            "kind": spec.kind,
             "task": spec.task,
             "target": spec.target,
             "targets": spec.targets,
@@ -243,6 +244,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
             "confusion_matrix": trained.confusion_matrix,
             "refit": spec.refit,
             "supports_uncertainty": trained.supports_uncertainty,
+            "image": {"size": spec.image_size, "channels": spec.channels} if spec.kind == "image" else None,
         }
         path = save_model(trained.model, metadata, settings.models_dir, model_id)
     except BaseException as exc:

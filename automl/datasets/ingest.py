@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from automl.datasets.images import ArchiveLimits, ingest_archive, is_zip, label_profile
 from automl.datasets.schema import profile_columns, to_boolean
 from automl.errors import InvalidDataset
 
@@ -35,16 +36,23 @@ class IngestedDataset:
     n_columns: int
     size_bytes: int
     columns: list[dict[str, Any]]
+    kind: str = "tabular"
+    images: dict[str, Any] | None = None  # image datasets: classes, counts, sizes, unreadable files
 
 
 def detect_format(path: Path, filename: str) -> str:
-    """``parquet`` or ``csv``, by content first (a misnamed file is still read right)."""
+    """``parquet``, ``zip`` (images) or ``csv``, by content first (a misnamed file is still read right)."""
     with path.open("rb") as handle:
         head = handle.read(4096)
     if not head:
-        raise InvalidDataset("The uploaded file is empty. Upload a CSV with a header row, or a Parquet file.")
+        raise InvalidDataset("The uploaded file is empty. Upload a CSV with a header row, a Parquet file, "
+                             "or a zip archive of images.")
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
+    if is_zip(head):
+        return "zip"
+    if filename.lower().endswith(".zip"):
+        raise InvalidDataset(f"'{filename}' is named .zip but is not a zip archive. Upload a zip of images.")
     if filename.lower().endswith(".parquet"):
         raise InvalidDataset(f"'{filename}' is named .parquet but is not a Parquet file (no PAR1 header).")
     if b"\x00" in head:
@@ -162,21 +170,33 @@ def _normalise(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFra
     return out
 
 
-def ingest_file(upload: Path, filename: str, datasets_dir: Path) -> IngestedDataset:
+def ingest_file(upload: Path, filename: str, datasets_dir: Path,
+                limits: ArchiveLimits | None = None) -> IngestedDataset:
     """Parse ``upload``, profile it and store it under ``datasets_dir/<id>/``.
 
-    Raises ``InvalidDataset`` with a message that says what to fix; writes nothing then.
+    A CSV or Parquet file becomes ``data.parquet``; a zip of images becomes ``images/*.png``
+    plus ``data.parquet`` indexing them with their labels. Raises ``InvalidDataset`` (or
+    ``TooLarge``) with a message that says what to fix; writes nothing then.
     """
-    frame, fmt = read_upload(upload, filename)
-    columns = profile_columns(frame)
-    normalised = _normalise(frame, columns)
-
+    fmt = detect_format(upload, filename)
     dataset_id = uuid.uuid4().hex
     final_dir = datasets_dir / dataset_id
     staging = datasets_dir / f".staging-{dataset_id}"
     staging.mkdir(parents=True)
     try:
-        normalised.to_parquet(staging / CANONICAL_FILE, index=False)
+        if fmt == "zip":
+            ingested = ingest_archive(upload, filename, staging, limits or ArchiveLimits())
+            frame, kind, summary = ingested.frame, "image", ingested.summary
+            columns = label_profile(frame, ingested.label_columns)
+            n_columns = len(ingested.label_columns)
+            stored = frame
+        else:
+            frame, fmt = read_upload(upload, filename)
+            kind, summary = "tabular", None
+            columns = profile_columns(frame)
+            n_columns = int(frame.shape[1])
+            stored = _normalise(frame, columns)
+        stored.to_parquet(staging / CANONICAL_FILE, index=False)
         staging.rename(final_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -188,9 +208,11 @@ def ingest_file(upload: Path, filename: str, datasets_dir: Path) -> IngestedData
         source_format=fmt,
         path=final_dir / CANONICAL_FILE,
         n_rows=int(frame.shape[0]),
-        n_columns=int(frame.shape[1]),
+        n_columns=n_columns,
         size_bytes=upload.stat().st_size,
         columns=columns,
+        kind=kind,
+        images=summary,
     )
 
 

@@ -1,4 +1,7 @@
-"""The tabular search space as data: documented by the API, narrowed per job, declared to Keras Tuner.
+"""The search spaces as data: documented by the API, narrowed per job, declared to Keras Tuner.
+
+Two spaces, by dataset kind: ``tabular`` (the MLP) and ``image`` (CNNs and Keras Applications
+backbones); the optimizer, learning-rate and loss hyperparameters are shared objects.
 
 Nothing here imports TensorFlow or Keras Tuner, so the API can document and validate the
 space without loading them. ``declare`` receives a ``keras_tuner.HyperParameters`` object
@@ -55,6 +58,9 @@ class Hyperparameter:
     values: tuple[Any, ...] = ()
     tasks: frozenset[str] = ALL_TASKS
     conditions: tuple[Condition, ...] = field(default_factory=tuple)
+    # Values the search tries when a job does not name this hyperparameter (empty: all of them).
+    # A job may still ask for the others (e.g. a backbone, which is slow to train).
+    searched: tuple[Any, ...] = ()
 
     @property
     def numeric(self) -> bool:
@@ -81,6 +87,8 @@ class Hyperparameter:
             out["choices"] = [False, True]
         if self.conditions:
             out["active_when"] = {c.parent: list(c.values) for c in self.conditions}
+        if self.searched:
+            out["searched_by_default"] = list(self.searched)
         return out
 
 
@@ -147,9 +155,78 @@ TABULAR_SPACE: tuple[Hyperparameter, ...] = (
 )
 SPACE_BY_NAME = {hp.name: hp for hp in TABULAR_SPACE}
 
+# --- images ---------------------------------------------------------------------------------
 
-def describe(task: str | None = None) -> list[dict[str, Any]]:
-    return [hp.describe() for hp in TABULAR_SPACE if task is None or task in hp.tasks]
+BACKBONES = ("mobilenet_v2", "efficientnet_b0", "resnet50")
+MAX_CONV_BLOCKS = 5
+_CNN = (Condition("backbone", ("none",)),)
+_BACKBONE = (Condition("backbone", BACKBONES),)
+_AUGMENT = (Condition("augment", (True,)),)
+_SHARED_TRAINING = ("l2", "optimizer", "momentum", "nesterov", "weight_decay", "learning_rate", "lr_schedule",
+                    "lr_decay_rate", "lr_decay_epochs", "class_weight", "loss")
+
+IMAGE_SPACE: tuple[Hyperparameter, ...] = (
+    Hyperparameter("backbone", "choice", "none",
+                   "'none': a CNN built from the hyperparameters below; otherwise a Keras Applications network "
+                   "(searched only when a job names it: they are slow to train without a GPU).",
+                   values=("none", *BACKBONES), searched=("none",)),
+    Hyperparameter("pretrained", "boolean", True,
+                   "Start the backbone from the operator's weight file in AUTOML_BACKBONE_WEIGHTS_DIR (never "
+                   "downloaded; a job asking for missing weights is refused); false trains it from scratch.",
+                   conditions=_BACKBONE),
+    Hyperparameter("freeze_backbone", "boolean", True,
+                   "Train only the head on top of pretrained weights (false fine-tunes the whole network).",
+                   conditions=(*_BACKBONE, Condition("pretrained", (True,)))),
+    Hyperparameter("conv_blocks", "int", 3, "Number of convolution blocks (each may halve the resolution).",
+                   min=1, max=MAX_CONV_BLOCKS, conditions=_CNN),
+    Hyperparameter("filters", "choice", 32, "Filters of the first block.", values=(8, 16, 32, 64, 128),
+                   conditions=_CNN),
+    Hyperparameter("filters_growth", "choice", 2.0, "Filter factor from one block to the next.",
+                   values=(1.0, 1.5, 2.0), conditions=_CNN),
+    Hyperparameter("convs_per_block", "int", 1, "Convolutions in each block.", min=1, max=3, conditions=_CNN),
+    Hyperparameter("kernel_size", "choice", 3, "Convolution kernel size.", values=(3, 5, 7), conditions=_CNN),
+    Hyperparameter("conv_stride", "choice", 1, "Stride of each block's first convolution (2 halves the "
+                   "resolution).", values=(1, 2), conditions=_CNN),
+    Hyperparameter("padding", "choice", "same",
+                   "Convolution padding ('valid' shrinks the maps; a map smaller than the kernel pads 'same').",
+                   values=("same", "valid"), conditions=_CNN),
+    Hyperparameter("conv_batch_norm", "boolean", True, "Batch normalization after each convolution.",
+                   conditions=_CNN),
+    Hyperparameter("conv_activation", "choice", "relu", "Activation of the convolutions and the dense head.",
+                   values=("relu", "leaky_relu", "elu", "gelu", "swish"), conditions=_CNN),
+    Hyperparameter("pooling", "choice", "max", "Pooling at the end of each block (skipped once maps are 1x1).",
+                   values=("max", "average", "none"), conditions=_CNN),
+    Hyperparameter("spatial_dropout", "float", 0.0, "Spatial dropout (whole feature maps) after each block.",
+                   min=0.0, max=0.3, step=0.05, conditions=_CNN),
+    Hyperparameter("conv_residual", "boolean", False,
+                   "Residual shortcuts around each block (1x1 convolutions where the shape changes).",
+                   conditions=_CNN),
+    Hyperparameter("global_pooling", "choice", "average",
+                   "From feature maps to the head: global average, global max, or flatten.",
+                   values=("average", "max", "flatten")),
+    Hyperparameter("dense_units", "choice", 128, "Units of the dense layer of the head (0: none).",
+                   values=(0, 32, 64, 128, 256, 512)),
+    Hyperparameter("head_dropout", "float", 0.25, "Dropout before the output layer.", min=0.0, max=0.5, step=0.05),
+    Hyperparameter("augment", "boolean", False, "Random augmentation of training images (off at prediction)."),
+    Hyperparameter("flip", "choice", "horizontal", "Random flips.",
+                   values=("none", "horizontal", "vertical", "horizontal_and_vertical"), conditions=_AUGMENT),
+    Hyperparameter("rotation", "choice", 0.05, "Random rotation, as a fraction of a full turn.",
+                   values=(0.0, 0.05, 0.1, 0.2), conditions=_AUGMENT),
+    Hyperparameter("zoom", "choice", 0.1, "Random zoom (fraction).", values=(0.0, 0.1, 0.2), conditions=_AUGMENT),
+    Hyperparameter("contrast", "choice", 0.1, "Random contrast change (fraction).", values=(0.0, 0.1, 0.2),
+                   conditions=_AUGMENT),
+    Hyperparameter("batch_size", "choice", 32, "Training batch size.", values=(8, 16, 32, 64, 128)),
+    *(SPACE_BY_NAME[name] for name in _SHARED_TRAINING),
+)
+
+SPACES: dict[str, tuple[Hyperparameter, ...]] = {"tabular": TABULAR_SPACE, "image": IMAGE_SPACE}
+SPACE_BY_KIND: dict[str, dict[str, Hyperparameter]] = {
+    kind: {hp.name: hp for hp in hps} for kind, hps in SPACES.items()
+}
+
+
+def describe(task: str | None = None, kind: str = "tabular") -> list[dict[str, Any]]:
+    return [hp.describe() for hp in SPACES[kind] if task is None or task in hp.tasks]
 
 
 # --- narrowing -----------------------------------------------------------------------------
@@ -259,9 +336,9 @@ def _domain(hp: Hyperparameter) -> list[Any]:
     return [False, True] if hp.type == "boolean" else list(hp.values)
 
 
-def possible_values(name: str, overrides: dict[str, dict[str, Any]]) -> list[Any] | None:
+def possible_values(name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular") -> list[Any] | None:
     """The values ``name`` can take under ``overrides``; None for a continuous range."""
-    hp = SPACE_BY_NAME[name]
+    hp = SPACE_BY_KIND[kind][name]
     override = overrides.get(name)
     if override is not None:
         if "fixed" in override:
@@ -271,6 +348,8 @@ def possible_values(name: str, overrides: dict[str, dict[str, Any]]) -> list[Any
         if hp.type == "int":
             return list(range(int(override["min"]), int(override["max"]) + 1))
         return None
+    if hp.searched:
+        return list(hp.searched)
     if hp.type == "int":
         assert hp.min is not None and hp.max is not None
         return list(range(int(hp.min), int(hp.max) + 1))
@@ -279,25 +358,26 @@ def possible_values(name: str, overrides: dict[str, dict[str, Any]]) -> list[Any
     return None
 
 
-def unmet_condition(name: str, overrides: dict[str, dict[str, Any]]) -> Condition | None:
+def unmet_condition(name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular") -> Condition | None:
     """A condition of ``name`` that no trial can meet under ``overrides`` (None: reachable)."""
-    for condition in SPACE_BY_NAME[name].conditions:
-        parent_values = possible_values(condition.parent, overrides)
+    for condition in SPACE_BY_KIND[kind][name].conditions:
+        parent_values = possible_values(condition.parent, overrides, kind)
         if parent_values is not None and not set(parent_values) & set(condition.values):
             return condition
     return None
 
 
-def normalize_overrides(raw: dict[str, Any] | None, task: str) -> dict[str, dict[str, Any]]:
+def normalize_overrides(raw: dict[str, Any] | None, task: str, kind: str = "tabular") -> dict[str, dict[str, Any]]:
     """A job's ``search_space`` in canonical form; a 422 naming every problem otherwise."""
     if not raw:
         return {}
     problems = _Problems()
     overrides: dict[str, dict[str, Any]] = {}
+    by_name = SPACE_BY_KIND[kind]
     for name, value in raw.items():
-        hp = SPACE_BY_NAME.get(name)
+        hp = by_name.get(name)
         if hp is None:
-            problems.add(name, f"unknown hyperparameter; known: {', '.join(SPACE_BY_NAME)}")
+            problems.add(name, f"unknown hyperparameter for {kind} datasets; known: {', '.join(by_name)}")
             continue
         if task not in hp.tasks:
             problems.add(name, f"does not apply to a {task} task (only to {', '.join(sorted(hp.tasks))})")
@@ -306,7 +386,7 @@ def normalize_overrides(raw: dict[str, Any] | None, task: str) -> dict[str, dict
         if canonical is not None:
             overrides[name] = canonical
     for name in overrides:
-        condition = unmet_condition(name, overrides)
+        condition = unmet_condition(name, overrides, kind)
         if condition is not None:
             problems.add(
                 name,
@@ -329,12 +409,12 @@ def _default(hp: Hyperparameter, candidates: list[Any] | None, low: Any = None, 
     return hp.default if low <= hp.default <= high else low
 
 
-def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]]) -> Any:
+def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular") -> Any:
     """Register ``name`` on a ``keras_tuner.HyperParameters`` (within its conditions); its value.
 
     Returns None when the hyperparameter is inactive in this trial (its condition is unmet).
     """
-    hp = SPACE_BY_NAME[name]
+    hp = SPACE_BY_KIND[kind][name]
     with ExitStack() as stack:
         # Keras Tuner only nests a scope under a parent declared inside the enclosing scope, so
         # it is told the last condition; ``is_active`` applies them all, and ``declare`` returns
@@ -342,16 +422,33 @@ def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]]) -> Any:
         for condition in hp.conditions[-1:]:
             stack.enter_context(hps.conditional_scope(condition.parent, list(condition.values)))
         value = _register(hps, hp, overrides.get(name))
-    return value if is_active(name, hps.values) else None
+    return value if is_active(name, hps.values, kind) else None
 
 
-def is_active(name: str, values: dict[str, Any]) -> bool:
+def is_active(name: str, values: dict[str, Any], kind: str = "tabular") -> bool:
     """Whether ``name`` takes part in a trial with these hyperparameter values."""
-    return all(values.get(c.parent) in c.values for c in SPACE_BY_NAME[name].conditions)
+    return all(values.get(c.parent) in c.values for c in SPACE_BY_KIND[kind][name].conditions)
+
+
+class SpaceUser:
+    """What a hypermodel needs to read its hyperparameters: its task, kind and the job's narrowing."""
+
+    task: str
+    kind: str = "tabular"
+    overrides: dict[str, dict[str, Any]]
+
+    def _hp(self, hp: Any, name: str) -> Any:
+        # Hyperparameters the task or the job's narrowing rules out are never declared, so
+        # the tuner (a grid above all) does not vary values the model would ignore.
+        if self.task not in SPACE_BY_KIND[self.kind][name].tasks or unmet_condition(name, self.overrides, self.kind):
+            return None
+        return declare(hp, name, self.overrides, self.kind)
 
 
 def _register(hps: Any, hp: Hyperparameter, override: dict[str, Any] | None) -> Any:
     name = hp.name
+    if override is None and hp.searched:
+        override = {"fixed": hp.searched[0]} if len(hp.searched) == 1 else {"values": list(hp.searched)}
     if override and "fixed" in override:
         return hps.Fixed(name, override["fixed"])
     if override and "values" in override:

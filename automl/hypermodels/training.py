@@ -41,6 +41,23 @@ def make_dataset(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def gpu_visible() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def configure_gpus() -> list[str]:
+    """Memory growth on every visible GPU, so trials take what they use rather than the whole card
+    (and several worker processes can share one). Must run before TensorFlow first touches a GPU."""
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process: its setting stays
+            pass
+        names.append(gpu.name)
+    return names
+
+
 # --- layers -----------------------------------------------------------------------------------
 
 
@@ -170,7 +187,7 @@ def task_head(
         # Regression: the network predicts a standardised value; rescaling back to the target's
         # units is a layer, so the saved model answers in the original units.
         z = keras.layers.Dense(1, name="standardised", dtype="float32")(x)
-        return keras.layers.Rescaling(scale=target_std, offset=target_mean, name="prediction")(z)
+        return keras.layers.Rescaling(scale=target_std, offset=target_mean, name="prediction", dtype="float32")(z)
 
     if task == "binary":
         return head, "binary_crossentropy", [

@@ -63,3 +63,37 @@ def build_inputs(specs: list[FeatureSpec]) -> tuple[dict[str, Any], Any]:
         raise SearchFailed("No usable feature column: every feature is empty in the training split.")
     features = encoded[0] if len(encoded) == 1 else keras.layers.Concatenate(name="features")(encoded)
     return inputs, features
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class BackbonePreprocess(keras.layers.Layer):
+    """0-255 images -> what a Keras Applications backbone expects, inside the saved model.
+
+    ``mode``: ``tf`` scales to [-1, 1] (MobileNetV2), ``caffe`` flips RGB to BGR and subtracts
+    ImageNet's channel means (ResNet50), ``none`` passes the values on (EfficientNet rescales
+    itself). Grayscale images are repeated to three channels first.
+    """
+
+    CAFFE_MEANS = (103.939, 116.779, 123.68)  # B, G, R
+
+    def __init__(self, mode: str = "none", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("tf", "caffe", "none"):
+            raise ValueError(f"unknown backbone preprocessing mode {mode!r}")
+        self.mode = mode
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.cast(inputs, self.compute_dtype)
+        if x.shape[-1] == 1:
+            x = ops.concatenate([x, x, x], axis=-1)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.cast(ops.convert_to_tensor(self.CAFFE_MEANS), self.compute_dtype)
+        return x
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[:-1], 3)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mode": self.mode}

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from automl.datasets.images import IMAGE_COLUMN, IMAGES_DIR
 from automl.datasets.ingest import load_frame
 from automl.datasets.targets import Split, encode_labels, encode_multilabel, split_rows
+from automl.hypermodels.training import EVAL_BATCH_SIZE, make_dataset
+from automl.preprocessing import images
 from automl.preprocessing.features import FeatureSpec, fit_features, frame_to_inputs
 from automl.search.spec import SearchSpec
 
@@ -32,6 +37,9 @@ class PreparedData:
     target_mean: float
     target_std: float
     split_sizes: dict[str, int]
+    # (x, y, batch_size, shuffle_seed=, sample_weight=) -> tf.data: arrays for tables, image files for images
+    pipeline: Any = make_dataset
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
 
 def _load_or_make_split(spec: SearchSpec, n_rows: int, labels: np.ndarray | None) -> Split:
@@ -57,28 +65,40 @@ def _targets(frame: pd.DataFrame, spec: SearchSpec) -> np.ndarray:
     return codes.astype("float32").reshape(-1, 1) if spec.task == "binary" else codes
 
 
+def _image_paths(frame: pd.DataFrame, spec: SearchSpec) -> dict[str, np.ndarray]:
+    folder = spec.dataset_path.parent / IMAGES_DIR
+    return {images.IMAGE_INPUT: np.array([str(folder / name) for name in frame[IMAGE_COLUMN]])}
+
+
 def prepare(spec: SearchSpec) -> PreparedData:
+    """The job's split, targets and inputs: column arrays for tables, image file paths for images
+    (the pixels are read batch by batch while training)."""
     frame = load_frame(spec.dataset_path)
     frame = frame[frame[spec.targets].notna().all(axis=1)].reset_index(drop=True)
     stratify = spec.task in ("binary", "multiclass")
     labels = encode_labels(frame[spec.target], spec.classes) if stratify and spec.classes is not None else None
     split = _load_or_make_split(spec, len(frame), labels)
     train, val, test = (frame.iloc[idx] for idx in (split.train, split.validation, split.test))
-    features = fit_features(train, spec.column_types, set(spec.targets))
     y_train = _targets(train, spec)
     target_mean, target_std = 0.0, 1.0
     if spec.task == "regression":
         target_mean = float(y_train.mean())
         target_std = float(y_train.std()) or 1.0
+    common = {"y_train": y_train, "y_val": _targets(val, spec), "y_test": _targets(test, spec),
+              "target_mean": target_mean, "target_std": target_std, "split_sizes": split.sizes()}
+    if spec.kind == "image":
+        assert spec.image_size is not None
+        return PreparedData(
+            features=[], x_train=_image_paths(train, spec), x_val=_image_paths(val, spec),
+            x_test=_image_paths(test, spec),
+            pipeline=partial(images.image_dataset, size=spec.image_size, channels=spec.channels),
+            eval_batch_size=images.EVAL_BATCH_SIZE, **common,
+        )
+    features = fit_features(train, spec.column_types, set(spec.targets))
     return PreparedData(
         features=features,
         x_train=frame_to_inputs(train, features),
-        y_train=y_train,
         x_val=frame_to_inputs(val, features),
-        y_val=_targets(val, spec),
         x_test=frame_to_inputs(test, features),
-        y_test=_targets(test, spec),
-        target_mean=target_mean,
-        target_std=target_std,
-        split_sizes=split.sizes(),
+        **common,
     )

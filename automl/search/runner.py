@@ -25,8 +25,10 @@ from keras_tuner.src.engine import tuner_utils as kt_utils
 
 from automl.errors import SearchFailed
 from automl.hypermodels import space
+from automl.hypermodels.base import SearchHyperModel
+from automl.hypermodels.cnn import ImageCNN
 from automl.hypermodels.mlp import TabularMLP
-from automl.hypermodels.training import EVAL_BATCH_SIZE, has_dropout, make_dataset
+from automl.hypermodels.training import configure_gpus, gpu_visible, has_dropout
 from automl.search.budget import EXHAUSTED
 from automl.search.data import PreparedData, prepare
 from automl.search.evaluation import evaluate
@@ -34,6 +36,8 @@ from automl.search.reporter import NullReporter, SearchReporter
 from automl.search.spec import SearchSpec
 
 log = logging.getLogger(__name__)
+if gpus := configure_gpus():  # before any model touches a GPU in this process
+    log.info("training on %s (memory growth on)", ", ".join(gpus))
 
 TUNER_PROJECT = "tuner"
 _STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed"}
@@ -51,13 +55,14 @@ def clean_metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:
     return {str(k): _finite(v) for k, v in (logs or {}).items() if not str(k).startswith("learning_rate")}
 
 
-def active_hyperparameters(hp: kt.HyperParameters) -> dict[str, Any]:
+def active_hyperparameters(hp: kt.HyperParameters, kind: str = "tabular") -> dict[str, Any]:
     """The values that shaped the model: tuner bookkeeping and unused conditionals left out."""
     values = {}
+    known = space.SPACE_BY_KIND[kind]
     for name, value in hp.values.items():
         if name.startswith("tuner/"):
             continue
-        if name in space.SPACE_BY_NAME and not space.is_active(name, hp.values):
+        if name in known and not space.is_active(name, hp.values, kind):
             continue
         value = value.item() if hasattr(value, "item") else value
         # Keras Tuner's float steps accumulate binary noise (0.7000000000000001).
@@ -104,7 +109,8 @@ class ReportingMixin:
         number = self.oracle.start_order.index(trial.trial_id)
         keras.utils.set_random_seed(self.spec.seed + number)
         self._execution = -1
-        self.reporter.trial_started(trial.trial_id, number, active_hyperparameters(trial.hyperparameters))
+        self.reporter.trial_started(trial.trial_id, number,
+                                    active_hyperparameters(trial.hyperparameters, self.spec.kind))
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         self._execution += 1  # Keras Tuner calls this once per execution of a trial
@@ -145,20 +151,26 @@ class ReportingHyperband(ReportingMixin, kt.Hyperband):
     pass
 
 
-def make_hypermodel(spec: SearchSpec, data: PreparedData) -> TabularMLP:
-    return TabularMLP(
-        features=data.features,
-        task=spec.task,
-        n_outputs=spec.n_outputs,
-        objective=spec.objective,
-        direction=spec.direction,
-        patience=spec.patience,
-        n_train=data.split_sizes["train"],
-        overrides=spec.overrides,
-        target_mean=data.target_mean,
-        target_std=data.target_std,
-        seed=spec.seed,
-    )
+def make_hypermodel(spec: SearchSpec, data: PreparedData) -> SearchHyperModel:
+    common: dict[str, Any] = {
+        "n_outputs": spec.n_outputs,
+        "objective": spec.objective,
+        "direction": spec.direction,
+        "patience": spec.patience,
+        "n_train": data.split_sizes["train"],
+        "overrides": spec.overrides,
+        "target_mean": data.target_mean,
+        "target_std": data.target_std,
+        "seed": spec.seed,
+        "pipeline": data.pipeline,
+        "eval_batch_size": data.eval_batch_size,
+    }
+    if spec.kind == "image":
+        assert spec.image_size is not None
+        # Mixed precision pays off on GPUs only; on a CPU it would just be slower.
+        return ImageCNN(spec.task, image_size=spec.image_size, channels=spec.channels, weights_dir=spec.weights_dir,
+                        mixed_precision=spec.mixed_precision and gpu_visible(), **common)
+    return TabularMLP(data.features, spec.task, **common)
 
 
 def build_tuner(spec: SearchSpec, data: PreparedData, reporter: SearchReporter) -> Any:
@@ -316,8 +328,15 @@ class TrainedModel:
     features: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _predict(model: Any, x: dict[str, Any]) -> Any:
-    return model.predict(make_dataset(x, None, EVAL_BATCH_SIZE), verbose=0)
+def image_input_schema(spec: SearchSpec) -> list[dict[str, Any]]:
+    return [{"name": "image", "type": "image", "channels": spec.channels, "size": [spec.image_size, spec.image_size],
+             "description": "A PNG, JPEG, BMP, GIF or WebP file of any size (multipart), or {\"b64\": "
+                            "<base64 of the file>} (JSON); it is converted to "
+                            f"{'grayscale' if spec.channels == 1 else 'RGB'} and resized by the model."}]
+
+
+def _predict(model: Any, x: dict[str, Any], data: PreparedData) -> Any:
+    return model.predict(data.pipeline(x, None, data.eval_batch_size), verbose=0)
 
 
 def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -343,7 +362,7 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
         # predicts (or is rebuilt for refit) does not need.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.load_model(best)
-    validation = evaluate(spec.task, data.y_val, _predict(model, data.x_val), labels)
+    validation = evaluate(spec.task, data.y_val, _predict(model, data.x_val, data), labels)
     history = None
     if spec.refit:
         hypermodel = tuner.hypermodel
@@ -357,16 +376,17 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
             {"epoch": i, **{k: _finite(v[i]) for k, v in fitted.history.items() if not k.startswith("learning_rate")}}
             for i in range(len(fitted.history.get("loss", [])))
         ]
-    test = evaluate(spec.task, data.y_test, _predict(model, data.x_test), labels)
+    model = tuner.hypermodel.serving_model(hp, model)
+    test = evaluate(spec.task, data.y_test, _predict(model, data.x_test, data), labels)
     return TrainedModel(
         model=model,
         best_trial_id=best.trial_id,
-        hyperparameters=active_hyperparameters(hp),
+        hyperparameters=active_hyperparameters(hp, spec.kind),
         history=history,
         validation_metrics=validation.metrics,
         test_metrics=test.metrics,
         confusion_matrix=test.confusion_matrix,
-        input_schema=[f.public_schema() for f in data.features],
+        input_schema=image_input_schema(spec) if spec.kind == "image" else [f.public_schema() for f in data.features],
         split_sizes=data.split_sizes,
         supports_uncertainty=has_dropout(model),
         features=[f.to_dict() for f in data.features],

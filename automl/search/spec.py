@@ -31,6 +31,11 @@ class SearchSpec:
     deadline: datetime | None = None
     target_score: float | None = None
     refit: bool = False
+    kind: str = "tabular"  # or "image"
+    image_size: int | None = None  # image jobs: the side length images are resized to
+    channels: int = 3  # image jobs: 1 (grayscale) or 3
+    mixed_precision: bool = False  # image jobs, applied where a GPU is visible
+    weights_dir: Path | None = None  # image jobs: the operator's backbone weight files
 
     @property
     def target(self) -> str:

@@ -84,6 +84,9 @@ def read_chunks(path: Path, filename: str, needed: list[str], passthrough: list[
         fmt = detect_format(path, filename)
     except InvalidDataset as exc:
         raise InvalidInstances(exc.message, exc.errors) from exc
+    if fmt == "zip":
+        raise InvalidInstances(f"'{filename}' is a zip archive; this model scores CSV or Parquet files of its "
+                               "input columns.", {"file": ["zip archive"]})
     if fmt == "parquet":
         yield from _parquet_chunks(path, filename, columns, needed, passthrough, chunk_rows)
     else:

@@ -22,6 +22,7 @@ import numpy as np
 
 from automl.errors import InvalidInstances, UnsupportedForTask
 from automl.registry import load_keras_model, read_metadata
+from automl.serving.images import ImageCall, decode_files, decode_instances
 from automl.serving.inputs import instances_to_inputs
 
 MAX_MC_SAMPLES = 1000
@@ -96,22 +97,38 @@ class Predictor:
         self.targets: list[str] = self.metadata.get("targets") or [self.target]
         self.classes: list[Any] | None = self.metadata.get("classes")
         self.features: list[dict[str, Any]] = self.metadata["features"]
+        self.kind: str = self.metadata.get("kind", "tabular")
+        self.image: dict[str, Any] = self.metadata.get("image") or {}
         self.model = load_keras_model(model_dir)
         self.supports_uncertainty = has_dropout(self.model)
         for layer in self.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        self.call = CompiledCall(self.model)
+        self.call: Any = ImageCall(self.model, self.image["channels"]) if self.kind == "image" \
+            else CompiledCall(self.model)
         self.call(self.example_inputs())  # the first call allocates; pay it at load, not on a request
 
-    def example_inputs(self) -> dict[str, np.ndarray]:
-        """One all-missing row, for warming the model up."""
+    def example_inputs(self) -> Any:
+        """One all-missing row (a black image for image models), for warming the model up."""
+        if self.kind == "image":
+            side = self.image["size"]
+            return [np.zeros((side, side, self.image["channels"]), dtype=np.uint8)]
         return instances_to_inputs([{f["name"]: None for f in self.features}], self.features, self.targets)
 
-    def inputs(self, instances: list[Any]) -> dict[str, np.ndarray]:
+    def inputs(self, instances: list[Any]) -> Any:
+        """Request instances -> model inputs: column arrays, or image arrays from ``{"b64": ...}``."""
+        if self.kind == "image":
+            return decode_instances(instances, self.image["channels"])
         return instances_to_inputs(instances, self.features, self.targets)
 
-    def _output(self, inputs: dict[str, np.ndarray], mc_samples: int | None) -> Output:
+    def file_inputs(self, files: list[tuple[str, bytes]]) -> list[np.ndarray]:
+        """Uploaded image files (name, bytes) -> model inputs (image models only)."""
+        if self.kind != "image":
+            raise UnsupportedForTask("This model takes table rows, not image files; send JSON instances or a "
+                                     "CSV/Parquet file in the field 'file'.")
+        return decode_files(files, self.image["channels"])
+
+    def _output(self, inputs: Any, mc_samples: int | None) -> Output:
         if not mc_samples:
             return Output(self.call(inputs), None)
         if not self.supports_uncertainty:
@@ -119,13 +136,16 @@ class Predictor:
                 "This model has no dropout, so Monte Carlo dropout cannot estimate uncertainty. "
                 "Leave out mc_samples, or train with dropout > 0."
             )
-        n = len(next(iter(inputs.values())))
+        n = len(inputs) if self.kind == "image" else len(next(iter(inputs.values())))
         if mc_samples > MAX_MC_SAMPLES or n * mc_samples > MAX_MC_ROWS:
             raise InvalidInstances(
                 f"mc_samples x instances may be at most {MAX_MC_ROWS} (and mc_samples at most {MAX_MC_SAMPLES}); "
                 f"got {mc_samples} x {n}. Send fewer instances per request or fewer samples.",
                 {"mc_samples": [f"at most {min(MAX_MC_SAMPLES, MAX_MC_ROWS // n)} for {n} instances"]},
             )
+        if self.kind == "image":
+            draws = self.call(inputs, mc_samples)
+            return Output(draws.mean(axis=0), draws.std(axis=0))
         import tensorflow as tf
 
         tiled = {key: tf.constant(np.concatenate([value] * mc_samples)) for key, value in inputs.items()
@@ -145,7 +165,7 @@ class Predictor:
         """Binary/multiclass: one column per class, rows sum to 1. Multilabel: P(positive) per label."""
         return self.probabilities_of(self.inputs(instances), mc_samples)
 
-    def probabilities_of(self, inputs: dict[str, np.ndarray], mc_samples: int | None = None) -> Output:
+    def probabilities_of(self, inputs: Any, mc_samples: int | None = None) -> Output:
         """``probabilities`` for already converted input arrays (see ``inputs``)."""
         self.require_classifier()
         out = self._output(inputs, mc_samples)
@@ -165,7 +185,7 @@ class Predictor:
         """
         return self.predict_of(self.inputs(instances), mc_samples)
 
-    def predict_of(self, inputs: dict[str, np.ndarray],
+    def predict_of(self, inputs: Any,
                    mc_samples: int | None = None) -> tuple[list[Any], list[Any] | None]:
         """``predict`` for already converted input arrays (see ``inputs``)."""
         if self.task == "regression":

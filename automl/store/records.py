@@ -64,7 +64,8 @@ class DatasetRecord(Base):
     n_rows: Mapped[int] = mapped_column(Integer)
     n_columns: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    columns: Mapped[list[Any]] = mapped_column(JSON)
+    columns: Mapped[list[Any]] = mapped_column(JSON)  # image datasets: the label columns
+    images: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # classes, sizes, unreadable files
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -91,6 +92,8 @@ class JobRecord(Base):
     target_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     parallel_trials: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    image_size: Mapped[int | None] = mapped_column(Integer, nullable=True)  # image jobs: side length trained at
+    mixed_precision: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set as soon as the search must end (budget spent, cancelled): every lane stops at its
     # next epoch boundary. ``cancel_requested`` also makes the final state ``cancelled``.
     stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -194,6 +197,7 @@ class ModelRecord(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default=ModelState.training.value)
+    kind: Mapped[str] = mapped_column(String(16), default="tabular", server_default="tabular")
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
     task: Mapped[str] = mapped_column(String(16))

@@ -1,4 +1,4 @@
-"""``/api/v1/datasets``: upload and inspect tabular datasets."""
+"""``/api/v1/datasets``: upload and inspect datasets (CSV/Parquet tables, zip archives of images)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ class Datasets(MethodView):
     @blp.arguments(UploadSchema, location="files")
     @blp.response(201, DatasetSchema)
     def post(self, files: dict[str, FileStorage]) -> Any:
-        """Upload a CSV or Parquet file (multipart field ``file``); infers the column schema."""
+        """Upload a CSV or Parquet file, or a zip archive of images (multipart field ``file``).
+
+        Tables: the column schema is inferred. Images: one folder per class (``cats/001.jpg``) or a
+        ``labels.csv`` (``filename`` + label columns); the answer reports classes, images per class,
+        sizes, channels and the files that could not be read (skipped)."""
         svc = services()
         upload = files["file"]
         if not isinstance(upload, FileStorage):
@@ -41,7 +45,8 @@ class Datasets(MethodView):
         staging = svc.settings.tmp_dir / f"upload-{uuid.uuid4().hex}"
         try:
             upload.save(staging)
-            dataset = ingest_file(staging, upload.filename or "dataset.csv", svc.settings.datasets_dir)
+            dataset = ingest_file(staging, upload.filename or "dataset.csv", svc.settings.datasets_dir,
+                                  svc.settings.archive_limits)
         finally:
             staging.unlink(missing_ok=True)
         record = DatasetRecord(
@@ -53,6 +58,8 @@ class Datasets(MethodView):
             n_columns=dataset.n_columns,
             size_bytes=dataset.size_bytes,
             columns=dataset.columns,
+            kind=dataset.kind,
+            images=dataset.images,
         )
         try:
             with svc.store.session() as session:

@@ -35,8 +35,9 @@ def _job_target(job: Any) -> Any:
 
 class JobCreateSchema(Schema):
     dataset_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    target = TargetField(required=True, metadata={
-        "description": "The column to predict, or a list of two-valued label columns (multilabel).",
+    target = TargetField(load_default=None, metadata={
+        "description": "The column to predict, or a list of two-valued label columns (multilabel). Image "
+                       "datasets with one label column (a folder per class) may leave it out.",
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     })
     task = fields.String(load_default="auto", validate=validate.OneOf(TASKS))
@@ -72,6 +73,16 @@ class JobCreateSchema(Schema):
     parallel_trials = fields.Integer(
         load_default=1, validate=validate.Range(min=1),
         metadata={"description": "Trials to run at the same time, each on its own worker (one search state)."},
+    )
+    image_size = fields.Integer(
+        load_default=None, validate=validate.Range(min=1),
+        metadata={"description": "Image datasets: the side length images are resized to inside the model "
+                                 "(default: the median longer side, between 32 and 224)."},
+    )
+    mixed_precision = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Image datasets: train in mixed float16 on GPU workers (ignored on CPU); the "
+                                 "saved model computes in float32."},
     )
 
 
@@ -112,6 +123,8 @@ class JobSchema(Schema):
     target_score = fields.Float(allow_none=True)
     refit = fields.Boolean()
     parallel_trials = fields.Integer()
+    image_size = fields.Integer(allow_none=True, metadata={"description": "Image jobs: side length trained at."})
+    mixed_precision = fields.Boolean()
     cancel_requested = fields.Boolean()
     stop_reason = fields.String(allow_none=True, metadata={"enum": STOP_REASONS,
                                                            "description": "Why the search ended (or is ending)."})

@@ -114,8 +114,8 @@ _PREDICT_BODY = {
     },
 }
 _PREDICT_REQUEST = PredictRequestSchema()  # built once: a schema's construction cost ~0.2 ms per request
-_BATCH_ANSWER = ("A multipart upload is answered as CSV (text/csv, the default) or as this JSON document "
-                 "(Accept: application/json).")
+_BATCH_ANSWER = ("A multipart CSV/Parquet upload is answered as CSV (text/csv, the default) or as this JSON "
+                 "document (Accept: application/json); image files always as this JSON document.")
 
 
 def _json_body() -> dict[str, Any]:
@@ -131,6 +131,19 @@ def _json_body() -> dict[str, Any]:
     except ValidationError as exc:
         abort(422, messages={"json": exc.messages})
     return body
+
+
+def _image_files(predictor: Predictor) -> tuple[list[str], Any, int | None]:
+    """A multipart request's image files, in the order sent (any field names), decoded for the model."""
+    uploads = [f for _, f in request.files.items(multi=True)]
+    names = [f.filename or f"file {i + 1}" for i, f in enumerate(uploads)]
+    raw = request.form.get("mc_samples")
+    try:
+        mc_samples = _PREDICT_REQUEST.fields["mc_samples"].deserialize(raw) if raw not in (None, "") else None
+    except ValidationError as exc:
+        abort(422, messages={"form": {"mc_samples": exc.messages}})
+    inputs = predictor.file_inputs([(name, f.read()) for name, f in zip(names, uploads, strict=True)])
+    return names, inputs, mc_samples
 
 
 def _score_upload(model_id: str, proba: bool) -> Response:
@@ -184,15 +197,26 @@ class Predict(MethodView):
         JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) of any size for batch
         scoring. With ``mc_samples`` (JSON), Monte Carlo dropout: the mean prediction and its
         standard deviation."""
+        files = None
         if request.mimetype == "multipart/form-data":
-            return _score_upload(model_id, proba=False)
-        body = _json_body()
-        predictor = predictor_for(model_id)
-        predictions, std = predictor.predict(body["instances"], body["mc_samples"])
+            if not request.files:  # no file part at all: the batch path words the 422
+                return _score_upload(model_id, proba=False)
+            predictor = predictor_for(model_id)
+            if predictor.kind != "image":
+                return _score_upload(model_id, proba=False)
+            files, inputs, mc_samples = _image_files(predictor)
+        else:
+            body = _json_body()
+            predictor = predictor_for(model_id)
+            inputs, mc_samples = predictor.inputs(body["instances"]), body["mc_samples"]
+        predictions, std = predictor.predict_of(inputs, mc_samples)
         count_predictions(predictor.model_id, "predict", len(predictions))
-        if std is None:
-            return {"predictions": predictions}
-        return {"predictions": predictions, "std": std, "mc_samples": body["mc_samples"]}
+        response: dict[str, Any] = {"predictions": predictions}
+        if files is not None:
+            response["files"] = files
+        if std is not None:
+            response.update(std=std, mc_samples=mc_samples)
+        return response
 
 
 @blp.route("/<string:model_id>/predict_proba")
@@ -205,17 +229,28 @@ class PredictProba(MethodView):
         JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) for batch scoring.
         Multilabel: one independent probability per label column. With ``mc_samples`` (JSON), the
         mean over Monte Carlo dropout passes and its standard deviation."""
+        files = None
         if request.mimetype == "multipart/form-data":
-            return _score_upload(model_id, proba=True)
-        body = _json_body()
-        predictor = predictor_for(model_id)
-        out = predictor.probabilities(body["instances"], body["mc_samples"])
+            if not request.files:  # no file part at all: the batch path words the 422
+                return _score_upload(model_id, proba=True)
+            predictor = predictor_for(model_id)
+            if predictor.kind != "image":
+                return _score_upload(model_id, proba=True)
+            files, inputs, mc_samples = _image_files(predictor)
+        else:
+            body = _json_body()
+            predictor = predictor_for(model_id)
+            predictor.require_classifier()
+            inputs, mc_samples = predictor.inputs(body["instances"]), body["mc_samples"]
+        out = predictor.probabilities_of(inputs, mc_samples)
         count_predictions(predictor.model_id, "predict_proba", len(out.mean))
         response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}
+        if files is not None:
+            response["files"] = files
         if predictor.task == "multilabel":
             response["positive_classes"] = [pair[1] for pair in predictor.classes or []]
         if out.std is not None:
-            response.update(std=out.std.tolist(), mc_samples=body["mc_samples"])
+            response.update(std=out.std.tolist(), mc_samples=mc_samples)
         return response
 
 

@@ -8,6 +8,8 @@ MAX_INSTANCES = 100_000
 class ModelSchema(Schema):
     id = fields.String()
     state = fields.String(metadata={"enum": ["training", "ready", "failed"]})
+    kind = fields.String(metadata={"enum": ["tabular", "image"],
+                                   "description": "image: predict takes image files or base64 images."})
     job_id = fields.String()
     dataset_id = fields.String()
     task = fields.String()
@@ -42,7 +44,8 @@ class PredictRequestSchema(Schema):
         {"type": "object", "additionalProperties": True},
         required=True,
         validate=validate.Length(min=1, max=MAX_INSTANCES),
-        metadata={"description": 'Rows as objects of raw values: [{"column": value, ...}]; null = missing.'},
+        metadata={"description": 'Rows as objects of raw values: [{"column": value, ...}]; null = missing. Image '
+                                 'models: [{"b64": "<base64 of an image file>"}, ...].'},
     )
     mc_samples = fields.Integer(
         load_default=None, validate=validate.Range(min=2, max=1000),
@@ -54,8 +57,10 @@ class PredictRequestSchema(Schema):
 class BatchPredictFormSchema(Schema):
     file = fields.Raw(required=True, metadata={
         "type": "string", "format": "binary",
-        "description": "CSV (UTF-8, header row) or Parquet with the model's input columns; other columns are "
-                       "ignored. Any number of rows: read in chunks, so memory stays bounded."})
+        "description": "Table models: CSV (UTF-8, header row) or Parquet with the model's input columns; other "
+                       "columns are ignored. Any number of rows: read in chunks, so memory stays bounded. Image "
+                       "models: one or more PNG, JPEG, BMP, GIF or WebP files (any field names, e.g. 'file' "
+                       "repeated), answered as JSON with the files named in order; 'mc_samples' may be a field."})
     passthrough = fields.String(metadata={
         "description": "Comma-separated columns of the file to copy into the CSV output (e.g. an id)."})
 
@@ -67,6 +72,7 @@ class PredictResponseSchema(Schema):
         "description": "With mc_samples: std of the value (regression), of the predicted class's probability "
                        "(classification), or per label (multilabel)."})
     mc_samples = fields.Integer()
+    files = fields.List(fields.String(), metadata={"description": "Image uploads: the file of each prediction."})
 
 
 class ProbaResponseSchema(Schema):
@@ -78,6 +84,7 @@ class ProbaResponseSchema(Schema):
         "description": "Multilabel: the value each label column's probability is for."})
     std = JsonArray({"type": "array", "items": {"type": "number"}}, metadata={"description": "With mc_samples."})
     mc_samples = fields.Integer()
+    files = fields.List(fields.String(), metadata={"description": "Image uploads: the file of each row."})
 
 
 class DownloadArgs(Schema):

@@ -1,0 +1,347 @@
+"""Image datasets: a zip archive of labelled images -> canonical PNG files plus an index.
+
+Two layouts: one folder per class (``cats/001.jpg``; the label is the image's folder), or
+images plus a ``labels.csv`` (``filename`` and one or more label columns: several for a
+multilabel task, a numeric column for regression; file names relative to ``labels.csv``).
+
+Every image is decoded here with Pillow, limited to the allowed formats and to a pixel
+count (decompression bombs), and stored as an 8-bit PNG (grayscale, or RGB with any alpha
+dropped) under a name the service chooses, so no member name ever becomes a path. The
+archive itself is read with counted limits: member count, bytes actually inflated (in
+total and per member) and compression ratio. Files that are not readable images are
+skipped and named in the dataset's summary; an archive that breaks a limit is refused.
+
+Nothing here imports TensorFlow: the API process ingests, and serving decodes request
+images with ``decode_image`` the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import statistics
+import warnings
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from automl.datasets.schema import profile_columns
+from automl.errors import InvalidDataset, TooLarge
+
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+LABELS_FILE = "labels.csv"
+FILENAME_COLUMN = "filename"
+FOLDER_LABEL = "label"  # the label column of a folder-per-class archive
+IMAGE_COLUMN = "image"  # the index column holding each stored image's file name
+IMAGES_DIR = "images"
+MIN_IMAGES = 10
+MAX_REPORTED_UNREADABLE = 100
+MAX_LABELS_CSV_BYTES = 64 * 1024 * 1024
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+INDEX_EXTRA_COLUMNS = (IMAGE_COLUMN, "source", "width", "height")
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_members: int = 100_000
+    max_total_bytes: int = 8 * 1024**3  # inflated, counted as read
+    max_member_bytes: int = 64 * 1024**2
+    max_ratio: float = 200.0  # inflated / compressed, per member
+    max_pixels: int = 40_000_000  # per image (width x height)
+
+
+class BadImage(ValueError):
+    """Bytes that are not a readable image of an allowed format (the message says why)."""
+
+
+class PixelBomb(BadImage):
+    """An image whose width x height is over the limit: refused before its pixels are decoded."""
+
+
+def is_zip(head: bytes) -> bool:
+    return head.startswith(ZIP_MAGICS)
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode ``data`` (first frame of an animation) with every pixel loaded; ``BadImage`` otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PixelBomb(f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels per image")
+            if width < 1 or height < 1:
+                raise BadImage("the image has no pixels")
+            image.seek(0)
+            image.load()
+        except BadImage:
+            raise
+        except UnidentifiedImageError:
+            raise BadImage(f"not an image in an allowed format ({', '.join(FORMATS)})") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise PixelBomb(str(exc)) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
+            raise BadImage(f"the image data is damaged ({exc})") from None
+    return image
+
+
+def is_color(image: Image.Image) -> bool:
+    if image.mode in GRAY_MODES:
+        return False
+    if image.mode == "P":
+        palette = image.convert("RGB")
+        array = np.asarray(palette)
+        return not (np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 1], array[..., 2]))
+    return True
+
+
+def to_mode(image: Image.Image, channels: int) -> Image.Image:
+    """8-bit grayscale (1 channel) or RGB (3; alpha dropped), scaling 16-bit and float data."""
+    if image.mode.startswith("I;16"):
+        image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8), mode="L")
+    elif image.mode in ("I", "F"):
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def decode_image(data: bytes, channels: int, max_pixels: int) -> np.ndarray:
+    """Request bytes -> ``(height, width, channels)`` uint8 array, converted as the training images were."""
+    image = to_mode(open_image(data, max_pixels), channels)
+    array = np.asarray(image, dtype=np.uint8)
+    return array.reshape(array.shape[0], array.shape[1], channels)
+
+
+@dataclass(frozen=True)
+class IngestedImages:
+    frame: pd.DataFrame  # the index: image file, source name, size, label column(s)
+    label_columns: list[str]
+    summary: dict[str, Any]
+
+
+def _member_name(info: zipfile.ZipInfo) -> PurePosixPath:
+    name = info.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in path.parts:
+        raise InvalidDataset(
+            f"The archive member '{info.filename[:200]}' has an absolute path or '..'; archive members must "
+            "use relative paths inside the archive."
+        )
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise InvalidDataset(f"The archive member '{info.filename[:200]}' is a symbolic link; links are not "
+                             "accepted. Put the image files themselves in the archive.")
+    return path
+
+
+def _ignored(path: PurePosixPath) -> bool:
+    """Folders' entries, macOS resource forks and hidden files (.DS_Store, ._name) are not data."""
+    return path.parts[0] == "__MACOSX" or any(part.startswith(".") for part in path.parts)
+
+
+class _Reader:
+    """Reads members while counting the bytes really inflated against the limits."""
+
+    def __init__(self, archive: zipfile.ZipFile, limits: ArchiveLimits) -> None:
+        self.archive = archive
+        self.limits = limits
+        self.total = 0
+
+    def read(self, info: zipfile.ZipInfo, limit: int | None = None) -> bytes:
+        limit = limit or self.limits.max_member_bytes
+        chunks, size = [], 0
+        with self.archive.open(info) as handle:
+            while chunk := handle.read(1 << 20):
+                size += len(chunk)
+                self.total += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"The archive member '{info.filename[:200]}' inflates to more than {limit:,} "
+                                   "bytes, over this service's limit per file.")
+                if self.total > self.limits.max_total_bytes:
+                    raise TooLarge(f"The archive inflates to more than {self.limits.max_total_bytes:,} bytes, over "
+                                   "this service's limit (AUTOML_MAX_ARCHIVE_BYTES).")
+                if size > 1 << 20 and size > self.limits.max_ratio * max(info.compress_size, 1):
+                    raise TooLarge(f"The archive member '{info.filename[:200]}' is compressed more than "
+                                   f"{self.limits.max_ratio:g} to 1, as zip bombs are; it was refused.")
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _open_archive(path: Path, filename: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidDataset(f"'{filename}' is not a readable zip archive ({exc}). Upload a .zip of images.") from exc
+
+
+def _members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    infos = archive.infolist()
+    if len(infos) > limits.max_members:
+        raise TooLarge(f"The archive has {len(infos):,} members; at most {limits.max_members:,} are accepted "
+                       "(AUTOML_MAX_ARCHIVE_MEMBERS).")
+    members = []
+    for info in infos:
+        path = _member_name(info)
+        if info.is_dir() or _ignored(path):
+            continue
+        members.append((info, path))
+    return members
+
+
+def _labels_table(reader: _Reader, info: zipfile.ZipInfo) -> pd.DataFrame:
+    data = reader.read(info, MAX_LABELS_CSV_BYTES)
+    try:
+        table = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", skipinitialspace=True, dtype={FILENAME_COLUMN: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InvalidDataset(f"labels.csv could not be read ({str(exc).strip()[:300]}). It needs a header row "
+                             f"'{FILENAME_COLUMN},<label column>...' and one row per image, in UTF-8.") from exc
+    table.columns = pd.Index([str(c).strip() for c in table.columns])
+    if FILENAME_COLUMN not in table.columns:
+        raise InvalidDataset(f"labels.csv has no '{FILENAME_COLUMN}' column; its header must start with "
+                             f"'{FILENAME_COLUMN}' followed by the label column(s). Found: {list(table.columns)[:20]}.")
+    labels = [c for c in table.columns if c != FILENAME_COLUMN]
+    if not labels:
+        raise InvalidDataset("labels.csv has no label column; add at least one column next to 'filename'.")
+    if table.columns.duplicated().any():
+        raise InvalidDataset("labels.csv repeats a column name; column names must be unique.")
+    if labels and set(labels) & set(INDEX_EXTRA_COLUMNS):
+        clash = sorted(set(labels) & set(INDEX_EXTRA_COLUMNS))
+        raise InvalidDataset(f"labels.csv uses reserved column names {clash}; rename them.")
+    table[FILENAME_COLUMN] = table[FILENAME_COLUMN].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    repeated = table[FILENAME_COLUMN][table[FILENAME_COLUMN].duplicated()].head(5).tolist()
+    if repeated:
+        raise InvalidDataset(f"labels.csv lists these files more than once: {repeated}. One row per image.")
+    return table
+
+
+def _layout(members: list[tuple[zipfile.ZipInfo, PurePosixPath]]) -> tuple[str, zipfile.ZipInfo | None, PurePosixPath]:
+    """``labels_csv`` (with the labels file and its folder) or ``folders``."""
+    candidates = [(info, path) for info, path in members if path.name.lower() == LABELS_FILE]
+    if candidates:
+        info, path = min(candidates, key=lambda c: len(c[1].parts))
+        return "labels_csv", info, path.parent
+    return "folders", None, PurePosixPath(".")
+
+
+def ingest_archive(path: Path, filename: str, target_dir: Path, limits: ArchiveLimits) -> IngestedImages:
+    """Read the archive at ``path`` and write its images as PNG files into ``target_dir/images``.
+
+    Raises ``InvalidDataset`` or ``TooLarge`` with a message that says what to fix; the
+    caller removes ``target_dir`` then.
+    """
+    with _open_archive(path, filename) as archive:
+        members = _members(archive, limits)
+        reader = _Reader(archive, limits)
+        layout, labels_info, root = _layout(members)
+        table = _labels_table(reader, labels_info) if labels_info is not None else None
+        label_of: dict[str, Any] = {}
+        if table is not None:
+            label_of = {name: i for i, name in enumerate(table[FILENAME_COLUMN])}
+        images_dir = target_dir / IMAGES_DIR
+        images_dir.mkdir(parents=True)
+        rows: list[dict[str, Any]] = []
+        unreadable: list[dict[str, str]] = []
+        formats: Counter[str] = Counter()
+        modes: Counter[str] = Counter()
+        colored = 0
+        at_root = 0
+        for info, member in members:
+            if labels_info is not None and info is labels_info:
+                continue
+            if layout == "labels_csv":
+                try:
+                    relative = str(member.relative_to(root)) if str(root) != "." else str(member)
+                except ValueError:
+                    relative = str(member)
+                row = label_of.get(relative)
+                if row is None:
+                    unreadable.append({"file": str(member), "error": "not listed in labels.csv"})
+                    continue
+                labels: dict[str, Any] = {c: table.iloc[row][c] for c in table.columns if c != FILENAME_COLUMN}
+                label_of.pop(relative)
+            else:
+                if len(member.parts) < 2:
+                    at_root += 1
+                    unreadable.append({"file": str(member), "error": "not in a class folder"})
+                    continue
+                labels = {FOLDER_LABEL: member.parent.name}
+            data = reader.read(info)
+            try:
+                image = open_image(data, limits.max_pixels)
+            except PixelBomb as exc:
+                raise TooLarge(f"The image '{member}' is refused: {exc}.") from exc
+            except BadImage as exc:
+                unreadable.append({"file": str(member), "error": str(exc)})
+                continue
+            color = is_color(image)
+            colored += color
+            formats[str(image.format)] += 1
+            modes[image.mode] += 1
+            stored = f"{len(rows):07d}.png"
+            to_mode(image, 3 if color else 1).save(images_dir / stored, format="PNG", compress_level=1)
+            rows.append({IMAGE_COLUMN: stored, "source": str(member)[:1000], "width": image.width,
+                         "height": image.height, **labels})
+        for missing in list(label_of)[:MAX_REPORTED_UNREADABLE]:
+            unreadable.append({"file": missing, "error": "listed in labels.csv but not in the archive"})
+    label_columns = [FOLDER_LABEL] if table is None else [c for c in table.columns if c != FILENAME_COLUMN]
+    if not rows:
+        hint = ("put the images in one folder per class (cats/001.jpg), or add a labels.csv"
+                if layout == "folders" and at_root else f"allowed formats are {', '.join(FORMATS)}")
+        raise InvalidDataset(f"'{filename}' holds no readable images; {hint}.",
+                             errors={"unreadable": unreadable[:MAX_REPORTED_UNREADABLE]})
+    frame = pd.DataFrame(rows)
+    if len(frame) < MIN_IMAGES:
+        raise InvalidDataset(f"'{filename}' has {len(frame)} readable images; at least {MIN_IMAGES} are needed "
+                             "to train and test a model.")
+    if layout == "folders" and frame[FOLDER_LABEL].nunique() < 2:
+        raise InvalidDataset(
+            f"'{filename}' has one class folder ('{frame[FOLDER_LABEL].iloc[0]}'); a classifier needs at least two. "
+            "Put each class's images in its own folder (cats/..., dogs/...)."
+        )
+    return IngestedImages(frame=frame, label_columns=label_columns,
+                          summary=_summary(frame, layout, label_columns, 3 if colored else 1, formats, modes,
+                                           unreadable))
+
+
+def _summary(frame: pd.DataFrame, layout: str, label_columns: list[str], channels: int, formats: Counter[str],
+             modes: Counter[str], unreadable: list[dict[str, str]]) -> dict[str, Any]:
+    sizes = Counter(zip(frame["width"], frame["height"], strict=True))
+    summary: dict[str, Any] = {
+        "layout": layout,
+        "n_images": int(len(frame)),
+        "label_columns": label_columns,
+        "channels": channels,
+        "formats": dict(formats.most_common()),
+        "modes": dict(modes.most_common()),
+        "sizes": {
+            "distinct": len(sizes),
+            "min": [int(frame["width"].min()), int(frame["height"].min())],
+            "max": [int(frame["width"].max()), int(frame["height"].max())],
+            "median": [int(statistics.median(frame["width"])), int(statistics.median(frame["height"]))],
+            "most_common": [{"size": [int(w), int(h)], "count": n} for (w, h), n in sizes.most_common(10)],
+        },
+        "n_unreadable": len(unreadable),
+        "unreadable": unreadable[:MAX_REPORTED_UNREADABLE],
+    }
+    if len(label_columns) == 1:
+        counts = frame[label_columns[0]].astype("object").value_counts(dropna=True)
+        if len(counts) <= 1000:
+            summary["images_per_class"] = {str(k): int(v) for k, v in counts.items()}
+    return summary
+
+
+def default_image_size(summary: dict[str, Any]) -> int:
+    """The side length images are resized to when a job does not say: the median longer side,
+    kept between 32 and 224 pixels (small enough to train on a CPU, big enough for a backbone)."""
+    width, height = summary["sizes"]["median"]
+    return int(min(max(max(width, height), 32), 224))
+
+
+def label_profile(frame: pd.DataFrame, label_columns: list[str]) -> list[dict[str, Any]]:
+    return profile_columns(frame[label_columns])

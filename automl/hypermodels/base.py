@@ -1,0 +1,121 @@
+"""What every hypermodel shares: the job's task and narrowing, and training with the search's callbacks.
+
+``fit`` trains with early stopping on the objective, the learning-rate schedule's callbacks,
+balanced class weights and a retry at half the batch size when the device runs out of memory.
+A hypermodel supplies ``build`` and its input ``pipeline`` (arrays or image files -> tf.data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+
+from automl.hypermodels import training
+from automl.hypermodels.space import SpaceUser
+
+Pipeline = Callable[..., tf.data.Dataset]  # (x, y, batch_size, shuffle_seed=, sample_weight=) -> dataset
+
+
+class SearchHyperModel(SpaceUser, kt.HyperModel):
+    def __init__(
+        self,
+        name: str,
+        task: str,
+        n_outputs: int,
+        objective: str,
+        direction: str,
+        patience: int,
+        n_train: int,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
+        seed: int = 0,
+        pipeline: Pipeline = training.make_dataset,
+        eval_batch_size: int = training.EVAL_BATCH_SIZE,
+    ) -> None:
+        super().__init__(name=name, tunable=True)
+        self.task = task
+        self.n_outputs = n_outputs
+        self.objective = objective
+        self.direction = direction
+        self.patience = patience
+        self.n_train = n_train
+        self.overrides = overrides or {}
+        self.target_mean = target_mean
+        self.target_std = target_std
+        self.seed = seed
+        self.pipeline = pipeline
+        self.eval_batch_size = eval_batch_size
+        self.oom_fallbacks: list[tuple[int, int]] = []  # (asked, used) batch sizes after running out of memory
+
+    def compile(self, hp: kt.HyperParameters, model: keras.Model, loss: Any, metrics: list[Any]) -> None:
+        """The optimizer and learning-rate schedule the trial's hyperparameters name."""
+        batch_size = int(self._hp(hp, "batch_size"))
+        lr = training.learning_rate_schedule(
+            str(self._hp(hp, "lr_schedule")), float(self._hp(hp, "learning_rate")), self._hp(hp, "lr_decay_rate"),
+            self._hp(hp, "lr_decay_epochs"), training.steps_per_epoch(self.n_train, batch_size),
+        )
+        optimizer = training.make_optimizer(str(self._hp(hp, "optimizer")), lr, self._hp(hp, "momentum"),
+                                            self._hp(hp, "nesterov"), self._hp(hp, "weight_decay"))
+        self._hp(hp, "class_weight")  # used in fit
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    def fit(
+        self,
+        hp: kt.HyperParameters,
+        model: keras.Model,
+        x: dict[str, np.ndarray],
+        y: np.ndarray,
+        validation_data: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Train with early stopping on the objective; without validation data (a refit), on the loss."""
+        values = hp.values
+        callbacks = list(kwargs.pop("callbacks", []))
+        monitor, mode = (self.objective, self.direction) if validation_data is not None else ("loss", "min")
+        if validation_data is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, mode=mode, patience=self.patience, restore_best_weights=True
+                )
+            )
+        callbacks += training.schedule_callbacks(
+            values.get("lr_schedule"), values.get("lr_decay_rate"), values["learning_rate"], monitor, mode,
+            self.patience,
+        )
+        kwargs.setdefault("verbose", 0)
+        kwargs["shuffle"] = False  # the dataset shuffles itself
+        weights = None
+        if values.get("class_weight") == "balanced" and self.task in ("binary", "multiclass"):
+            weights = training.balanced_sample_weights(y, self.task)
+        batch_size = int(values["batch_size"])
+        validation = (
+            self.pipeline(*validation_data, self.eval_batch_size) if validation_data is not None else None
+        )
+
+        def run(model: keras.Model, batch_size: int) -> Any:
+            train = self.pipeline(x, y, batch_size, shuffle_seed=self.seed, sample_weight=weights)
+            return model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
+
+        try:
+            return run(model, batch_size)
+        except training.OUT_OF_MEMORY:
+            if batch_size < 2:
+                raise
+        # Out of (GPU) memory: once more with half the batch, on a freshly built model, with the
+        # callbacks' bests forgotten so that no checkpoint of the abandoned run survives.
+        smaller = batch_size // 2
+        self.oom_fallbacks.append((batch_size, smaller))
+        for callback in callbacks:
+            if hasattr(callback, "best_value") and hasattr(callback, "objective"):
+                callback.best_value = float("-inf") if callback.objective.direction == "max" else float("inf")
+        return run(self.build(hp), smaller)
+
+    def serving_model(self, hp: kt.HyperParameters, model: keras.Model) -> keras.Model:
+        """The model to save for serving (the trained one, unless a subclass trains with extras)."""
+        return model
