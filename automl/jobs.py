@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from automl.datasets.images import default_image_size
 from automl.datasets.ingest import load_frame
 from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
 from automl.errors import InvalidJobRequest, NotReady
-from automl.datasets.images import default_image_size
 from automl.hypermodels.backbones import BACKBONES, weights_path
 from automl.hypermodels.space import normalize_overrides, possible_values
 from automl.search.objectives import TUNERS, resolve_objective

@@ -260,7 +260,7 @@ def ingest_archive(path: Path, filename: str, target_dir: Path, limits: ArchiveL
                 except ValueError:
                     relative = str(member)
                 row = label_of.get(relative)
-                if row is None:
+                if row is None or table is None:
                     unreadable.append({"file": str(member), "error": "not listed in labels.csv"})
                     continue
                 labels: dict[str, Any] = {c: table.iloc[row][c] for c in table.columns if c != FILENAME_COLUMN}
@@ -314,7 +314,7 @@ def _summary(frame: pd.DataFrame, layout: str, label_columns: list[str], channel
     sizes = Counter(zip(frame["width"], frame["height"], strict=True))
     summary: dict[str, Any] = {
         "layout": layout,
-        "n_images": int(len(frame)),
+        "n_images": len(frame),
         "label_columns": label_columns,
         "channels": channels,
         "formats": dict(formats.most_common()),

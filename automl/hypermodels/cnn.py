@@ -12,9 +12,10 @@ saved for serving (``serving_model``), as is mixed precision.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import keras
 import keras_tuner as kt

@@ -417,12 +417,20 @@ def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]], kind: str
     hp = SPACE_BY_KIND[kind][name]
     with ExitStack() as stack:
         # Keras Tuner only nests a scope under a parent declared inside the enclosing scope, so
-        # it is told the last condition; ``is_active`` applies them all, and ``declare`` returns
-        # None when any is unmet, so the model never uses an inactive value.
-        for condition in hp.conditions[-1:]:
+        # it is told the last condition, inside the scopes its parent was declared in;
+        # ``is_active`` applies them all, and ``declare`` returns None when any is unmet, so
+        # the model never uses an inactive value.
+        for condition in _scope_chain(hp, kind):
             stack.enter_context(hps.conditional_scope(condition.parent, list(condition.values)))
         value = _register(hps, hp, overrides.get(name))
     return value if is_active(name, hps.values, kind) else None
+
+
+def _scope_chain(hp: Hyperparameter, kind: str) -> list[Condition]:
+    if not hp.conditions:
+        return []
+    last = hp.conditions[-1]
+    return [*_scope_chain(SPACE_BY_KIND[kind][last.parent], kind), last]
 
 
 def is_active(name: str, values: dict[str, Any], kind: str = "tabular") -> bool:

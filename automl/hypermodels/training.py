@@ -6,6 +6,7 @@ task heads (output layer, loss, metrics), class weights and input pipelines.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -50,10 +51,9 @@ def configure_gpus() -> list[str]:
     (and several worker processes can share one). Must run before TensorFlow first touches a GPU."""
     names = []
     for gpu in tf.config.list_physical_devices("GPU"):
-        try:
+        # Already initialised in this process (RuntimeError): its setting stays.
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process: its setting stays
-            pass
         names.append(gpu.name)
     return names
 

@@ -84,7 +84,7 @@ def prepare(spec: SearchSpec) -> PreparedData:
     if spec.task == "regression":
         target_mean = float(y_train.mean())
         target_std = float(y_train.std()) or 1.0
-    common = {"y_train": y_train, "y_val": _targets(val, spec), "y_test": _targets(test, spec),
+    common: dict[str, Any] = {"y_train": y_train, "y_val": _targets(val, spec), "y_test": _targets(test, spec),
               "target_mean": target_mean, "target_std": target_std, "split_sizes": split.sizes()}
     if spec.kind == "image":
         assert spec.image_size is not None

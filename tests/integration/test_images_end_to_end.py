@@ -80,7 +80,8 @@ def test_digit_images_search_and_serve(distributed: Service, tmp_path: Path) -> 
     assert np.allclose(json_proba["probabilities"], matrix, atol=1e-6)
 
     bad = requests.post(f"{base}/models/{model_id}/predict", timeout=30,
-                        files=[("file", ("ok.png", encoded[0], "image/png")), ("file", ("notes.png", b"hello", "image/png"))])
+                        files=[("file", ("ok.png", encoded[0], "image/png")),
+                               ("file", ("notes.png", b"hello", "image/png"))])
     assert bad.status_code == 422 and "notes.png" in bad.json()["message"]
     bad_b64 = requests.post(f"{base}/models/{model_id}/predict", json={"instances": [{"b64": "***"}]}, timeout=30)
     assert bad_b64.status_code == 422 and "instances.0" in bad_b64.json()["errors"]

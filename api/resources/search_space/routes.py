@@ -30,7 +30,7 @@ class SearchSpace(MethodView):
         task = args["task"]
         objectives = OBJECTIVES if task is None else {task: OBJECTIVES[task]}
         return {
-            "hyperparameters": space.describe(task),
+            "hyperparameters": space.describe(task, args["kind"]),
             "tuners": list(TUNERS),
             "objectives": objectives,
             "default_objectives": {t: DEFAULT_OBJECTIVES[t] for t in objectives},

@@ -6,6 +6,8 @@ TASKS = ["binary", "multiclass", "multilabel", "regression"]
 class SearchSpaceArgs(Schema):
     task = fields.String(load_default=None, validate=validate.OneOf(TASKS),
                          metadata={"description": "Only the hyperparameters and objectives of this task."})
+    kind = fields.String(load_default="tabular", validate=validate.OneOf(["tabular", "image"]),
+                         metadata={"description": "The space for table datasets (MLP) or image datasets (CNN)."})
 
 
 class HyperparameterSchema(Schema):
@@ -20,6 +22,8 @@ class HyperparameterSchema(Schema):
     choices = fields.List(fields.Raw(), metadata={"description": "The values of a choice or boolean."})
     tasks = fields.List(fields.String())
     active_when = fields.Dict(metadata={"description": "Used only when these hyperparameters take these values."})
+    searched_by_default = fields.List(fields.Raw(), metadata={
+        "description": "The values searched when a job does not name this hyperparameter (others on request)."})
 
 
 class SearchSpaceSchema(Schema):
