@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,8 @@ def test_image_jobs_default_target_and_size_and_refuse_missing_weights(image_dat
 
 
 def test_image_options_are_refused_for_tables(tmp_path: Path) -> None:
-    client: FlaskClient = create_app(Settings(data_dir=tmp_path / "var", broker_url="redis://127.0.0.1:1/0")
-                                     ).test_client()
+    client: FlaskClient = create_app(Settings(data_dir=tmp_path / "var", broker_url="redis://127.0.0.1:1/0",
+                                              max_compression_ratio=50)).test_client()
     csv = "a,b\n" + "\n".join(f"{i},{i % 2}" for i in range(30))
     dataset = client.post("/api/v1/datasets", data={"file": (io.BytesIO(csv.encode()), "t.csv")},
                           content_type="multipart/form-data").get_json()
@@ -185,6 +186,14 @@ def test_image_options_are_refused_for_tables(tmp_path: Path) -> None:
     zipped = client.post("/api/v1/datasets", data={"file": (io.BytesIO(b"PK\x05\x06" + b"\0" * 18), "e.zip")},
                          content_type="multipart/form-data")
     assert zipped.status_code == 422 and "no readable images" in zipped.get_json()["message"]
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a/big.png", b"\0" * (8 * 1024 * 1024))
+    refused = client.post("/api/v1/datasets", data={"file": (io.BytesIO(bomb.getvalue()), "b.zip")},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 413 and "zip bombs" in refused.get_json()["message"]
+    assert [d["kind"] for d in client.get("/api/v1/datasets").get_json()] == ["tabular"]
+    assert sorted(p.name for p in (tmp_path / "var" / "datasets").iterdir()) == [dataset["id"]]
 
 
 # --- predictions -------------------------------------------------------------------------------

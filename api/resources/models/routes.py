@@ -146,6 +146,23 @@ def _image_files(predictor: Predictor) -> tuple[list[str], Any, int | None]:
     return names, inputs, mc_samples
 
 
+def _request_inputs(model_id: str, proba: bool) -> Response | tuple[Predictor, Any, int | None, list[str] | None]:
+    """(predictor, model inputs, mc_samples, uploaded file names) from JSON instances or image files;
+    a CSV/Parquet upload is scored here and its answer returned instead."""
+    if request.mimetype == "multipart/form-data":
+        if request.files:  # without any file part the batch path words the 422
+            predictor = predictor_for(model_id)
+            if predictor.kind == "image":
+                files, inputs, mc_samples = _image_files(predictor)
+                return predictor, inputs, mc_samples, files
+        return _score_upload(model_id, proba)
+    body = _json_body()
+    predictor = predictor_for(model_id)
+    if proba:
+        predictor.require_classifier()
+    return predictor, predictor.inputs(body["instances"]), body["mc_samples"], None
+
+
 def _score_upload(model_id: str, proba: bool) -> Response:
     """Batch scoring of a multipart CSV/Parquet upload; the answer streams from a temporary file."""
     svc = services()
@@ -197,18 +214,10 @@ class Predict(MethodView):
         JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) of any size for batch
         scoring. With ``mc_samples`` (JSON), Monte Carlo dropout: the mean prediction and its
         standard deviation."""
-        files = None
-        if request.mimetype == "multipart/form-data":
-            if not request.files:  # no file part at all: the batch path words the 422
-                return _score_upload(model_id, proba=False)
-            predictor = predictor_for(model_id)
-            if predictor.kind != "image":
-                return _score_upload(model_id, proba=False)
-            files, inputs, mc_samples = _image_files(predictor)
-        else:
-            body = _json_body()
-            predictor = predictor_for(model_id)
-            inputs, mc_samples = predictor.inputs(body["instances"]), body["mc_samples"]
+        parsed = _request_inputs(model_id, proba=False)
+        if isinstance(parsed, Response):
+            return parsed
+        predictor, inputs, mc_samples, files = parsed
         predictions, std = predictor.predict_of(inputs, mc_samples)
         count_predictions(predictor.model_id, "predict", len(predictions))
         response: dict[str, Any] = {"predictions": predictions}
@@ -229,19 +238,10 @@ class PredictProba(MethodView):
         JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) for batch scoring.
         Multilabel: one independent probability per label column. With ``mc_samples`` (JSON), the
         mean over Monte Carlo dropout passes and its standard deviation."""
-        files = None
-        if request.mimetype == "multipart/form-data":
-            if not request.files:  # no file part at all: the batch path words the 422
-                return _score_upload(model_id, proba=True)
-            predictor = predictor_for(model_id)
-            if predictor.kind != "image":
-                return _score_upload(model_id, proba=True)
-            files, inputs, mc_samples = _image_files(predictor)
-        else:
-            body = _json_body()
-            predictor = predictor_for(model_id)
-            predictor.require_classifier()
-            inputs, mc_samples = predictor.inputs(body["instances"]), body["mc_samples"]
+        parsed = _request_inputs(model_id, proba=True)
+        if isinstance(parsed, Response):
+            return parsed
+        predictor, inputs, mc_samples, files = parsed
         out = predictor.probabilities_of(inputs, mc_samples)
         count_predictions(predictor.model_id, "predict_proba", len(out.mean))
         response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}
