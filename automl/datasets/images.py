@@ -210,7 +210,7 @@ def _labels_table(reader: _Reader, info: zipfile.ZipInfo) -> pd.DataFrame:
         raise InvalidDataset("labels.csv has no label column; add at least one column next to 'filename'.")
     if table.columns.duplicated().any():
         raise InvalidDataset("labels.csv repeats a column name; column names must be unique.")
-    if labels and set(labels) & set(INDEX_EXTRA_COLUMNS):
+    if set(labels) & set(INDEX_EXTRA_COLUMNS):
         clash = sorted(set(labels) & set(INDEX_EXTRA_COLUMNS))
         raise InvalidDataset(f"labels.csv uses reserved column names {clash}; rename them.")
     table[FILENAME_COLUMN] = table[FILENAME_COLUMN].map(lambda v: "" if pd.isna(v) else str(v).strip())
@@ -256,7 +256,7 @@ def ingest_archive(path: Path, filename: str, target_dir: Path, limits: ArchiveL
                 continue
             if layout == "labels_csv":
                 try:
-                    relative = str(member.relative_to(root)) if str(root) != "." else str(member)
+                    relative = str(member.relative_to(root))
                 except ValueError:
                     relative = str(member)
                 row = label_of.get(relative)
