@@ -27,7 +27,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 tests
 
 # Re-resolve exact versions (runtime + dev) after changing pyproject.toml.
 lock:

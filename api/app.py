@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, redirect, send_from_directory
 from flask.typing import ResponseReturnValue
-from flask_smorest import Api
 
-from api.errors import register_error_handlers
+from api.auth import KeyRing, RateLimits, authenticate
+from api.errors import AutomlApi, register_error_handlers
 from api.json import OrjsonProvider
 from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=DOCS_STATIC,
         API_SPEC_OPTIONS={
-            "info": {"description": "Upload tabular data, run Keras Tuner searches, serve the best model."}
+            "info": {"description": "Upload tabular data or images, run Keras Tuner searches, serve the best "
+                                    "model. Every call needs an API key: `Authorization: Bearer <key>`."},
+            "security": [{"apiKey": []}],
         },
     )
     store = Store(settings.sqlalchemy_url)
@@ -49,9 +51,15 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     models = ModelCache(settings.model_cache_size)
     warmup = Warmup(store, models, settings.deployed_refresh_s)
     celery = make_celery(settings)
-    app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup)
+    limits = RateLimits(settings.rate_limit_storage, {"upload": settings.rate_limit_upload,
+                                                      "jobs": settings.rate_limit_jobs,
+                                                      "predict": settings.rate_limit_predict})
+    app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup,
+                                        keys=KeyRing(store, settings.key_cache_s), limits=limits)
 
-    api = Api(app)
+    api = AutomlApi(app)
+    api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
+                                                   "description": "An API key: `automl keys create --team NAME`."})
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
@@ -82,6 +90,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
         return body, 200 if body["status"] == "ready" else 503
 
     init_metrics(app, StoreCollector(store, lambda: queue_depth(celery), settings.job_lease_s))
+    app.before_request(authenticate)  # after the request id is set, so refusals are logged with it
     warmup.start()
 
     @app.get("/")

@@ -1,7 +1,8 @@
-"""The ``automl`` command: ``serve``, ``worker``, ``db upgrade``.
+"""The ``automl`` command: ``serve``, ``worker``, ``db upgrade``, ``keys create|list|revoke``.
 
 ``automl serve`` runs gunicorn; with ``--with-worker`` (what ``make run`` uses) it also
-starts a Celery worker beside it and stops both together.
+starts a Celery worker beside it and stops both together. On the first start of the
+embedded mode (no database configured, no key yet) it creates an admin key and prints it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime
 
 import click
 
 from automl.settings import Settings
+from automl.store import Store
 
 
 @click.group()
@@ -28,11 +31,12 @@ def main() -> None:
 @click.option("--with-worker/--no-worker", default=False, help="Also start a Celery worker (embedded mode).")
 def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     """Serve the REST API with gunicorn (migrates the database first)."""
-    from automl.store import Store
-
     settings = Settings()
     settings.ensure_dirs()
-    Store(settings.sqlalchemy_url).migrate()
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    _first_admin_key(settings, store)
+    store.dispose()
     children: list[subprocess.Popen[bytes]] = []
     if with_worker:
         children.append(subprocess.Popen([sys.executable, "-m", "api.cli", "worker"]))
@@ -77,7 +81,6 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int | None, pool: str, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker that executes searches (TensorFlow is loaded in the pool children)."""
-    from automl.store import Store
     from tasks.celery_app import QUEUE
     from tasks.worker import celery
 
@@ -103,11 +106,108 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply Alembic migrations up to the newest revision."""
-    from automl.store import Store
-
     settings = Settings()
     Store(settings.sqlalchemy_url).migrate()
     click.echo("database is up to date")
+
+
+def _first_admin_key(settings: Settings, store: Store) -> None:
+    """Embedded mode: without any key nobody could call the API, so the first start makes an admin key,
+    prints it once and keeps it in ``<data_dir>/admin-key`` (readable by this user only)."""
+    from automl.access import DEFAULT_TEAM, new_key
+    from automl.store import repository
+
+    path = settings.admin_key_file
+    with store.session() as session:
+        if repository.count_keys(session):
+            if path.is_file():
+                click.echo(f"automl: the admin API key is in {path}", err=True)
+            return
+        if settings.database_url is not None:
+            click.echo("automl: no API key exists yet; create one with `automl keys create --team NAME --admin`.",
+                       err=True)
+            return
+        key = new_key()
+        repository.add_key(session, key.key_id, key.digest, DEFAULT_TEAM, True, "embedded admin (first start)")
+        # Written before the key is committed: a key nobody can read is never left behind.
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(key.secret + "\n")
+    click.echo(f"automl: created an admin API key (team '{DEFAULT_TEAM}'); it is shown once here and kept in "
+               f"{path}:\n\n    {key.secret}\n\nSend it as 'Authorization: Bearer <key>'. Make keys for teams "
+               "with `automl keys create --team NAME`.\n", err=True)
+
+
+@main.group()
+def keys() -> None:
+    """API keys: each acts for one team; stored hashed, shown once when created."""
+
+
+def _store() -> Store:
+    store = Store(Settings().sqlalchemy_url)
+    store.migrate()
+    return store
+
+
+@keys.command("create")
+@click.option("--team", required=True, help="The team the key acts for (created with its first key).")
+@click.option("--admin", is_flag=True, help="The key sees and manages every team's resources.")
+@click.option("--name", default=None, help="A label: who or what uses the key.")
+def create_key(team: str, admin: bool, name: str | None) -> None:
+    """Create a key and print it (on stdout, alone, so `KEY=$(automl keys create ...)` works)."""
+    from automl.access import check_team, new_key
+    from automl.store import repository
+
+    try:
+        check_team(team)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--team") from None
+    key = new_key()
+    with _store().session() as session:
+        repository.add_key(session, key.key_id, key.digest, team, admin, name)
+    kind = "an admin key" if admin else "a key"
+    click.echo(f"automl: created {kind} for team '{team}' (id {key.key_id}); it is shown only now.", err=True)
+    click.echo(key.secret)
+
+
+@keys.command("list")
+@click.option("--team", default=None, help="Only this team's keys.")
+@click.option("--all", "show_revoked", is_flag=True, help="Include revoked keys.")
+def list_keys(team: str | None, show_revoked: bool) -> None:
+    """Keys by id (never the keys themselves): team, admin, label, created, last used."""
+    from automl.store import repository
+
+    with _store().session() as session:
+        rows = repository.list_keys(session, team, revoked=show_revoked)
+    header = ("ID", "TEAM", "ADMIN", "CREATED", "LAST USED", "REVOKED", "NAME")
+    table = [header] + [(r.id, r.team, "yes" if r.admin else "", _when(r.created_at), _when(r.last_used_at),
+                         _when(r.revoked_at), r.name or "") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key by its id (or the key itself); serving processes stop accepting it within
+    AUTOML_KEY_CACHE_S seconds."""
+    from automl.access import parse_key
+    from automl.errors import NotFound
+    from automl.store import repository
+
+    key_id = parse_key(key_id) or key_id
+    try:
+        with _store().session() as session:
+            record = repository.revoke_key(session, key_id)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"revoked key {record.id} (team '{record.team}')")
 
 
 if __name__ == "__main__":

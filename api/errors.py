@@ -7,14 +7,17 @@ Body: ``{"code": <http status>, "status": <reason>, "error": <domain code>, "mes
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+from marshmallow import Schema, fields
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from automl.errors import AutomlError
+from automl.errors import AutomlError, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,10 @@ ERROR_CODE_TO_HTTP_STATUS: dict[str, int] = {
     "invalid_request": 422,
     "unsupported_for_task": 422,
     "not_found": 404,
+    "conflict": 409,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
     "not_ready": 409,
     "broker_unavailable": 503,
     "search_failed": 500,
@@ -36,6 +43,22 @@ _HINTS = {
     405: "This method is not allowed on this URL; see /api/v1/docs.",
     404: "No such URL; see /api/v1/docs for the API.",
 }
+
+
+class ErrorBodySchema(Schema):
+    """Every error answer (documented as each operation's ``default`` response)."""
+
+    code = fields.Integer(metadata={"description": "The HTTP status."})
+    status = fields.String(metadata={"description": "The HTTP reason phrase."})
+    error = fields.String(metadata={"description": "A stable code: not_found, invalid_dataset, rate_limited, ..."})
+    message = fields.String(metadata={"description": "What went wrong and what to do about it."})
+    errors = fields.Dict(metadata={"description": "Problems by field or location (e.g. instances.3.age)."})
+
+
+class AutomlApi(Api):
+    """flask-smorest's Api, documenting our error body."""
+
+    ERROR_SCHEMA = ErrorBodySchema
 
 
 def _body(status: int, reason: str, error: str, message: str, errors: Any = None) -> dict[str, Any]:
@@ -57,9 +80,12 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
 
 def handle_domain_error(exc: AutomlError) -> ResponseReturnValue:
     status = ERROR_CODE_TO_HTTP_STATUS.get(exc.code, 400)
-    from http import HTTPStatus
-
-    return jsonify(_body(status, HTTPStatus(status).phrase, exc.code, exc.message, exc.errors)), status
+    response = jsonify(_body(status, HTTPStatus(status).phrase, exc.code, exc.message, exc.errors))
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="automl"'
+    return response, status
 
 
 def handle_http_error(exc: HTTPException) -> ResponseReturnValue:

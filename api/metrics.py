@@ -50,9 +50,11 @@ def _after(response: Response) -> Response:
     LATENCY.labels(request.method, route, str(response.status_code)).observe(elapsed)
     response.headers["X-Request-ID"] = g.get("request_id", "")
     if request.path not in _QUIET:
+        caller = g.get("caller")
         log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code, 1000 * elapsed,
                  extra={"method": request.method, "path": request.path, "route": route,
-                        "status": response.status_code, "duration_ms": round(1000 * elapsed, 2)})
+                        "status": response.status_code, "duration_ms": round(1000 * elapsed, 2),
+                        "key_id": caller.key_id if caller else None, "team": caller.scope.team if caller else None})
     return response
 
 

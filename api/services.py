@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import Celery
 from flask import current_app
 
+from api.auth import KeyRing, RateLimits
 from automl.serving.cache import ModelCache
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
@@ -20,6 +21,10 @@ class Services:
     celery: Celery
     models: ModelCache
     warmup: Warmup
+    keys: KeyRing
+    limits: RateLimits
+    # model id -> owning team, for the loaded-model fast path (a model's team never changes)
+    model_owners: dict[str, str] = field(default_factory=dict)
 
 
 def services() -> Services:

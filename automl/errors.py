@@ -48,6 +48,34 @@ class NotFound(AutomlError):
     code = "not_found"
 
 
+class Conflict(AutomlError):
+    """The request is ambiguous or clashes with existing state (an alias name in several teams)."""
+
+    code = "conflict"
+
+
+class Unauthorized(AutomlError):
+    """No API key, or one that is malformed, unknown or revoked."""
+
+    code = "unauthorized"
+
+
+class Forbidden(AutomlError):
+    """The key is valid but may not do this (an admin-only operation)."""
+
+    code = "forbidden"
+
+
+class RateLimited(AutomlError):
+    """The key sent more requests of one kind than its limit allows; retry after ``retry_after_s``."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotReady(AutomlError):
     """The resource exists but is not in a state that allows the request (e.g. model training)."""
 

@@ -7,14 +7,16 @@ and classes, and the objective fits the task. Problems are 422s before anything 
 from __future__ import annotations
 
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from automl.access import Scope
 from automl.datasets.images import default_image_size
 from automl.datasets.ingest import load_frame
 from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
@@ -22,7 +24,7 @@ from automl.errors import InvalidJobRequest, NotReady
 from automl.hypermodels.backbones import BACKBONES, weights_path
 from automl.hypermodels.space import normalize_overrides, possible_values
 from automl.search.objectives import TUNERS, resolve_objective
-from automl.search.spec import SearchSpec
+from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 from automl.settings import Settings
 from automl.store import repository
 from automl.store.records import DatasetRecord, JobRecord, JobState, TrialRecord, TrialState, utcnow
@@ -88,9 +90,10 @@ def _limit(name: str, value: int, limit: int) -> None:
         raise InvalidJobRequest(f"{name} is at most {limit} on this service.", {name: [f"at most {limit}"]})
 
 
-def create_job(session: Session, settings: Settings, request: JobRequest, idempotency_key: str | None = None,
-               fingerprint: str | None = None) -> JobRecord:
-    dataset = repository.get_dataset(session, request.dataset_id)
+def create_job(session: Session, settings: Settings, request: JobRequest, scope: Scope,
+               idempotency_key: str | None = None, fingerprint: str | None = None) -> JobRecord:
+    """Validate ``request`` against a dataset ``scope`` may see and record the job in ``scope``'s team."""
+    dataset = repository.get_dataset(session, request.dataset_id, scope)
     targets, info = _resolve(dataset, request)
     overrides = normalize_overrides(request.search_space, info.task, dataset.kind)
     image_size = _image_options(dataset, request, overrides, settings)
@@ -110,6 +113,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, idempo
     lanes = request.parallel_trials if request.tuner == "hyperband" else min(request.parallel_trials, max_trials)
     job = JobRecord(
         id=uuid.uuid4().hex,
+        team=scope.team,
         dataset_id=dataset.id,
         target=", ".join(targets)[:255],
         targets=targets if info.task == "multilabel" else None,
@@ -175,10 +179,10 @@ def _image_options(dataset: DatasetRecord, request: JobRequest, overrides: dict[
     return size
 
 
-def cancel_job(session: Session, job_id: str) -> JobRecord:
+def cancel_job(session: Session, job_id: str, scope: Scope | None = None) -> JobRecord:
     """Stop a job. A queued job is cancelled at once; a running one at its trials' next epoch
     boundary, keeping the finished trials and the best model so far."""
-    job = repository.get_job(session, job_id)
+    job = repository.get_job(session, job_id, scope=scope)
     state = JobState(job.state)
     if state == JobState.cancelled or (state == JobState.running and job.cancel_requested):
         return job
@@ -233,6 +237,20 @@ def _eta(job: JobRecord, trials: list[TrialRecord], running: list[TrialRecord], 
     if job.time_budget_s and job.started_at:
         eta = min(eta, max((job.started_at + timedelta(seconds=job.time_budget_s) - now).total_seconds(), 0.0))
     return round(eta, 1)
+
+
+def tensorboard_archive(settings: Settings, job_id: str, handle: IO[bytes]) -> int:
+    """Zip the job's TensorBoard logs (one run per trial, and the refit) into ``handle``; the number of
+    event files. ``NotReady`` before the first trial has started."""
+    root = settings.jobs_dir / job_id / TENSORBOARD_DIR
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if not files:
+        raise NotReady(f"Job '{job_id}' has no TensorBoard logs yet; they are written from its first trial's "
+                       "first epoch on.")
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, Path(TENSORBOARD_DIR) / path.relative_to(root))
+    return len(files)
 
 
 def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> SearchSpec:

@@ -10,11 +10,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from automl.datasets.images import ArchiveLimits
+    from automl.datasets.images import UploadLimits
 
 
 class Settings(BaseSettings):
@@ -40,6 +40,27 @@ class Settings(BaseSettings):
     )
     max_image_pixels: int = Field(
         default=40_000_000, ge=1, description="Largest width x height of an uploaded image (decompression bombs)."
+    )
+    max_columns: int = Field(default=2000, ge=2, description="Columns a CSV or Parquet upload may have.")
+    max_field_chars: int = Field(
+        default=100_000, ge=1, description="Characters one CSV/Parquet cell may hold (longer cells: 422)."
+    )
+    rate_limit_upload: str = Field(
+        default="30/minute", description="Dataset uploads per API key (limits syntax, e.g. '10/minute;100/day'; "
+                                         "empty: unlimited)."
+    )
+    rate_limit_jobs: str = Field(default="60/minute", description="Job submissions per API key.")
+    rate_limit_predict: str = Field(
+        default="1000/second", description="Prediction requests (predict, predict_proba, TF Serving) per API key."
+    )
+    rate_limit_storage_url: str | None = Field(
+        default=None,
+        description="Where request counts live: redis://... shares them between processes and machines; default "
+                    "the broker when it is Redis, else memory:// (per serving process).",
+    )
+    key_cache_s: float = Field(
+        default=5, ge=0, description="How long a serving process trusts a key it has checked (a revoked key "
+                                     "stops working within this long)."
     )
     backbone_weights_dir: Path | None = Field(
         default=None,
@@ -92,6 +113,30 @@ class Settings(BaseSettings):
         default="text", description="json: one JSON object per line, with request, job and trial ids."
     )
 
+    @field_validator("rate_limit_upload", "rate_limit_jobs", "rate_limit_predict")
+    @classmethod
+    def _parse_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"'{value}' is not a rate limit like '30/minute' or '10/second;1000/day'") from exc
+        return value.strip()
+
+    @property
+    def rate_limit_storage(self) -> str:
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        broker = self.broker_url or ""
+        return broker if broker.startswith(("redis://", "rediss://")) else "memory://"
+
+    @property
+    def admin_key_file(self) -> Path:
+        """Where the embedded mode keeps the admin key it created on first start (mode 0600)."""
+        return self.resolved_data_dir / "admin-key"
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -127,11 +172,12 @@ class Settings(BaseSettings):
         return (self.backbone_weights_dir or self.resolved_data_dir / "backbones").expanduser().resolve()
 
     @property
-    def archive_limits(self) -> ArchiveLimits:
-        from automl.datasets.images import ArchiveLimits  # Pillow and pandas: only where uploads are read
+    def upload_limits(self) -> UploadLimits:
+        from automl.datasets.images import UploadLimits  # Pillow and pandas: only where uploads are read
 
-        return ArchiveLimits(max_members=self.max_archive_members, max_total_bytes=self.max_archive_bytes,
-                             max_ratio=self.max_compression_ratio, max_pixels=self.max_image_pixels)
+        return UploadLimits(max_members=self.max_archive_members, max_total_bytes=self.max_archive_bytes,
+                             max_ratio=self.max_compression_ratio, max_pixels=self.max_image_pixels,
+                             max_columns=self.max_columns, max_field_chars=self.max_field_chars)
 
     @property
     def tmp_dir(self) -> Path:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +33,33 @@ class LocalService:
     api: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes] | None
 
+    @property
+    def key(self) -> str:
+        """The admin key the embedded mode created on its first start in ``root``."""
+        return (self.root / "admin-key").read_text().strip()
+
+    @cached_property
+    def http(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.key}"
+        return session
+
     def upload(self, frame: pd.DataFrame, name: str) -> dict[str, Any]:
         path = self.root / f"{name}.csv"
         frame.to_csv(path, index=False)
         with path.open("rb") as handle:
-            response = requests.post(f"{self.url}/api/v1/datasets", files={"file": (path.name, handle)}, timeout=120)
+            response = self.http.post(f"{self.url}/api/v1/datasets", files={"file": (path.name, handle)}, timeout=120)
         response.raise_for_status()
         return dict(response.json())
 
     def run_job(self, timeout_s: float = 1800, **request: Any) -> dict[str, Any]:
         """Submit a job and wait for it to end; returns the finished job."""
-        response = requests.post(f"{self.url}/api/v1/jobs", json=request, timeout=30)
+        response = self.http.post(f"{self.url}/api/v1/jobs", json=request, timeout=30)
         response.raise_for_status()
         job_id = response.json()["id"]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            job = dict(requests.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10).json())
+            job = dict(self.http.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10).json())
             if job["state"] in ("succeeded", "failed", "cancelled"):
                 return job
             time.sleep(1)

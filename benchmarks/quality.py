@@ -30,17 +30,18 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from automl.datasets.ingest import ingest_file, load_frame  # noqa: E402
-from automl.jobs import JobRequest, create_job, search_spec  # noqa: E402
-from automl.search.spec import SearchSpec  # noqa: E402
-from automl.settings import Settings  # noqa: E402
-from automl.store import Store, repository  # noqa: E402
-from automl.store.records import DatasetRecord  # noqa: E402
+from automl.access import DEFAULT_TEAM, Scope
+from automl.datasets.ingest import ingest_file, load_frame
+from automl.jobs import JobRequest, create_job, search_spec
+from automl.search.spec import SearchSpec
+from automl.settings import Settings
+from automl.store import Store, repository
+from automl.store.records import DatasetRecord
 
 MARK_START, MARK_END = "<!-- quality:start -->", "<!-- quality:end -->"
 
@@ -95,7 +96,7 @@ class Workspace:
                 columns=ingested.columns,
             ))
         with self.store.session() as session:
-            job = create_job(session, self.settings, JobRequest(dataset_id=ingested.id, **request))
+            job = create_job(session, self.settings, JobRequest(dataset_id=ingested.id, **request), Scope(DEFAULT_TEAM))
             session.flush()
             repository.mark_running(session, job.id)
             session.flush()

@@ -64,7 +64,7 @@ def train(service: LocalService) -> dict[str, str]:
                               max_epochs=30, seed=0, search_space=SPACE)
         assert job["state"] == "succeeded", job
         models[name] = job["model_id"]
-        deployed = requests.post(f"{service.url}/api/v1/models/{job['model_id']}/deploy", timeout=120)
+        deployed = service.http.post(f"{service.url}/api/v1/models/{job['model_id']}/deploy", timeout=120)
         deployed.raise_for_status()
     return models
 
@@ -72,15 +72,17 @@ def train(service: LocalService) -> dict[str, str]:
 class Load:
     """``clients`` threads, each with one keep-alive connection, posting ``body`` for ``duration`` s."""
 
-    def __init__(self, url: str, path: str, body: bytes, clients: int, duration: float) -> None:
+    def __init__(self, url: str, path: str, body: bytes, clients: int, duration: float, key: str) -> None:
         self.host, self.port = urlparse(url).hostname or "127.0.0.1", urlparse(url).port or 80
+        self.key = key
         self.path, self.body, self.clients, self.duration = path, body, clients, duration
         self.latencies: list[list[float]] = [[] for _ in range(clients)]
         self.errors = 0
 
     def _client(self, index: int, start: threading.Barrier) -> None:
         connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        headers = {"Content-Type": "application/json", "Connection": "keep-alive",
+                   "Authorization": f"Bearer {self.key}"}
         start.wait()
         end = time.perf_counter() + self.duration
         while (began := time.perf_counter()) < end:
@@ -176,7 +178,7 @@ def batch(service: LocalService, model_id: str, rows: int) -> dict[str, Any]:
     sampler.start()
     began = time.perf_counter()
     with path.open("rb") as handle:
-        response = requests.post(f"{service.url}/api/v1/models/{model_id}/predict_proba",
+        response = service.http.post(f"{service.url}/api/v1/models/{model_id}/predict_proba",
                                  files={"file": ("big.csv", handle)}, data={"passthrough": "row_id"},
                                  headers={"Accept": "text/csv"}, timeout=1800, stream=True)
         answered = 0
@@ -214,11 +216,11 @@ def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
             loads = []
             for n, clients in ((1, 1), (1, 4), (1, 8), (1000, 1), (1000, 8)):
                 body = json.dumps({"instances": rows[n]}).encode()
-                Load(service.url, path, body, clients, 2).run()  # warm connections and threads
-                result = Load(service.url, path, body, clients, duration).run()
+                Load(service.url, path, body, clients, 2, service.key).run()  # warm connections and threads
+                result = Load(service.url, path, body, clients, duration, service.key).run()
                 loads.append({"rows": n, "clients": clients, **result})
                 print(loads[-1], flush=True)
-            big = Load(service.url, path, json.dumps({"instances": rows[10_000]}).encode(), 1, duration).run()
+            big = Load(service.url, path, json.dumps({"instances": rows[10_000]}).encode(), 1, duration, service.key).run()
             print("10k rows", big, flush=True)
             scored = batch(service, models["penguins"], 1_000_000)
             print("batch", scored, flush=True)

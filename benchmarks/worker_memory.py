@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 from sklearn.datasets import load_breast_cancer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._docs import write_section
 from benchmarks._service import local_service
+
 
 class Sampler(threading.Thread):
     """(wall time, pid, RSS) of the worker's main process and its children, every 0.2 s."""
@@ -80,7 +80,7 @@ def run(trials: int, max_tasks_per_child: int) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         sampler.stop.set()
         sampler.join()
-        board = requests.get(f"{service.url}/api/v1/jobs/{state['id']}/trials", timeout=10).json()["trials"]
+        board = service.http.get(f"{service.url}/api/v1/jobs/{state['id']}/trials", timeout=10).json()["trials"]
     ordered = sorted(board, key=lambda t: t["number"])
     per_trial = [sampler.peak(int(t["worker"].rsplit(":", 3)[2]), _epoch(t["started_at"]),
                               _epoch(t["finished_at"]) + 0.5) for t in ordered]

@@ -218,8 +218,9 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         job = repository.get_job(session, job_id)
         model = session.get(ModelRecord, job.model_id) if job.model_id else None
         if model is None:
-            model = ModelRecord(id=uuid.uuid4().hex, job_id=job_id, dataset_id=job.dataset_id, kind=spec.kind,
-                                task=spec.task, target=job.target, classes=spec.classes, targets=job.targets)
+            model = ModelRecord(id=uuid.uuid4().hex, team=job.team, job_id=job_id, dataset_id=job.dataset_id,
+                                kind=spec.kind, task=spec.task, target=job.target, classes=spec.classes,
+                                targets=job.targets)
             session.add(model)
             job.model_id = model.id
         model.state = ModelState.training.value

@@ -48,3 +48,22 @@ def write(tmp_path: Path, name: str, content: bytes | str) -> Path:
     path = tmp_path / name
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     return path
+
+
+def make_key(store: Any, team: str = "default", admin: bool = False) -> str:
+    """A new API key for ``team`` in ``store`` (as `automl keys create` makes them); returns the key."""
+    from automl.access import new_key
+    from automl.store import repository
+
+    key = new_key()
+    with store.session() as session:
+        repository.add_key(session, key.key_id, key.digest, team, admin, None)
+    return key.secret
+
+
+def client_for(app: Any, team: str = "default", admin: bool = True) -> Any:
+    """A Flask test client that sends a new API key of ``team`` with every request."""
+    client = app.test_client()
+    key = make_key(app.extensions["automl"].store, team, admin)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client

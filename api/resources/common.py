@@ -4,10 +4,23 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from api.plots import MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH
+
 
 class PageArgs(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**31 - 1))
+
+
+class PlotArgs(Schema):
+    width = fields.Integer(load_default=900, validate=validate.Range(min=MIN_WIDTH, max=MAX_WIDTH),
+                           metadata={"description": "Image width in pixels."})
+    height = fields.Integer(load_default=None, validate=validate.Range(min=MIN_HEIGHT, max=MAX_HEIGHT),
+                            metadata={"description": "Image height in pixels (default: 240 per metric panel)."})
+
+
+PNG_ANSWER = {"description": "Learning curves: one panel per metric, training solid and validation dashed.",
+              "content_type": "image/png"}
 
 
 class EpochsField(fields.List):

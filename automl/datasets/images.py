@@ -49,12 +49,16 @@ INDEX_EXTRA_COLUMNS = (IMAGE_COLUMN, "source", "width", "height")
 
 
 @dataclass(frozen=True)
-class ArchiveLimits:
+class UploadLimits:
+    """What one upload may hold (``AUTOML_MAX_*`` settings); tables use the last two."""
+
     max_members: int = 100_000
     max_total_bytes: int = 8 * 1024**3  # inflated, counted as read
     max_member_bytes: int = 64 * 1024**2
     max_ratio: float = 200.0  # inflated / compressed, per member
     max_pixels: int = 40_000_000  # per image (width x height)
+    max_columns: int = 2000
+    max_field_chars: int = 100_000
 
 
 class BadImage(ValueError):
@@ -148,7 +152,7 @@ def _ignored(path: PurePosixPath) -> bool:
 class _Reader:
     """Reads members while counting the bytes really inflated against the limits."""
 
-    def __init__(self, archive: zipfile.ZipFile, limits: ArchiveLimits) -> None:
+    def __init__(self, archive: zipfile.ZipFile, limits: UploadLimits) -> None:
         self.archive = archive
         self.limits = limits
         self.total = 0
@@ -180,7 +184,7 @@ def _open_archive(path: Path, filename: str) -> zipfile.ZipFile:
         raise InvalidDataset(f"'{filename}' is not a readable zip archive ({exc}). Upload a .zip of images.") from exc
 
 
-def _members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+def _members(archive: zipfile.ZipFile, limits: UploadLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     infos = archive.infolist()
     if len(infos) > limits.max_members:
         raise TooLarge(f"The archive has {len(infos):,} members; at most {limits.max_members:,} are accepted "
@@ -229,7 +233,7 @@ def _layout(members: list[tuple[zipfile.ZipInfo, PurePosixPath]]) -> tuple[str, 
     return "folders", None, PurePosixPath(".")
 
 
-def ingest_archive(path: Path, filename: str, target_dir: Path, limits: ArchiveLimits) -> IngestedImages:
+def ingest_archive(path: Path, filename: str, target_dir: Path, limits: UploadLimits) -> IngestedImages:
     """Read the archive at ``path`` and write its images as PNG files into ``target_dir/images``.
 
     Raises ``InvalidDataset`` or ``TooLarge`` with a message that says what to fix; the

@@ -17,13 +17,14 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from automl.datasets.images import ArchiveLimits, ingest_archive, is_zip, label_profile
+from automl.datasets.images import UploadLimits, ingest_archive, is_zip, label_profile
 from automl.datasets.schema import profile_columns, to_boolean
 from automl.errors import InvalidDataset
 
 PARQUET_MAGIC = b"PAR1"
 CANONICAL_FILE = "data.parquet"
-MAX_COLUMNS = 2000
+MAX_COLUMNS = UploadLimits.max_columns
+MAX_NAME_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def detect_format(path: Path, filename: str) -> str:
     return "csv"
 
 
-def read_csv_header(path: Path, filename: str) -> list[str]:
+def read_csv_header(path: Path, filename: str, max_columns: int = MAX_COLUMNS) -> list[str]:
     """The header row's column names as written; raises ``InvalidDataset`` for a header we cannot use."""
     try:
         with path.open("rb") as handle:
@@ -73,9 +74,10 @@ def read_csv_header(path: Path, filename: str) -> list[str]:
         raise InvalidDataset(
             f"'{filename}' is not UTF-8 text (byte {exc.start} of the header). Save the CSV as UTF-8."
         ) from exc
-    if len(header) > MAX_COLUMNS:
-        raise InvalidDataset(f"'{filename}' has {len(header)} columns; at most {MAX_COLUMNS} are supported.")
+    if len(header) > max_columns:
+        raise _too_many_columns(filename, len(header), max_columns)
     stripped = [name.strip() for name in header]
+    _check_names(stripped)
     if any(not name for name in stripped):
         position = next(i for i, name in enumerate(stripped) if not name) + 1
         raise InvalidDataset(
@@ -88,6 +90,34 @@ def read_csv_header(path: Path, filename: str) -> list[str]:
             errors={"columns": duplicates},
         )
     return header
+
+
+def _too_many_columns(filename: str, count: int, limit: int) -> InvalidDataset:
+    more = "or more " if count >= limit else ""
+    return InvalidDataset(f"'{filename}' has {count} {more}columns; at most {limit} are supported "
+                          "(AUTOML_MAX_COLUMNS). Keep the feature columns and the target.")
+
+
+def _check_names(names: list[str]) -> None:
+    long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
+    if long is not None:
+        raise InvalidDataset(f"The column name '{long[:40]}...' has {len(long)} characters; column names may have "
+                             f"at most {MAX_NAME_CHARS}.")
+
+
+def check_field_sizes(frame: pd.DataFrame, filename: str, max_chars: int) -> None:
+    """Refuse a cell longer than ``max_chars`` (a text blob is no tabular feature), naming where it is."""
+    for name in frame.columns:
+        series = frame[name]
+        if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+            continue
+        lengths = series.map(lambda v: len(v) if isinstance(v, (str, bytes)) else 0).to_numpy()
+        if len(lengths) and lengths.max() > max_chars:
+            row = int(lengths.argmax())
+            raise InvalidDataset(
+                f"'{filename}': the value in data row {row + 1}, column '{str(name)[:80]}', has {lengths[row]} "
+                f"characters; cells may have at most {max_chars} (AUTOML_MAX_FIELD_CHARS). Shorten or drop that "
+                "column: long text is not a tabular feature.", {"columns": [str(name)[:80]]})
 
 
 def csv_parse_error(filename: str, exc: Exception) -> InvalidDataset:
@@ -105,8 +135,8 @@ def csv_parse_error(filename: str, exc: Exception) -> InvalidDataset:
     )
 
 
-def _read_csv(path: Path, filename: str) -> pd.DataFrame:
-    read_csv_header(path, filename)
+def _read_csv(path: Path, filename: str, limits: UploadLimits) -> pd.DataFrame:
+    read_csv_header(path, filename, limits.max_columns)
     try:
         frame = pd.read_csv(
             path,
@@ -123,13 +153,12 @@ def _read_csv(path: Path, filename: str) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: Path, filename: str) -> pd.DataFrame:
+def _read_parquet(path: Path, filename: str, limits: UploadLimits) -> pd.DataFrame:
     try:
         schema = pq.read_schema(path)
-        if len(schema.names) > MAX_COLUMNS:
-            raise InvalidDataset(
-                f"'{filename}' has {len(schema.names)} columns; at most {MAX_COLUMNS} are supported."
-            )
+        if len(schema.names) > limits.max_columns:
+            raise _too_many_columns(filename, len(schema.names), limits.max_columns)
+        _check_names([str(n).strip() for n in schema.names])
         frame = pq.read_table(path).to_pandas()
     except InvalidDataset:
         raise
@@ -142,9 +171,10 @@ def _read_parquet(path: Path, filename: str) -> pd.DataFrame:
     return frame
 
 
-def read_upload(path: Path, filename: str) -> tuple[pd.DataFrame, str]:
+def read_upload(path: Path, filename: str, limits: UploadLimits | None = None) -> tuple[pd.DataFrame, str]:
+    limits = limits or UploadLimits()
     fmt = detect_format(path, filename)
-    frame = _read_parquet(path, filename) if fmt == "parquet" else _read_csv(path, filename)
+    frame = _read_parquet(path, filename, limits) if fmt == "parquet" else _read_csv(path, filename, limits)
     if frame.shape[1] < 2:
         raise InvalidDataset(
             f"'{filename}' has {frame.shape[1]} column; a dataset needs at least two (features and a "
@@ -152,6 +182,7 @@ def read_upload(path: Path, filename: str) -> tuple[pd.DataFrame, str]:
         )
     if frame.shape[0] == 0:
         raise InvalidDataset(f"'{filename}' has a header but no data rows.")
+    check_field_sizes(frame, filename, limits.max_field_chars)
     return frame, fmt
 
 
@@ -171,7 +202,7 @@ def _normalise(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFra
 
 
 def ingest_file(upload: Path, filename: str, datasets_dir: Path,
-                limits: ArchiveLimits | None = None) -> IngestedDataset:
+                limits: UploadLimits | None = None) -> IngestedDataset:
     """Parse ``upload``, profile it and store it under ``datasets_dir/<id>/``.
 
     A CSV or Parquet file becomes ``data.parquet``; a zip of images becomes ``images/*.png``
@@ -185,13 +216,13 @@ def ingest_file(upload: Path, filename: str, datasets_dir: Path,
     staging.mkdir(parents=True)
     try:
         if fmt == "zip":
-            ingested = ingest_archive(upload, filename, staging, limits or ArchiveLimits())
+            ingested = ingest_archive(upload, filename, staging, limits or UploadLimits())
             frame, kind, summary = ingested.frame, "image", ingested.summary
             columns = label_profile(frame, ingested.label_columns)
             n_columns = len(ingested.label_columns)
             stored = frame
         else:
-            frame, fmt = read_upload(upload, filename)
+            frame, fmt = read_upload(upload, filename, limits)
             kind, summary = "tabular", None
             columns = profile_columns(frame)
             n_columns = int(frame.shape[1])

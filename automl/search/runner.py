@@ -19,7 +19,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-# Keras Tuner needs tensorboard importable even without the TensorBoard callback.
+# Keras Tuner needs tensorboard importable; trials also write TensorBoard logs (tensorboard_callback).
 import tensorboard  # noqa: F401
 from keras_tuner.src.engine import tuner_utils as kt_utils
 
@@ -33,13 +33,19 @@ from automl.search.budget import EXHAUSTED
 from automl.search.data import PreparedData, prepare
 from automl.search.evaluation import evaluate
 from automl.search.reporter import NullReporter, SearchReporter
-from automl.search.spec import SearchSpec
+from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 
 log = logging.getLogger(__name__)
 if gpus := configure_gpus():  # before any model touches a GPU in this process
     log.info("training on %s (memory growth on)", ", ".join(gpus))
 
 TUNER_PROJECT = "tuner"
+
+
+def tensorboard_callback(spec: SearchSpec, run: str) -> keras.callbacks.TensorBoard:
+    """Scalars per epoch (loss, metrics, learning rate) for TensorBoard; no graph, no profiling."""
+    return keras.callbacks.TensorBoard(log_dir=str(spec.work_dir / TENSORBOARD_DIR / run), write_graph=False,
+                                       profile_batch=0, update_freq="epoch")
 _STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed"}
 
 
@@ -114,6 +120,10 @@ class ReportingMixin:
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         self._execution += 1  # Keras Tuner calls this once per execution of a trial
+        run = f"trial_{trial.trial_id}"
+        if self.spec.executions_per_trial > 1:
+            run += f"/execution_{self._execution}"
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), tensorboard_callback(self.spec, run)]
         return super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -370,7 +380,8 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
         model = hypermodel.build(hp)
         epochs = int(best.best_step or 0) + 1
         fitted = hypermodel.fit(
-            hp, model, _concat(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val]), epochs=epochs
+            hp, model, _concat(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val]), epochs=epochs,
+            callbacks=[tensorboard_callback(spec, "final_refit")],
         )
         history = [
             {"epoch": i, **{k: _finite(v[i]) for k, v in fitted.history.items() if not k.startswith("learning_rate")}}

@@ -9,6 +9,8 @@ from typing import Any
 
 from automl.search.budget import Budget
 
+TENSORBOARD_DIR = "tensorboard"  # in the job's folder: one run per trial (and execution), and "final_refit"
+
 
 @dataclass(frozen=True)
 class SearchSpec:

@@ -116,6 +116,12 @@ def _fast_inputs(instances: list[Any], features: list[dict[str, Any]]) -> dict[s
     return arrays
 
 
+def _names(names: list[Any], shown: int = 20) -> str:
+    """At most ``shown`` names (an instance may carry any number of keys), each cut to 80 characters."""
+    listed = ", ".join(str(n)[:80] for n in names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def instances_to_inputs(
     instances: list[Any], features: list[dict[str, Any]], targets: list[str] | None = None
 ) -> dict[str, np.ndarray]:
@@ -145,9 +151,9 @@ def instances_to_inputs(
         missing = [n for n in names if n not in instance]
         unknown = [k for k in instance if k not in known and k not in ignored]
         if missing:
-            add(f"instances.{row}", f"missing columns: {', '.join(missing)} (send null for a missing value)")
+            add(f"instances.{row}", f"missing columns: {_names(missing)} (send null for a missing value)")
         if unknown:
-            add(f"instances.{row}", f"unknown columns: {', '.join(map(str, unknown))}")
+            add(f"instances.{row}", f"unknown columns: {_names(unknown)}")
         for feature in features:
             name = feature["name"]
             if name not in instance:

@@ -13,6 +13,8 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, I
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from automl.access import DEFAULT_TEAM
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -57,6 +59,7 @@ class DatasetRecord(Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), default=DEFAULT_TEAM, server_default=DEFAULT_TEAM, index=True)
     name: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16), default="tabular")
     source_format: Mapped[str] = mapped_column(String(16))
@@ -73,6 +76,7 @@ class JobRecord(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), default=DEFAULT_TEAM, server_default=DEFAULT_TEAM, index=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
     target: Mapped[str] = mapped_column(String(255))
     task: Mapped[str] = mapped_column(String(16))
@@ -196,6 +200,7 @@ class ModelRecord(Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), default=DEFAULT_TEAM, server_default=DEFAULT_TEAM, index=True)
     state: Mapped[str] = mapped_column(String(16), default=ModelState.training.value)
     kind: Mapped[str] = mapped_column(String(16), default="tabular", server_default="tabular")
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
@@ -222,11 +227,28 @@ class ModelRecord(Base):
 
 
 class AliasRecord(Base):
-    """A stable name (``churn-prod``) pointing at a model; clients keep the URL when it moves."""
+    """A stable name (``churn-prod``) pointing at a model; clients keep the URL when it moves.
+    Each team has its own names."""
 
     __tablename__ = "aliases"
 
+    team: Mapped[str] = mapped_column(String(64), primary_key=True, default=DEFAULT_TEAM)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKeyRecord(Base):
+    """An API key: only its SHA-256 digest is stored (``automl.access``)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str] = mapped_column(String(64), index=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -12,9 +12,11 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from automl.errors import NotFound
+from automl.access import Scope
+from automl.errors import Conflict, NotFound
 from automl.store.records import (
     AliasRecord,
+    ApiKeyRecord,
     DatasetRecord,
     EpochRecord,
     EventRecord,
@@ -29,43 +31,53 @@ from automl.store.records import (
 )
 
 
-def get_dataset(session: Session, dataset_id: str) -> DatasetRecord:
+def _visible(record: Any, scope: Scope | None) -> bool:
+    """Whether the caller may see ``record``: another team's resource is reported as missing."""
+    return record is not None and (scope is None or scope.sees(record.team))
+
+
+def _owned(query: Any, record_type: Any, scope: Scope | None) -> Any:
+    return query if scope is None or scope.admin else query.where(record_type.team == scope.team)
+
+
+def get_dataset(session: Session, dataset_id: str, scope: Scope | None = None) -> DatasetRecord:
     record = session.get(DatasetRecord, dataset_id)
-    if record is None:
+    if not _visible(record, scope):
         raise NotFound(f"No dataset with id '{dataset_id}'.")
-    return record
+    return record  # type: ignore[return-value]
 
 
-def list_datasets(session: Session, limit: int = 100, offset: int = 0) -> list[DatasetRecord]:
+def list_datasets(session: Session, limit: int = 100, offset: int = 0,
+                  scope: Scope | None = None) -> list[DatasetRecord]:
     query = select(DatasetRecord).order_by(DatasetRecord.created_at.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return list(session.scalars(_owned(query, DatasetRecord, scope)))
 
 
-def get_job(session: Session, job_id: str, for_update: bool = False) -> JobRecord:
+def get_job(session: Session, job_id: str, for_update: bool = False, scope: Scope | None = None) -> JobRecord:
     record = session.get(JobRecord, job_id, with_for_update=for_update)
-    if record is None:
+    if not _visible(record, scope):
         raise NotFound(f"No job with id '{job_id}'.")
-    return record
+    return record  # type: ignore[return-value]
 
 
-def list_jobs(session: Session, limit: int = 100, offset: int = 0) -> list[JobRecord]:
+def list_jobs(session: Session, limit: int = 100, offset: int = 0, scope: Scope | None = None) -> list[JobRecord]:
     query = select(JobRecord).order_by(JobRecord.created_at.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return list(session.scalars(_owned(query, JobRecord, scope)))
 
 
-def get_model(session: Session, model_id: str) -> ModelRecord:
+def get_model(session: Session, model_id: str, scope: Scope | None = None) -> ModelRecord:
     record = session.get(ModelRecord, model_id)
-    if record is None:
+    if not _visible(record, scope):
         raise NotFound(f"No model with id '{model_id}'.")
-    return record
+    return record  # type: ignore[return-value]
 
 
 def list_models(session: Session, limit: int = 100, offset: int = 0,
-                deployed: bool | None = None) -> list[ModelRecord]:
+                deployed: bool | None = None, scope: Scope | None = None) -> list[ModelRecord]:
     query = select(ModelRecord).order_by(ModelRecord.created_at.desc()).limit(limit).offset(offset)
     if deployed is not None:
         query = query.where(ModelRecord.deployed.is_(deployed))
-    return list(session.scalars(query))
+    return list(session.scalars(_owned(query, ModelRecord, scope)))
 
 
 def deployed_models(session: Session) -> list[ModelRecord]:
@@ -84,26 +96,41 @@ def set_deployed(session: Session, record: ModelRecord, deployed: bool) -> Model
     return record
 
 
-# --- aliases ------------------------------------------------------------------------------
+# --- aliases: names are per team ---------------------------------------------------------
 
 
-def get_alias(session: Session, name: str) -> AliasRecord:
-    record = session.get(AliasRecord, name)
+def find_alias(session: Session, name: str, scope: Scope | None = None) -> AliasRecord | None:
+    """The caller's alias ``name``. An admin (or an internal caller) also finds another team's
+    alias when its name is unique across teams; the caller's own team wins a tie."""
+    query = select(AliasRecord).where(AliasRecord.name == name).order_by(AliasRecord.team)
+    found = list(session.scalars(_owned(query, AliasRecord, scope)))
+    own = [a for a in found if scope is not None and a.team == scope.team]
+    if own:
+        return own[0]
+    if len(found) > 1:
+        teams = ", ".join(a.team for a in found)
+        raise Conflict(f"Alias '{name}' exists in several teams ({teams}); use the model id instead.")
+    return found[0] if found else None
+
+
+def get_alias(session: Session, name: str, scope: Scope | None = None) -> AliasRecord:
+    record = find_alias(session, name, scope)
     if record is None:
         raise NotFound(f"No alias named '{name}'.")
     return record
 
 
-def list_aliases(session: Session) -> list[AliasRecord]:
-    return list(session.scalars(select(AliasRecord).order_by(AliasRecord.name)))
+def list_aliases(session: Session, scope: Scope | None = None) -> list[AliasRecord]:
+    query = select(AliasRecord).order_by(AliasRecord.name, AliasRecord.team)
+    return list(session.scalars(_owned(query, AliasRecord, scope)))
 
 
-def set_alias(session: Session, name: str, model_id: str) -> tuple[AliasRecord, bool]:
-    """Point ``name`` at ``model_id``; True when the alias is new."""
-    record = session.get(AliasRecord, name, with_for_update=True)
+def set_alias(session: Session, team: str, name: str, model_id: str) -> tuple[AliasRecord, bool]:
+    """Point ``team``'s alias ``name`` at ``model_id``; True when the alias is new."""
+    record = session.get(AliasRecord, (team, name), with_for_update=True)
     created = record is None
     if record is None:
-        record = AliasRecord(name=name, model_id=model_id)
+        record = AliasRecord(team=team, name=name, model_id=model_id)
         session.add(record)
     record.model_id = model_id
     record.updated_at = utcnow()
@@ -111,19 +138,20 @@ def set_alias(session: Session, name: str, model_id: str) -> tuple[AliasRecord, 
     return record, created
 
 
-def delete_alias(session: Session, name: str) -> None:
-    session.delete(get_alias(session, name))
+def delete_alias(session: Session, name: str, scope: Scope | None = None) -> None:
+    session.delete(get_alias(session, name, scope))
 
 
-def resolve_model(session: Session, name: str) -> ModelRecord:
-    """A model by id, or by an alias pointing at it."""
+def resolve_model(session: Session, name: str, scope: Scope | None = None) -> ModelRecord:
+    """A model by id, or by an alias pointing at it; another team's is reported as missing."""
     record = session.get(ModelRecord, name)
-    if record is not None:
-        return record
-    alias = session.get(AliasRecord, name)
-    if alias is None:
+    if _visible(record, scope):
+        return record  # type: ignore[return-value]
+    alias = find_alias(session, name, scope)
+    model = session.get(ModelRecord, alias.model_id) if alias is not None else None
+    if not _visible(model, scope):
         raise NotFound(f"No model with id or alias '{name}'.")
-    return get_model(session, alias.model_id)
+    return model  # type: ignore[return-value]
 
 
 def list_trials(session: Session, job_id: str) -> list[TrialRecord]:
@@ -593,3 +621,44 @@ def trial_durations(session: Session) -> list[float]:
 def _aware(value: datetime) -> datetime:
     """Aggregates may come back without the column type's UTC tagging on some backends."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+def add_key(session: Session, key_id: str, digest: str, team: str, admin: bool, name: str | None) -> ApiKeyRecord:
+    record = ApiKeyRecord(id=key_id, digest=digest, team=team, admin=admin, name=name)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def get_key(session: Session, key_id: str) -> ApiKeyRecord | None:
+    return session.get(ApiKeyRecord, key_id)
+
+
+def list_keys(session: Session, team: str | None = None, revoked: bool = False) -> list[ApiKeyRecord]:
+    query = select(ApiKeyRecord).order_by(ApiKeyRecord.team, ApiKeyRecord.created_at)
+    if team is not None:
+        query = query.where(ApiKeyRecord.team == team)
+    if not revoked:
+        query = query.where(ApiKeyRecord.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, key_id: str) -> ApiKeyRecord:
+    record = session.get(ApiKeyRecord, key_id)
+    if record is None:
+        raise NotFound(f"No API key with id '{key_id}'.")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+    return record
+
+
+def count_keys(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(ApiKeyRecord)) or 0)
+
+
+def touch_key(session: Session, key_id: str) -> None:
+    session.execute(update(ApiKeyRecord).where(ApiKeyRecord.id == key_id).values(last_used_at=utcnow())
+                    .execution_options(synchronize_session=False))

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,19 @@ class Service:
     url: str
     log_dir: Path
     env: dict[str, str] | None = None  # what its processes were started with, to start more beside them
+    key: str = ""  # an admin API key
+
+    @cached_property
+    def http(self) -> requests.Session:
+        """HTTP with this service's admin key on every request."""
+        return as_key(self.key)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.log_dir.glob("*.log")))
 
     def wait_for_job(self, job_id: str, timeout: float = JOB_TIMEOUT_S) -> dict[str, Any]:
         def finished() -> dict[str, Any] | None:
-            job: dict[str, Any] = requests.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10).json()
+            job: dict[str, Any] = self.http.get(f"{self.url}/api/v1/jobs/{job_id}", timeout=10).json()
             return job if job["state"] in ("succeeded", "failed", "cancelled") else None
 
         try:
@@ -91,6 +98,20 @@ class Service:
         except AssertionError:
             raise AssertionError(f"job {job_id} did not finish; logs:\n{self.logs()}") from None
         return result
+
+
+def as_key(key: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    return session
+
+
+def create_key(env: dict[str, str], team: str, admin: bool = False) -> str:
+    """A key made the way operators make them: `automl keys create`."""
+    args = [sys.executable, "-m", "api.cli", "keys", "create", "--team", team] + (["--admin"] if admin else [])
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -137,6 +158,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url
     env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url, "AUTOML_LOG_FORMAT": "json",
                 **FAST_RECOVERY})
     port = free_port()
+    key = create_key(env, "ops", admin=True)
     processes = [
         _spawn(["worker", "--concurrency", "1"], env, root / "worker.log"),
         _spawn(["serve", "--port", str(port), "--workers", "2"], env, root / "api.log"),
@@ -145,7 +167,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url
     try:
         _wait_healthy(url, processes, root)
         wait_until(lambda: "ready." in (root / "worker.log").read_text(), 120, "the worker to be ready")
-        yield Service(url=url, log_dir=root, env=env)
+        yield Service(url=url, log_dir=root, env=env, key=key)
     finally:
         _stop(processes)
 
@@ -160,7 +182,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, processes, root)
-        yield Service(url=url, log_dir=root)
+        yield Service(url=url, log_dir=root, env=env, key=(root / "var" / "admin-key").read_text().strip())
     finally:
         _stop(processes)
 
@@ -180,7 +202,7 @@ def penguins_model(distributed: Service, tmp_path_factory: pytest.TempPathFactor
 
 def upload_csv(service: Service, path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
-        response = requests.post(f"{service.url}/api/v1/datasets", files={"file": (path.name, handle)}, timeout=60)
+        response = service.http.post(f"{service.url}/api/v1/datasets", files={"file": (path.name, handle)}, timeout=60)
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -194,7 +216,7 @@ def upload_frame(service: Service, frame: Any, folder: Path, name: str) -> dict[
 
 
 def submit(service: Service, **body: Any) -> dict[str, Any]:
-    response = requests.post(f"{service.url}/api/v1/jobs", json=body, timeout=30)
+    response = service.http.post(f"{service.url}/api/v1/jobs", json=body, timeout=30)
     assert response.status_code == 202, response.text
     job: dict[str, Any] = response.json()
     assert job["state"] == "queued"

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 
 from tests.integration.conftest import Service
 
@@ -34,58 +33,60 @@ def rows() -> list[dict[str, Any]]:
 
 
 def _proba(service: Service, ref: str, rows: list[dict[str, Any]]) -> np.ndarray:
-    response = requests.post(f"{service.url}/api/v1/models/{ref}/predict_proba", json={"instances": rows}, timeout=30)
+    response = service.http.post(f"{service.url}/api/v1/models/{ref}/predict_proba", json={"instances": rows},
+                                     timeout=30)
     assert response.status_code == 200, response.text
     return np.array(response.json()["probabilities"])
 
 
 def test_aliases_point_stable_names_at_models(distributed: Service, model_id: str, rows: list[dict[str, Any]]) -> None:
     url = f"{distributed.url}/api/v1/aliases"
-    created = requests.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
+    created = distributed.http.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
     assert created.status_code == 201 and created.json()["model_id"] == model_id
-    moved = requests.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
+    moved = distributed.http.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
     assert moved.status_code == 200
-    assert [a["name"] for a in requests.get(url, timeout=10).json()] == ["penguins-prod"]
-    assert requests.get(f"{url}/penguins-prod", timeout=10).json()["model_id"] == model_id
+    assert [a["name"] for a in distributed.http.get(url, timeout=10).json()] == ["penguins-prod"]
+    assert distributed.http.get(f"{url}/penguins-prod", timeout=10).json()["model_id"] == model_id
     np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), _proba(distributed, model_id, rows))
-    card = requests.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()
+    card = distributed.http.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()
     assert card["id"] == model_id
 
-    bad = requests.put(f"{url}/..%2Fetc", json={"model_id": model_id}, timeout=10)
+    bad = distributed.http.put(f"{url}/..%2Fetc", json={"model_id": model_id}, timeout=10)
     assert bad.status_code in (404, 422)
     for name in ("-starts-with-dash", "a" * 65, "0123456789abcdef0123456789abcdef"):
-        refused = requests.put(f"{url}/{name}", json={"model_id": model_id}, timeout=10)
+        refused = distributed.http.put(f"{url}/{name}", json={"model_id": model_id}, timeout=10)
         assert refused.status_code == 422 and "not allowed" in refused.json()["message"], name
-    unknown = requests.put(f"{url}/other", json={"model_id": "f" * 32}, timeout=10)
+    unknown = distributed.http.put(f"{url}/other", json={"model_id": "f" * 32}, timeout=10)
     assert unknown.status_code == 404 and "No model" in unknown.json()["message"]
-    assert requests.delete(f"{url}/penguins-prod", timeout=10).status_code == 204
-    gone = requests.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10)
+    assert distributed.http.delete(f"{url}/penguins-prod", timeout=10).status_code == 204
+    gone = distributed.http.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10)
     assert gone.status_code == 404 and "No model with id or alias" in gone.json()["message"]
 
 
 def test_tensorflow_serving_rest_form(distributed: Service, model_id: str, rows: list[dict[str, Any]]) -> None:
-    assert requests.put(f"{distributed.url}/api/v1/aliases/penguins-tfs", json={"model_id": model_id},
-                        timeout=10).status_code == 201
-    status = requests.get(f"{distributed.url}/v1/models/penguins-tfs", timeout=10).json()
+    assert distributed.http.put(f"{distributed.url}/api/v1/aliases/penguins-tfs", json={"model_id": model_id},
+                                timeout=10).status_code == 201
+    status = distributed.http.get(f"{distributed.url}/v1/models/penguins-tfs", timeout=10).json()
     assert status == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                                  "status": {"error_code": "OK", "error_message": ""}}]}
     expected = _proba(distributed, model_id, rows)
-    by_rows = requests.post(f"{distributed.url}/v1/models/penguins-tfs:predict", json={"instances": rows}, timeout=30)
+    by_rows = distributed.http.post(f"{distributed.url}/v1/models/penguins-tfs:predict", json={"instances": rows},
+                                            timeout=30)
     assert by_rows.status_code == 200, by_rows.text
     np.testing.assert_allclose(by_rows.json()["predictions"], expected, rtol=1e-6)
     columns = {name: [row[name] for row in rows] for name in FEATURES}
-    by_columns = requests.post(f"{distributed.url}/v1/models/{model_id}:predict", json={"inputs": columns},
-                               timeout=30)
+    by_columns = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict", json={"inputs": columns},
+                                       timeout=30)
     assert by_columns.status_code == 200, by_columns.text
     np.testing.assert_allclose(by_columns.json()["predictions"], expected, rtol=1e-6)
 
-    both = requests.post(f"{distributed.url}/v1/models/{model_id}:predict",
-                         json={"instances": rows, "inputs": columns}, timeout=10)
+    both = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict",
+                                 json={"instances": rows, "inputs": columns}, timeout=10)
     assert both.status_code == 422 and "exactly one" in both.json()["message"]
-    ragged = requests.post(f"{distributed.url}/v1/models/{model_id}:predict",
-                           json={"inputs": {"island": ["Biscoe"], "year": [2007, 2008]}}, timeout=10)
+    ragged = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict",
+                                   json={"inputs": {"island": ["Biscoe"], "year": [2007, 2008]}}, timeout=10)
     assert ragged.status_code == 422 and "same number" in ragged.json()["message"]
-    missing = requests.post(f"{distributed.url}/v1/models/nope:predict", json={"instances": rows}, timeout=10)
+    missing = distributed.http.post(f"{distributed.url}/v1/models/nope:predict", json={"instances": rows}, timeout=10)
     assert missing.status_code == 404
 
 
@@ -99,7 +100,7 @@ def test_export_as_keras_and_savedmodel(distributed: Service, model_id: str, row
     expected = _proba(distributed, model_id, rows)
     frame = pd.DataFrame(rows)
 
-    keras_file = requests.get(f"{distributed.url}/api/v1/models/{model_id}/download", timeout=60)
+    keras_file = distributed.http.get(f"{distributed.url}/api/v1/models/{model_id}/download", timeout=60)
     assert keras_file.status_code == 200 and "attachment" in keras_file.headers["Content-Disposition"]
     (tmp_path / "model.keras").write_bytes(keras_file.content)
     model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True, compile=False)
@@ -108,8 +109,8 @@ def test_export_as_keras_and_savedmodel(distributed: Service, model_id: str, row
                for inp in model.inputs}
     np.testing.assert_allclose(np.asarray(model.predict_on_batch(columns)), expected, rtol=1e-5)
 
-    archive = requests.get(f"{distributed.url}/api/v1/models/{model_id}/download", params={"format": "savedmodel"},
-                           timeout=120)
+    archive = distributed.http.get(f"{distributed.url}/api/v1/models/{model_id}/download",
+                                           params={"format": "savedmodel"}, timeout=120)
     assert archive.status_code == 200 and archive.headers["Content-Type"] == "application/zip"
     zipfile.ZipFile(io.BytesIO(archive.content)).extractall(tmp_path / "serving")
     assert (tmp_path / "serving" / "1" / "saved_model.pb").exists()  # version 1, as TF Serving expects
@@ -120,6 +121,6 @@ def test_export_as_keras_and_savedmodel(distributed: Service, model_id: str, row
     (output,) = signature(**tensors).values()
     np.testing.assert_allclose(output.numpy(), expected, rtol=1e-5)
 
-    unknown = requests.get(f"{distributed.url}/api/v1/models/{model_id}/download", params={"format": "onnx"},
-                           timeout=10)
+    unknown = distributed.http.get(f"{distributed.url}/api/v1/models/{model_id}/download", params={"format": "onnx"},
+                                   timeout=10)
     assert unknown.status_code == 422 and "format" in unknown.json()["message"]

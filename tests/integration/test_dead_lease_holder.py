@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from sklearn.datasets import load_iris
 
+from automl.access import Scope
 from automl.jobs import JobRequest, create_job
 from automl.settings import Settings
 from automl.store import Store
@@ -28,7 +28,8 @@ def test_job_leased_by_a_dead_worker_completes(distributed: Service, pg_url: str
     store = Store(settings.sqlalchemy_url)
     with store.session() as session:
         job = create_job(session, settings, JobRequest(dataset_id=dataset["id"], target="target", tuner="random",
-                                                       max_trials=1, max_epochs=3, seed=1))
+                                                       max_trials=1, max_epochs=3, seed=1),
+                         Scope("ops", admin=True))
         session.flush()
         lane = session.get(LaneRecord, (job.id, 0))
         assert lane is not None
@@ -45,5 +46,5 @@ def test_job_leased_by_a_dead_worker_completes(distributed: Service, pg_url: str
         lane = session.get(LaneRecord, (job_id, 0))
         assert lane is not None and lane.owner is None and lane.done
         assert record.started_at is not None and record.started_at >= record.created_at
-    trials = requests.get(f"{distributed.url}/api/v1/jobs/{job_id}/trials", timeout=10).json()["trials"]
+    trials = distributed.http.get(f"{distributed.url}/api/v1/jobs/{job_id}/trials", timeout=10).json()["trials"]
     assert len(trials) == 1

@@ -16,7 +16,16 @@ import redis
 import requests
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import Service, _stop, free_port, pg_schema, submit, upload_frame, wait_until
+from tests.integration.conftest import (
+    Service,
+    _stop,
+    create_key,
+    free_port,
+    pg_schema,
+    submit,
+    upload_frame,
+    wait_until,
+)
 from tests.unit.test_deploy_manifests import find, render
 
 pytestmark = pytest.mark.integration
@@ -58,12 +67,13 @@ def test_manifest_commands_serve_and_train(schema_url: str, tmp_path: Path) -> N
         processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True))
     url = f"http://127.0.0.1:{port}"
-    service = Service(url=url, log_dir=tmp_path)
+    # The operator's step after the first deployment: a key made with the image's own command.
+    service = Service(url=url, log_dir=tmp_path, key=create_key(env, "ops", admin=True))
     try:
         def ready() -> bool:
             assert all(p.poll() is None for p in processes), service.logs()
             try:
-                return requests.get(f"{url}/readyz", timeout=5).status_code == 200
+                return service.http.get(f"{url}/readyz", timeout=5).status_code == 200
             except requests.RequestException:
                 return False
 
@@ -74,8 +84,8 @@ def test_manifest_commands_serve_and_train(schema_url: str, tmp_path: Path) -> N
                      max_epochs=3, seed=0, search_space={"num_layers": 1})
         finished = service.wait_for_job(job["id"])
         assert finished["state"] == "succeeded", finished
-        answer = requests.post(f"{url}/api/v1/models/{finished['model_id']}/predict",
-                               json={"instances": [iris.drop(columns="target").iloc[0].to_dict()]}, timeout=30)
+        answer = service.http.post(f"{url}/api/v1/models/{finished['model_id']}/predict",
+                                   json={"instances": [iris.drop(columns="target").iloc[0].to_dict()]}, timeout=30)
         assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
         assert '"job_id"' in (tmp_path / "worker.log").read_text()  # the manifests ask for JSON logs
     finally:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from tests.integration.conftest import Service, submit, upload_frame
@@ -25,17 +24,17 @@ def test_regression_with_hyperband(embedded: Service, tmp_path: Path) -> None:
     job = embedded.wait_for_job(job["id"])
     assert job["state"] == "succeeded", (job["error"], embedded.logs())
 
-    model = requests.get(f"{base}/models/{job['model_id']}", timeout=10).json()
+    model = embedded.http.get(f"{base}/models/{job['model_id']}", timeout=10).json()
     assert model["task"] == "regression" and model["classes"] is None
     assert {"mae", "rmse", "r2"} <= set(model["test_metrics"])
     instances = frame.drop(columns=["target"]).head(5).to_dict("records")
-    predictions = requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
-                                timeout=60).json()["predictions"]
+    predictions = embedded.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
+                                     timeout=60).json()["predictions"]
     assert len(predictions) == 5 and all(isinstance(p, float) for p in predictions)
     # The target's scale lives inside the model: predictions are in the target's units.
     assert frame["target"].min() - 100 < np.mean(predictions) < frame["target"].max() + 100
-    response = requests.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances},
-                             timeout=30)
+    response = embedded.http.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances},
+                                  timeout=30)
     assert response.status_code == 422 and "regression" in response.json()["message"]
 
 
@@ -51,15 +50,15 @@ def test_binary_with_auc_objective(embedded: Service, tmp_path: Path) -> None:
     job = embedded.wait_for_job(job["id"])
     assert job["state"] == "succeeded", (job["error"], embedded.logs())
 
-    model = requests.get(f"{base}/models/{job['model_id']}", timeout=10).json()
+    model = embedded.http.get(f"{base}/models/{job['model_id']}", timeout=10).json()
     assert model["classes"] == ["benign", "malignant"]
     assert model["test_metrics"]["roc_auc"] >= 0.85, model["test_metrics"]
     instances = frame.drop(columns=["target"]).head(10).to_dict("records")
-    proba = requests.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances},
-                          timeout=60).json()
+    proba = embedded.http.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances},
+                               timeout=60).json()
     matrix = np.array(proba["probabilities"])
     assert matrix.shape == (10, 2) and np.allclose(matrix.sum(axis=1), 1.0)
-    labels = requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
-                           timeout=60).json()["predictions"]
+    labels = embedded.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
+                                timeout=60).json()["predictions"]
     assert labels == [proba["classes"][i] for i in matrix.argmax(axis=1)]
     assert pd.Series(labels).isin(["benign", "malignant"]).all()

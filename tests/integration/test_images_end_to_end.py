@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
 
 from tests.image_data import digit_images, digits_archive, png_bytes
@@ -41,15 +40,15 @@ def test_digit_images_search_and_serve(distributed: Service, tmp_path: Path) -> 
     assert job["state"] == "succeeded", (job["error"], distributed.logs())
     assert job["task"] == "multiclass" and job["trials_done"] == 2
 
-    trials = requests.get(f"{base}/jobs/{job['id']}/trials", timeout=10).json()["trials"]
+    trials = distributed.http.get(f"{base}/jobs/{job['id']}/trials", timeout=10).json()["trials"]
     for trial in trials:
         assert trial["state"] == "completed" and set(trial["hyperparameters"]) >= CNN_HYPERPARAMETERS
         assert trial["hyperparameters"]["backbone"] == "none"
-        history = requests.get(f"{base}/jobs/{job['id']}/trials/{trial['trial_id']}/history", timeout=10).json()
+        history = distributed.http.get(f"{base}/jobs/{job['id']}/trials/{trial['trial_id']}/history", timeout=10).json()
         assert len(history["epochs"]) == trial["epochs_done"] > 0 and "val_accuracy" in history["epochs"][0]
 
     model_id = job["model_id"]
-    model = requests.get(f"{base}/models/{model_id}", timeout=10).json()
+    model = distributed.http.get(f"{base}/models/{model_id}", timeout=10).json()
     assert model["kind"] == "image" and model["classes"] == [str(d) for d in range(10)]
     assert model["input_schema"][0]["type"] == "image" and model["input_schema"][0]["channels"] == 1
     assert model["test_metrics"]["accuracy"] >= 0.6, model["test_metrics"]  # chance: 0.1
@@ -60,30 +59,31 @@ def test_digit_images_search_and_serve(distributed: Service, tmp_path: Path) -> 
     encoded = [png_bytes(image.resize((24, 24)) if i % 3 == 0 else image.convert("RGB") if i % 3 == 1 else image)
                for i, image in enumerate(images)]
     instances = [{"b64": base64.b64encode(data).decode()} for data in encoded]
-    predicted = requests.post(f"{base}/models/{model_id}/predict", json={"instances": instances}, timeout=60)
+    predicted = distributed.http.post(f"{base}/models/{model_id}/predict", json={"instances": instances}, timeout=60)
     assert predicted.status_code == 200, predicted.text
     predictions = predicted.json()["predictions"]
     accuracy = np.mean([p == str(y) for p, y in zip(predictions, labels, strict=True)])
     assert accuracy >= 0.6, accuracy
 
     files = [("file", (f"digit-{i}.png", encoded[i], "image/png")) for i in range(12)]
-    by_file = requests.post(f"{base}/models/{model_id}/predict", files=files, timeout=60).json()
+    by_file = distributed.http.post(f"{base}/models/{model_id}/predict", files=files, timeout=60).json()
     assert by_file["files"] == [f"digit-{i}.png" for i in range(12)]
     assert by_file["predictions"] == predictions[:12]
-    proba = requests.post(f"{base}/models/{model_id}/predict_proba", files=files, timeout=60).json()
+    proba = distributed.http.post(f"{base}/models/{model_id}/predict_proba", files=files, timeout=60).json()
     matrix = np.array(proba["probabilities"])
     assert proba["classes"] == model["classes"] and matrix.shape == (12, 10)
     assert np.allclose(matrix.sum(axis=1), 1.0, atol=1e-5)
     assert [model["classes"][i] for i in matrix.argmax(axis=1)] == predictions[:12]
-    json_proba = requests.post(f"{base}/models/{model_id}/predict_proba", json={"instances": instances[:12]},
-                               timeout=60).json()
+    json_proba = distributed.http.post(f"{base}/models/{model_id}/predict_proba", json={"instances": instances[:12]},
+                                       timeout=60).json()
     assert np.allclose(json_proba["probabilities"], matrix, atol=1e-6)
 
-    bad = requests.post(f"{base}/models/{model_id}/predict", timeout=30,
-                        files=[("file", ("ok.png", encoded[0], "image/png")),
-                               ("file", ("notes.png", b"hello", "image/png"))])
+    bad = distributed.http.post(f"{base}/models/{model_id}/predict", timeout=30,
+                                files=[("file", ("ok.png", encoded[0], "image/png")),
+                                       ("file", ("notes.png", b"hello", "image/png"))])
     assert bad.status_code == 422 and "notes.png" in bad.json()["message"]
-    bad_b64 = requests.post(f"{base}/models/{model_id}/predict", json={"instances": [{"b64": "***"}]}, timeout=30)
+    bad_b64 = distributed.http.post(f"{base}/models/{model_id}/predict", json={"instances": [{"b64": "***"}]},
+                                            timeout=30)
     assert bad_b64.status_code == 422 and "instances.0" in bad_b64.json()["errors"]
 
 

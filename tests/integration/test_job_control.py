@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-import requests
 from sklearn.datasets import load_wine
 
 from tests.integration.conftest import Service, upload_frame, wait_until
@@ -32,11 +31,11 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
     url = distributed.url
     body = {"dataset_id": wine, "target": "target", "tuner": "random", "max_trials": 20, "max_epochs": 200,
             "patience": 200, "seed": 11, "search_space": {"batch_size": 16, "num_layers": 1}}
-    job = requests.post(f"{url}/api/v1/jobs", json=body, timeout=30).json()
+    job = distributed.http.post(f"{url}/api/v1/jobs", json=body, timeout=30).json()
     job_id = job["id"]
 
     def second_trial_running() -> dict[str, Any] | None:
-        current: dict[str, Any] = requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()
+        current: dict[str, Any] = distributed.http.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()
         running = current["running_trials"]
         return current if current["trials_done"] >= 1 and running and running[0]["epoch"] >= 2 else None
 
@@ -45,29 +44,29 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
     assert progress["state"] == "running" and progress["elapsed_s"] > 0 and progress["eta_s"] is not None
     assert progress["best_trial_id"] == "00"
 
-    cancelled = requests.post(f"{url}/api/v1/jobs/{job_id}/cancel", timeout=10)
+    cancelled = distributed.http.post(f"{url}/api/v1/jobs/{job_id}/cancel", timeout=10)
     assert cancelled.status_code == 202 and cancelled.json()["cancel_requested"] is True
     finished = distributed.wait_for_job(job_id, timeout=120)
     assert finished["state"] == "cancelled", finished
     assert finished["stop_reason"] == "cancelled" and finished["model_id"]
-    trials = requests.get(f"{url}/api/v1/jobs/{job_id}/trials", timeout=10).json()["trials"]
+    trials = distributed.http.get(f"{url}/api/v1/jobs/{job_id}/trials", timeout=10).json()["trials"]
     assert 2 <= len(trials) < 20 and all(t["state"] == "completed" for t in trials)
     interrupted = next(t for t in trials if t["number"] == max(x["number"] for x in trials))
     assert interrupted["epochs_done"] < 200  # stopped at an epoch boundary, not run out
-    history = requests.get(f"{url}/api/v1/jobs/{job_id}/trials/{interrupted['trial_id']}/history", timeout=10)
+    history = distributed.http.get(f"{url}/api/v1/jobs/{job_id}/trials/{interrupted['trial_id']}/history", timeout=10)
     assert len(history.json()["epochs"]) == interrupted["epochs_done"]
 
-    model = requests.get(f"{url}/api/v1/models/{finished['model_id']}", timeout=10).json()
+    model = distributed.http.get(f"{url}/api/v1/models/{finished['model_id']}", timeout=10).json()
     assert model["state"] == "ready"
     row = {k: v for k, v in load_wine(as_frame=True).frame.iloc[0].items() if k != "target"}
-    predicted = requests.post(f"{url}/api/v1/models/{finished['model_id']}/predict", json={"instances": [row]},
-                              timeout=30)
+    predicted = distributed.http.post(f"{url}/api/v1/models/{finished['model_id']}/predict", json={"instances": [row]},
+                                      timeout=30)
     assert predicted.status_code == 200, predicted.text
-    again = requests.post(f"{url}/api/v1/jobs/{job_id}/cancel", timeout=10)
+    again = distributed.http.post(f"{url}/api/v1/jobs/{job_id}/cancel", timeout=10)
     assert again.status_code == 202 and again.json()["state"] == "cancelled"
 
     # The whole story as Server-Sent Events; the stream ends after job_ended.
-    with requests.get(f"{url}/api/v1/jobs/{job_id}/events", stream=True, timeout=60) as response:
+    with distributed.http.get(f"{url}/api/v1/jobs/{job_id}/events", stream=True, timeout=60) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events = _sse(response.text)
     kinds = [kind for _, kind, _ in events]
@@ -80,19 +79,19 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
     ids = [event_id for event_id, _, _ in events]
     assert ids == sorted(ids)
     # Resuming after an event replays only what came after it.
-    resumed = requests.get(f"{url}/api/v1/jobs/{job_id}/events", headers={"Last-Event-ID": str(ids[-3])},
-                           timeout=60)
+    resumed = distributed.http.get(f"{url}/api/v1/jobs/{job_id}/events", headers={"Last-Event-ID": str(ids[-3])},
+                                   timeout=60)
     assert [event_id for event_id, _, _ in _sse(resumed.text)] == ids[-2:]
-    bad = requests.get(f"{url}/api/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "x"}, timeout=10)
+    bad = distributed.http.get(f"{url}/api/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "x"}, timeout=10)
     assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["message"]
 
 
 def test_events_stream_live_while_the_job_runs(distributed: Service, wine: str) -> None:
     url = distributed.url
-    job = requests.post(f"{url}/api/v1/jobs", timeout=30, json={
+    job = distributed.http.post(f"{url}/api/v1/jobs", timeout=30, json={
         "dataset_id": wine, "target": "target", "tuner": "random", "max_trials": 2, "max_epochs": 4, "seed": 12})
     seen: list[str] = []
-    with requests.get(f"{url}/api/v1/jobs/{job.json()['id']}/events", stream=True, timeout=300) as response:
+    with distributed.http.get(f"{url}/api/v1/jobs/{job.json()['id']}/events", stream=True, timeout=300) as response:
         for line in response.iter_lines(decode_unicode=True):
             if line and line.startswith("event: "):
                 seen.append(line.removeprefix("event: "))
@@ -104,16 +103,17 @@ def test_same_idempotency_key_returns_the_same_job(distributed: Service, wine: s
     url = distributed.url
     body = {"dataset_id": wine, "target": "target", "tuner": "random", "max_trials": 1, "max_epochs": 2, "seed": 13}
     key = {"Idempotency-Key": "retry-after-timeout-7"}
-    first = requests.post(f"{url}/api/v1/jobs", json=body, headers=key, timeout=30)
-    second = requests.post(f"{url}/api/v1/jobs", json=body, headers=key, timeout=30)
+    first = distributed.http.post(f"{url}/api/v1/jobs", json=body, headers=key, timeout=30)
+    second = distributed.http.post(f"{url}/api/v1/jobs", json=body, headers=key, timeout=30)
     assert first.status_code == second.status_code == 202
     assert second.json()["id"] == first.json()["id"]
     assert second.headers.get("Idempotent-Replayed") == "true" and "Idempotent-Replayed" not in first.headers
-    listed = requests.get(f"{url}/api/v1/jobs", params={"limit": 100}, timeout=10).json()
+    listed = distributed.http.get(f"{url}/api/v1/jobs", params={"limit": 100}, timeout=10).json()
     assert [j["id"] for j in listed].count(first.json()["id"]) == 1
 
-    changed = requests.post(f"{url}/api/v1/jobs", json={**body, "max_trials": 2}, headers=key, timeout=30)
+    changed = distributed.http.post(f"{url}/api/v1/jobs", json={**body, "max_trials": 2}, headers=key, timeout=30)
     assert changed.status_code == 422 and "different job request" in changed.json()["message"]
-    too_long = requests.post(f"{url}/api/v1/jobs", json=body, headers={"Idempotency-Key": "k" * 300}, timeout=30)
+    too_long = distributed.http.post(f"{url}/api/v1/jobs", json=body, headers={"Idempotency-Key": "k" * 300},
+                                             timeout=30)
     assert too_long.status_code == 422 and "Idempotency-Key" in too_long.json()["message"]
     assert distributed.wait_for_job(first.json()["id"], timeout=300)["state"] == "succeeded"

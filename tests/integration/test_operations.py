@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-import requests
 
 from tests.integration.conftest import Service
 
@@ -36,11 +35,12 @@ def test_metrics_logs_and_readiness(distributed: Service, penguins_model: str) -
     row = {"island": "Biscoe", "bill_length_mm": 45.0, "bill_depth_mm": 15.0, "flipper_length_mm": 215,
            "body_mass_g": 5000, "sex": "male", "year": 2008}
     for i in range(6):  # spread over both gunicorn worker processes
-        answer = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
-                               json={"instances": [row, row]}, headers={"X-Request-ID": f"ops-test-{i}"}, timeout=30)
+        answer = distributed.http.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
+                                       json={"instances": [row, row]}, headers={"X-Request-ID": f"ops-test-{i}"},
+                                       timeout=30)
         assert answer.status_code == 200 and answer.headers["X-Request-ID"] == f"ops-test-{i}"
 
-    text = requests.get(f"{distributed.url}/metrics", timeout=30).text
+    text = distributed.http.get(f"{distributed.url}/metrics", timeout=30).text
     assert _metric(text, "automl_predictions_total", model_id=penguins_model, endpoint="predict") >= 12
     assert _metric(text, "automl_http_requests_total", method="POST", route="/api/v1/models/<string:model_id>/predict",
                    status="200") >= 6
@@ -48,13 +48,13 @@ def test_metrics_logs_and_readiness(distributed: Service, penguins_model: str) -
     assert re.search(r"^automl_queue_depth \d+\.0$", text, re.MULTILINE)  # Redis answers
     assert re.search(r"^automl_trial_duration_seconds_count [1-9]", text, re.MULTILINE)
 
-    ready = requests.get(f"{distributed.url}/readyz", timeout=30)
+    ready = distributed.http.get(f"{distributed.url}/readyz", timeout=30)
     assert ready.status_code == 200 and ready.json()["broker"] is True and ready.json()["database"] is True
 
     api_lines = _json_lines((distributed.log_dir / "api.log").read_text())
     served = [line for line in api_lines if line.get("request_id") == "ops-test-3"]
     assert served and served[-1]["status"] == 200 and served[-1]["route"].endswith("/predict")
     worker_lines = _json_lines((distributed.log_dir / "worker.log").read_text())
-    job_id = requests.get(f"{distributed.url}/api/v1/models/{penguins_model}", timeout=10).json()["job_id"]
+    job_id = distributed.http.get(f"{distributed.url}/api/v1/models/{penguins_model}", timeout=10).json()["job_id"]
     of_job = [line for line in worker_lines if line.get("job_id") == job_id]
     assert of_job and any(line.get("trial_id") for line in of_job), worker_lines[-5:]

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 
 from tests.integration.conftest import Service, submit, upload_csv
 
@@ -30,7 +29,7 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     assert job["trials_done"] == 3 and job["task"] == "multiclass"
     assert job["best_score"] is not None and job["model_id"]
 
-    board = requests.get(f"{base}/jobs/{job['id']}/trials", timeout=10).json()
+    board = distributed.http.get(f"{base}/jobs/{job['id']}/trials", timeout=10).json()
     trials = board["trials"]
     assert len(trials) == 3 and len({t["trial_id"] for t in trials}) == 3
     scores = [t["score"] for t in trials]
@@ -38,12 +37,12 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     for trial in trials:
         assert trial["state"] == "completed"
         assert set(trial["hyperparameters"]) >= REQUIRED_HYPERPARAMETERS
-        history = requests.get(f"{base}/jobs/{job['id']}/trials/{trial['trial_id']}/history", timeout=10).json()
+        history = distributed.http.get(f"{base}/jobs/{job['id']}/trials/{trial['trial_id']}/history", timeout=10).json()
         assert len(history["epochs"]) == trial["epochs_done"] > 0
         assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history["epochs"][0])
         assert [e["epoch"] for e in history["epochs"]] == list(range(len(history["epochs"])))
 
-    model = requests.get(f"{base}/models/{job['model_id']}", timeout=10).json()
+    model = distributed.http.get(f"{base}/models/{job['model_id']}", timeout=10).json()
     assert model["state"] == "ready" and model["task"] == "multiclass" and model["target"] == "species"
     assert model["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
     assert [c["name"] for c in model["input_schema"]] == [c for c in penguins.columns if c != "species"]
@@ -52,29 +51,29 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     # Three species, the largest 44 % of rows: well above chance on rows the search never saw.
     assert model["test_metrics"]["accuracy"] >= 0.85, model["test_metrics"]
     assert {"accuracy", "balanced_accuracy", "log_loss", "roc_auc", "f1"} <= set(model["validation_metrics"])
-    history = requests.get(f"{base}/models/{job['model_id']}/history", timeout=10).json()["epochs"]
+    history = distributed.http.get(f"{base}/models/{job['model_id']}/history", timeout=10).json()["epochs"]
     assert history and {"loss", "val_loss", "accuracy"} <= set(history[0])
 
     rows = penguins.drop(columns=["species"]).astype(object)
     instances = rows.where(rows.notna(), None).to_dict("records")
     assert any(v is None for row in instances for v in row.values())  # missing values included
-    predicted = requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
-                              timeout=60).json()["predictions"]
+    predicted = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
+                                      timeout=60).json()["predictions"]
     assert len(predicted) == len(penguins) and set(predicted) <= set(model["classes"])
     assert np.mean(np.array(predicted) == penguins["species"].to_numpy()) >= 0.85
 
-    proba = requests.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances[:20]},
-                          timeout=60).json()
+    proba = distributed.http.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances[:20]},
+                                  timeout=60).json()
     assert proba["classes"] == model["classes"]
     matrix = np.array(proba["probabilities"])
     assert matrix.shape == (20, 3) and np.allclose(matrix.sum(axis=1), 1.0, atol=1e-6)
     assert [model["classes"][i] for i in matrix.argmax(axis=1)] == predicted[:20]
 
     unseen = dict(instances[0], island="Atlantis", sex=None)
-    assert requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [unseen]},
-                         timeout=30).status_code == 200
+    assert distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [unseen]},
+                                 timeout=30).status_code == 200
     bad = dict(instances[0], wingspan=3)
     del bad["island"]
-    response = requests.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [bad]}, timeout=30)
+    response = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [bad]}, timeout=30)
     assert response.status_code == 422
     assert "island" in response.json()["message"] and "wingspan" in str(response.json()["errors"])

@@ -14,6 +14,7 @@ from automl.settings import Settings
 from automl.store import Store, repository
 from automl.store.records import DatasetRecord, JobRecord
 from tasks.reporting import StoreReporter
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +48,8 @@ def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp
     reporter.epoch_ended("0", 0, {"loss": 0.9, "val_loss": 1.0})
     reporter.epoch_ended("0", 1, {"loss": 0.7, "val_loss": 0.8})
 
-    client = create_app(Settings(data_dir=tmp_path, database_url=pg_url, broker_url="redis://127.0.0.1:1/0"),
-                        migrate=False).test_client()
+    client = client_for(create_app(Settings(data_dir=tmp_path, database_url=pg_url, broker_url="redis://127.0.0.1:1/0"),
+                        migrate=False))
     history = client.get("/api/v1/jobs/live/trials/0/history").get_json()
     assert history["state"] == "running"
     assert history["epochs"] == [{"epoch": 0, "execution": 0, "loss": 0.9, "val_loss": 1.0},

@@ -35,17 +35,17 @@ def _json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _post_file(service: Service, model_id: str, route: str, name: str, content: bytes,
                accept: str = "text/csv", **form: str) -> requests.Response:
-    return requests.post(f"{service.url}/api/v1/models/{model_id}/{route}", files={"file": (name, content)},
-                         data=form, headers={"Accept": accept}, timeout=600)
+    return service.http.post(f"{service.url}/api/v1/models/{model_id}/{route}", files={"file": (name, content)},
+                             data=form, headers={"Accept": accept}, timeout=600)
 
 
 def test_deployed_models_are_loaded_before_a_new_serving_process_is_ready(
         distributed: Service, penguins_model: str, penguins: pd.DataFrame, tmp_path: Path) -> None:
     url = f"{distributed.url}/api/v1/models"
-    assert requests.post(f"{url}/{'f' * 32}/deploy", timeout=10).status_code == 404
-    deployed = requests.post(f"{url}/{penguins_model}/deploy", timeout=120)
+    assert distributed.http.post(f"{url}/{'f' * 32}/deploy", timeout=10).status_code == 404
+    deployed = distributed.http.post(f"{url}/{penguins_model}/deploy", timeout=120)
     assert deployed.status_code == 200 and deployed.json()["deployed"] is True
-    assert [m["id"] for m in requests.get(f"{url}?deployed=true", timeout=10).json()] == [penguins_model]
+    assert [m["id"] for m in distributed.http.get(f"{url}?deployed=true", timeout=10).json()] == [penguins_model]
 
     assert distributed.env is not None
     port = free_port()
@@ -56,7 +56,7 @@ def test_deployed_models_are_loaded_before_a_new_serving_process_is_ready(
             if second.poll() is not None:
                 raise AssertionError((tmp_path / "api2.log").read_text())
             try:
-                answer = requests.get(f"{fresh}/readyz", timeout=5)
+                answer = distributed.http.get(f"{fresh}/readyz", timeout=5)
             except requests.RequestException:
                 return None
             assert answer.status_code in (200, 503), answer.text
@@ -70,20 +70,21 @@ def test_deployed_models_are_loaded_before_a_new_serving_process_is_ready(
         assert ready["deployed_models"] == 1 and ready["loaded"] == 1 and ready["failed"] == {}
         assert ready["database"] is True
         rows = _json_rows(penguins.head(3))
-        answer = requests.post(f"{fresh}/api/v1/models/{penguins_model}/predict", json={"instances": rows}, timeout=30)
+        answer = distributed.http.post(f"{fresh}/api/v1/models/{penguins_model}/predict", json={"instances": rows},
+                                               timeout=30)
         assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
     finally:
         _stop([second])
-        undeployed = requests.delete(f"{url}/{penguins_model}/deploy", timeout=10)
+        undeployed = distributed.http.delete(f"{url}/{penguins_model}/deploy", timeout=10)
     assert undeployed.status_code == 200 and undeployed.json()["deployed"] is False
-    assert requests.get(f"{url}?deployed=true", timeout=10).json() == []
+    assert distributed.http.get(f"{url}?deployed=true", timeout=10).json() == []
 
 
 def test_batch_scoring_csv_and_parquet(distributed: Service, penguins_model: str, penguins: pd.DataFrame) -> None:
-    expected = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict_proba",
-                             json={"instances": _json_rows(penguins)}, timeout=60).json()
-    labels = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
-                           json={"instances": _json_rows(penguins)}, timeout=60).json()["predictions"]
+    expected = distributed.http.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict_proba",
+                                     json={"instances": _json_rows(penguins)}, timeout=60).json()
+    labels = distributed.http.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
+                                   json={"instances": _json_rows(penguins)}, timeout=60).json()["predictions"]
 
     as_csv = _post_file(distributed, penguins_model, "predict_proba", "rows.csv",
                         penguins.to_csv(index=False).encode(), passthrough="customer")
@@ -118,9 +119,9 @@ def test_a_million_rows_in_one_upload(distributed: Service, penguins_model: str,
     path = tmp_path / "million.csv"
     big.to_csv(path, index=False)
     with path.open("rb") as handle:
-        answer = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
-                               files={"file": ("million.csv", handle)}, data={"passthrough": "n"},
-                               headers={"Accept": "text/csv"}, timeout=600, stream=True)
+        answer = distributed.http.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
+                                       files={"file": ("million.csv", handle)}, data={"passthrough": "n"},
+                                       headers={"Accept": "text/csv"}, timeout=600, stream=True)
         assert answer.status_code == 200, answer.text
         out = tmp_path / "scored.csv"
         with out.open("wb") as sink:
@@ -129,7 +130,7 @@ def test_a_million_rows_in_one_upload(distributed: Service, penguins_model: str,
     scored = pd.read_csv(out)
     assert len(scored) == rows and list(scored.columns) == ["n", "prediction"]
     assert (scored["n"].to_numpy() == np.arange(rows)).all()  # every row, in order
-    first = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
-                          json={"instances": _json_rows(big.iloc[-len(penguins):])}, timeout=60)
+    first = distributed.http.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
+                                  json={"instances": _json_rows(big.iloc[-len(penguins):])}, timeout=60)
     assert list(scored["prediction"].iloc[-len(penguins):]) == first.json()["predictions"]
-    assert requests.get(f"{distributed.url}/readyz", timeout=10).json()["status"] == "ready"
+    assert distributed.http.get(f"{distributed.url}/readyz", timeout=10).json()["status"] == "ready"

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from sklearn.datasets import load_breast_cancer
 
 from tests.integration.conftest import (
@@ -28,6 +27,7 @@ from tests.integration.conftest import (
     _spawn,
     _stop,
     _wait_healthy,
+    create_key,
     free_port,
     pg_schema,
     submit,
@@ -89,11 +89,11 @@ class Stack:
         return worker
 
     def job(self, job_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = requests.get(f"{self.api.url}/api/v1/jobs/{job_id}", timeout=10).json()
+        body: dict[str, Any] = self.api.http.get(f"{self.api.url}/api/v1/jobs/{job_id}", timeout=10).json()
         return body
 
     def trials(self, job_id: str) -> list[dict[str, Any]]:
-        body = requests.get(f"{self.api.url}/api/v1/jobs/{job_id}/trials", timeout=10).json()
+        body = self.api.http.get(f"{self.api.url}/api/v1/jobs/{job_id}/trials", timeout=10).json()
         return sorted(body["trials"], key=lambda t: t["number"])
 
     def running(self, job_id: str, number: int, min_epoch: int) -> dict[str, Any] | None:
@@ -122,7 +122,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         env.update({"AUTOML_DATABASE_URL": database_url, "AUTOML_BROKER_URL": redis_server.url, **FAST_RECOVERY})
         port = free_port()
         api = _spawn(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "api.log")
-        service = Service(url=f"http://127.0.0.1:{port}", log_dir=tmp_path)
+        service = Service(url=f"http://127.0.0.1:{port}", log_dir=tmp_path, key=create_key(env, "ops", admin=True))
         built = Stack(api=service, redis=redis_server, env=env, root=tmp_path, api_process=api)
         try:
             _wait_healthy(service.url, [api], tmp_path)
@@ -145,7 +145,7 @@ def _finish(stack: Stack, job_id: str, timeout: float = 400) -> dict[str, Any]:
 
 
 def _events(stack: Stack, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    with requests.get(f"{stack.api.url}/api/v1/jobs/{job_id}/events", stream=True, timeout=60) as response:
+    with stack.api.http.get(f"{stack.api.url}/api/v1/jobs/{job_id}/events", stream=True, timeout=60) as response:
         text = response.text
     events = []
     for block in text.split("\n\n"):
@@ -227,11 +227,11 @@ def test_redis_and_api_restarts_mid_job_and_503_while_the_broker_is_down(stack: 
     job = submit(stack.api, dataset_id=dataset, target="target", max_trials=3, seed=6, **SLOW_TRIALS)
     wait_until(lambda: stack.running(job["id"], 0, min_epoch=2), 300, "trial 0 to be mid-training")
     stack.redis.stop()
-    refused = requests.post(f"{stack.api.url}/api/v1/jobs", timeout=60,
-                            json={"dataset_id": dataset, "target": "target", "max_trials": 1})
+    refused = stack.api.http.post(f"{stack.api.url}/api/v1/jobs", timeout=60,
+                                  json={"dataset_id": dataset, "target": "target", "max_trials": 1})
     assert refused.status_code == 503, refused.text
     assert "queue is unreachable" in refused.json()["message"]
-    assert requests.get(f"{stack.api.url}/api/v1/jobs/{job['id']}", timeout=10).status_code == 200
+    assert stack.api.http.get(f"{stack.api.url}/api/v1/jobs/{job['id']}", timeout=10).status_code == 200
     time.sleep(2)  # the broker stays away across a few epochs, not just a blink
     stack.redis.start()
     stack.restart_api()  # the API keeps nothing of its own: all state is in the metadata store
@@ -239,7 +239,7 @@ def test_redis_and_api_restarts_mid_job_and_503_while_the_broker_is_down(stack: 
     finished = _finish(stack, job["id"])
     assert finished["state"] == "succeeded", (finished["error"], stack.logs())
     assert [t["trial_id"] for t in stack.trials(job["id"])] == ["0", "1", "2"]
-    listed = requests.get(f"{stack.api.url}/api/v1/jobs", timeout=10).json()
+    listed = stack.api.http.get(f"{stack.api.url}/api/v1/jobs", timeout=10).json()
     assert [j["id"] for j in listed] == [job["id"]]  # the refused request left nothing behind
 
 
@@ -262,7 +262,7 @@ def test_parallel_trials_on_two_workers_share_one_search_state(stack: Stack, dat
     assert sorted(oracle["end_order"]) == ["0", "1", "2", "3"] and len(oracle["end_order"]) == 4
     assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
     assert len(set(oracle["tried_so_far"])) == 4  # four distinct hyperparameter sets
-    model = requests.get(f"{stack.api.url}/api/v1/models/{finished['model_id']}", timeout=10).json()
+    model = stack.api.http.get(f"{stack.api.url}/api/v1/models/{finished['model_id']}", timeout=10).json()
     assert model["state"] == "ready"
 
 

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from api import create_app
 from automl.settings import Settings
 from automl.store.records import ModelRecord
+from tests.conftest import client_for
 
 UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
 
@@ -24,7 +25,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> FlaskClient:
-    return create_app(settings).test_client()
+    return client_for(create_app(settings))
 
 
 def upload(client: FlaskClient, content: bytes, name: str = "data.csv") -> Any:

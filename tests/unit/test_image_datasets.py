@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from automl.datasets.images import (
-    ArchiveLimits,
     BadImage,
     PixelBomb,
+    UploadLimits,
     decode_image,
     default_image_size,
     open_image,
@@ -120,13 +120,13 @@ def test_not_a_zip_and_symlinks_are_refused(tmp_path: Path) -> None:
 def test_zip_bombs_are_refused_by_bytes_actually_read(tmp_path: Path) -> None:
     bomb = _zip(tmp_path / "bomb.zip", {"a/big.png": b"\0" * (20 * 1024 * 1024), "b/x.png": b"x"})
     with pytest.raises(TooLarge, match="compressed more than"):
-        ingest_file(bomb, "bomb.zip", tmp_path / "datasets", ArchiveLimits(max_ratio=100))
+        ingest_file(bomb, "bomb.zip", tmp_path / "datasets", UploadLimits(max_ratio=100))
     many = _zip(tmp_path / "many.zip", {f"a/{i}.png": b"x" for i in range(30)})
     with pytest.raises(TooLarge, match="30 members"):
-        ingest_file(many, "many.zip", tmp_path / "datasets", ArchiveLimits(max_members=20))
+        ingest_file(many, "many.zip", tmp_path / "datasets", UploadLimits(max_members=20))
     total = digits_archive(tmp_path / "d.zip", 40)
     with pytest.raises(TooLarge, match="inflates to more than"):
-        ingest_file(total, "d.zip", tmp_path / "datasets", ArchiveLimits(max_total_bytes=4096))
+        ingest_file(total, "d.zip", tmp_path / "datasets", UploadLimits(max_total_bytes=4096))
     assert not any((tmp_path / "datasets").iterdir())
 
 
@@ -137,7 +137,7 @@ def test_pixel_bombs_are_refused_before_decoding(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "p.zip", {"a/huge.png": huge, **{f"b/{i}.png": _image("L", (4, 4), "PNG")
                                                                for i in range(10)}})
     with pytest.raises(TooLarge, match=r"huge\.png"):
-        ingest_file(archive, "p.zip", tmp_path / "datasets", ArchiveLimits(max_pixels=1_000_000))
+        ingest_file(archive, "p.zip", tmp_path / "datasets", UploadLimits(max_pixels=1_000_000))
 
 
 def test_decode_image_converts_like_training_and_refuses_other_formats() -> None:

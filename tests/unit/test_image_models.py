@@ -18,6 +18,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from PIL import Image
 
 from api import create_app
+from automl.access import Scope
 from automl.datasets.ingest import ingest_file
 from automl.errors import InvalidInstances, InvalidJobRequest
 from automl.hypermodels.backbones import BACKBONES, weights_path
@@ -29,6 +30,7 @@ from automl.serving.predictor import Predictor
 from automl.settings import Settings
 from automl.store import Store
 from automl.store.records import DatasetRecord
+from tests.conftest import client_for
 from tests.image_data import digit_images, digits_archive, png_bytes
 
 
@@ -138,6 +140,8 @@ def test_backbones_from_scratch_save_and_load_in_safe_mode(backbone: str, tmp_pa
 
 # --- jobs on image datasets ------------------------------------------------------------------
 
+OWNER = Scope("default")
+
 
 @pytest.fixture
 def image_dataset(tmp_path: Path) -> tuple[Settings, Store, str]:
@@ -156,26 +160,27 @@ def image_dataset(tmp_path: Path) -> tuple[Settings, Store, str]:
 def test_image_jobs_default_target_and_size_and_refuse_missing_weights(image_dataset: Any) -> None:
     settings, store, dataset_id = image_dataset
     with store.session() as session:
-        job = create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None))
+        job = create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None), OWNER)
         assert (job.target, job.task, job.image_size, job.classes) == ("label", "multiclass", 32, ["0", "1", "2"])
         with pytest.raises(InvalidJobRequest, match=r"efficientnetb0_notop\.h5"):
             create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None,
-                                                     search_space={"backbone": ["none", "efficientnet_b0"]}))
+                                                     search_space={"backbone": ["none", "efficientnet_b0"]}), OWNER)
         scratch = create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None, mixed_precision=True,
-                                                           search_space={"backbone": "resnet50", "pretrained": False}))
+                                                           search_space={"backbone": "resnet50", "pretrained": False}),
+                             OWNER)
         assert scratch.mixed_precision and scratch.search_space["backbone"] == {"fixed": "resnet50"}
         with pytest.raises(InvalidJobRequest, match="at least 32 pixels"):
             create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None, image_size=16,
-                                                     search_space={"backbone": "resnet50", "pretrained": False}))
+                                                     search_space={"backbone": "resnet50", "pretrained": False}), OWNER)
         weights_path("resnet50", settings.backbones_dir).parent.mkdir(parents=True)
         weights_path("resnet50", settings.backbones_dir).write_bytes(b"weights")
         assert create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None,
-                                                        search_space={"backbone": "resnet50"})).image_size == 32
+                                                        search_space={"backbone": "resnet50"}), OWNER).image_size == 32
 
 
 def test_image_options_are_refused_for_tables(tmp_path: Path) -> None:
-    client: FlaskClient = create_app(Settings(data_dir=tmp_path / "var", broker_url="redis://127.0.0.1:1/0",
-                                              max_compression_ratio=50)).test_client()
+    client: FlaskClient = client_for(create_app(Settings(data_dir=tmp_path / "var", broker_url="redis://127.0.0.1:1/0",
+                                              max_compression_ratio=50)))
     csv = "a,b\n" + "\n".join(f"{i},{i % 2}" for i in range(30))
     dataset = client.post("/api/v1/datasets", data={"file": (io.BytesIO(csv.encode()), "t.csv")},
                           content_type="multipart/form-data").get_json()
@@ -236,8 +241,22 @@ def test_unusable_images_name_the_file_or_row(image_predictor: Predictor) -> Non
         image_predictor.inputs([{"b64": base64.b64encode(good).decode()}] * 257)
 
 
+def test_hostile_images_at_predict_time_are_named(image_predictor: Predictor) -> None:
+    """Zero-size and pixel-bomb headers, a format outside the list (EPS would reach Ghostscript), a
+    zip posing as an image: each a 422 naming the file; a polyglot that is a valid PNG is just a PNG."""
+    from tests.hostile import EPS, _zip, png_header, polyglot_png
+
+    hostile = [("zero.png", png_header(0, 10)), ("bomb.png", png_header(30_000, 30_000)), ("page.png", EPS),
+               ("archive.png", _zip([("a.txt", b"x")]))]
+    with pytest.raises(InvalidInstances) as caught:
+        image_predictor.file_inputs([("ok.png", polyglot_png()), *hostile])
+    assert set(caught.value.errors) == {name for name, _ in hostile}
+    assert "pixels" in caught.value.errors["bomb.png"][0]
+    assert len(image_predictor.predict_of(image_predictor.file_inputs([("poly.png", polyglot_png())]))[0]) == 1
+
+
 def test_search_space_endpoint_documents_the_image_space(tmp_path: Path) -> None:
-    client = create_app(Settings(data_dir=tmp_path / "var")).test_client()
+    client = client_for(create_app(Settings(data_dir=tmp_path / "var")))
     body = client.get("/api/v1/search-space?kind=image&task=multiclass").get_json()
     names = {h["name"]: h for h in body["hyperparameters"]}
     assert "conv_blocks" in names and "num_layers" not in names and "loss" not in names

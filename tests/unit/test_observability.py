@@ -16,7 +16,7 @@ from automl import observability
 from automl.observability import configure_logging
 from automl.settings import Settings
 from automl.store.records import TrialRecord, utcnow
-from tests.conftest import add_job
+from tests.conftest import add_job, client_for
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
@@ -29,7 +29,7 @@ def client(tmp_path: Path) -> FlaskClient:
         now = utcnow()
         session.add(TrialRecord(job_id="j", trial_id="0", number=0, state="completed", hyperparameters={},
                                 started_at=now - timedelta(seconds=20), finished_at=now))
-    return app.test_client()
+    return client_for(app)
 
 
 def test_request_ids_are_echoed_or_made(client: FlaskClient) -> None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,9 +20,6 @@ from flask import Flask
 
 from api import create_app
 from automl.errors import InvalidInstances
-from automl.preprocessing.features import FeatureSpec
-from automl.preprocessing.layers import build_inputs
-from automl.registry import save_model
 from automl.serving import cache as cache_module
 from automl.serving import predictor as predictor_module
 from automl.serving.batch import escape_formula, score_file
@@ -32,24 +28,13 @@ from automl.serving.predictor import Predictor
 from automl.settings import Settings
 from automl.store import Store, repository
 from automl.store.records import ModelRecord, utcnow
-from tests.conftest import add_job
-
-SPECS = [
-    FeatureSpec(name="size", key="size", kind="numeric", mean=5.0, std=2.0, missing_indicator=True),
-    FeatureSpec(name="flag", key="flag", kind="boolean", mean=0.5, std=0.5),
-    FeatureSpec(name="colour name", key="colour_name", kind="categorical", vocabulary=["red", "blue", ""]),
-]
-CLASSES = ["no", "=SUM(A1)"]  # a label a spreadsheet would run: must come out escaped in CSV
+from tests.conftest import add_job, client_for
+from tests.seed import CLASSES, tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    keras.utils.set_random_seed(3)
-    inputs, features = build_inputs(SPECS)
-    hidden = keras.layers.Dense(8, activation="tanh")(features)
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
-    metadata = {"task": "binary", "target": "label", "classes": CLASSES, "features": [s.to_dict() for s in SPECS]}
-    return save_model(model, metadata, tmp_path_factory.mktemp("models"), "m1")
+    return tiny_model(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +240,7 @@ def served(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_readiness_waits_for_deployed_models_to_load(served: tuple[Flask, threading.Event]) -> None:
     app, gate = served
-    client = app.test_client()
+    client = client_for(app)
     deadline = time.monotonic() + 30
     while not (warming := client.get("/readyz")).get_json()["listed"] and time.monotonic() < deadline:
         assert warming.status_code == 503 and "Looking up" in warming.get_json()["message"]
@@ -277,7 +262,7 @@ def test_readiness_waits_for_deployed_models_to_load(served: tuple[Flask, thread
 def test_deploy_and_undeploy(served: tuple[Flask, threading.Event]) -> None:
     app, gate = served
     gate.set()
-    client = app.test_client()
+    client = client_for(app)
     services = app.extensions["automl"]
     assert services.warmup.wait(60)
     assert client.post("/api/v1/models/t/deploy").status_code == 409

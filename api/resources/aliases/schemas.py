@@ -9,6 +9,7 @@ class AliasSetSchema(Schema):
 
 
 class AliasSchema(Schema):
+    team = fields.String(metadata={"description": "The team that owns it (the API key's team that created it)."})
     name = fields.String()
     model_id = fields.String()
     created_at = fields.DateTime()

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.datastructures import FileStorage
 
+from api.auth import rate_limited, scope
 from api.resources.common import PageArgs
 from api.resources.datasets.schemas import DatasetSchema, UploadSchema
 from api.services import services
@@ -28,8 +29,9 @@ class Datasets(MethodView):
     def get(self, page: dict[str, int]) -> Any:
         """List datasets, newest first."""
         with services().store.session() as session:
-            return repository.list_datasets(session, page["limit"], page["offset"])
+            return repository.list_datasets(session, page["limit"], page["offset"], scope())
 
+    @rate_limited("upload")
     @blp.arguments(UploadSchema, location="files")
     @blp.response(201, DatasetSchema)
     def post(self, files: dict[str, FileStorage]) -> Any:
@@ -46,11 +48,12 @@ class Datasets(MethodView):
         try:
             upload.save(staging)
             dataset = ingest_file(staging, upload.filename or "dataset.csv", svc.settings.datasets_dir,
-                                  svc.settings.archive_limits)
+                                  svc.settings.upload_limits)
         finally:
             staging.unlink(missing_ok=True)
         record = DatasetRecord(
             id=dataset.id,
+            team=scope().team,
             name=dataset.name,
             source_format=dataset.source_format,
             path=str(dataset.path),
@@ -76,4 +79,4 @@ class Dataset(MethodView):
     def get(self, dataset_id: str) -> Any:
         """A dataset and its inferred schema."""
         with services().store.session() as session:
-            return repository.get_dataset(session, dataset_id)
+            return repository.get_dataset(session, dataset_id, scope())

@@ -35,6 +35,7 @@ class ImagesSchema(Schema):
 
 class DatasetSchema(Schema):
     id = fields.String()
+    team = fields.String(metadata={"description": "The team that owns it (the API key's team that created it)."})
     name = fields.String()
     kind = fields.String(metadata={"enum": ["tabular", "image"]})
     source_format = fields.String()

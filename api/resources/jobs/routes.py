@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request, send_file, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
 
-from api.resources.common import PageArgs
+from api.auth import rate_limited, scope
+from api.plots import learning_curves
+from api.resources.common import PNG_ANSWER, PageArgs, PlotArgs
 from api.resources.jobs.schemas import (
     CreateHeadersSchema,
     JobCreateSchema,
@@ -24,7 +27,7 @@ from api.resources.jobs.schemas import (
 )
 from api.services import services
 from automl.errors import BrokerUnavailable, InvalidJobRequest
-from automl.jobs import JobRequest, cancel_job, create_job, progress
+from automl.jobs import JobRequest, cancel_job, create_job, progress, tensorboard_archive
 from automl.store import Store, repository
 from automl.store.records import JobRecord, JobState
 from tasks.celery_app import send_advance
@@ -40,8 +43,10 @@ class Jobs(MethodView):
     def get(self, page: dict[str, int]) -> Any:
         """List jobs, newest first."""
         with services().store.session() as session:
-            return [progress(session, job) for job in repository.list_jobs(session, page["limit"], page["offset"])]
+            jobs = repository.list_jobs(session, page["limit"], page["offset"], scope())
+            return [progress(session, job) for job in jobs]
 
+    @rate_limited("jobs")
     @blp.arguments(JobCreateSchema)
     @blp.arguments(CreateHeadersSchema, location="headers")
     @blp.response(202, JobSchema)
@@ -51,17 +56,19 @@ class Jobs(MethodView):
         With an ``Idempotency-Key`` header, a repeated request (a client retrying after a
         timeout) gets the job the first one created, not a second search."""
         svc = services()
-        key = headers.get("idempotency_key")
+        given = headers.get("idempotency_key")
+        # Keys are per team: another team's identical key is another request (and reveals nothing).
+        key = hashlib.sha256(f"{scope().team}\0{given}".encode()).hexdigest() if given else ""
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-        if key:
-            replay = _replay(svc.store, key, fingerprint)
+        if given:
+            replay = _replay(svc.store, key, given, fingerprint)
             if replay is not None:
                 return replay
         try:
             with svc.store.session() as session:
-                job = create_job(session, svc.settings, JobRequest(**body), key, fingerprint)
+                job = create_job(session, svc.settings, JobRequest(**body), scope(), key or None, fingerprint)
         except IntegrityError:
-            replay = _replay(svc.store, key, fingerprint) if key else None
+            replay = _replay(svc.store, key, given, fingerprint) if given else None
             if replay is None:
                 raise
             return replay
@@ -79,14 +86,14 @@ class Jobs(MethodView):
             return progress(session, repository.get_job(session, job.id))
 
 
-def _replay(store: Store, key: str, fingerprint: str) -> Any:
+def _replay(store: Store, key: str, given: str, fingerprint: str) -> Any:
     with store.session() as session:
         job = repository.find_job_by_idempotency_key(session, key)
         if job is None:
             return None
         if job.request_fingerprint != fingerprint:
             raise InvalidJobRequest(
-                f"Idempotency-Key '{key}' was already used for a different job request (job '{job.id}'). "
+                f"Idempotency-Key '{given[:80]}' was already used for a different job request (job '{job.id}'). "
                 "Use a new key for a new request, or resend the original body.",
                 {"Idempotency-Key": ["reused with a different body"]},
             )
@@ -100,7 +107,7 @@ class Job(MethodView):
         """State, trials done out of the budget, running trials and their epoch, best score so far,
         elapsed time, an estimate of the time left, and the model when done."""
         with services().store.session() as session:
-            return progress(session, repository.get_job(session, job_id))
+            return progress(session, repository.get_job(session, job_id, scope=scope()))
 
 
 @blp.route("/<string:job_id>/cancel")
@@ -110,7 +117,7 @@ class Cancel(MethodView):
         """Stop the job: at once if queued, else at its trials' next epoch boundary. Finished trials,
         their histories and the best model so far are kept (the job ends ``cancelled``)."""
         with services().store.session() as session:
-            job = cancel_job(session, job_id)
+            job = cancel_job(session, job_id, scope())
             return progress(session, job)
 
 
@@ -130,7 +137,7 @@ class Events(MethodView):
         """Live progress as Server-Sent Events, from the start of the job (or after Last-Event-ID)."""
         svc = services()
         with svc.store.session() as session:
-            repository.get_job(session, job_id)
+            repository.get_job(session, job_id, scope=scope())
         raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
         try:
             after = max(int(raw), 0)
@@ -178,7 +185,7 @@ class Trials(MethodView):
     def get(self, job_id: str) -> Any:
         """The leaderboard: every trial's hyperparameters, score and state, best first."""
         with services().store.session() as session:
-            job = repository.get_job(session, job_id)
+            job = repository.get_job(session, job_id, scope=scope())
             trials = repository.list_trials(session, job_id)
         reverse = job.objective_direction == "max"
         scored = sorted((t for t in trials if t.score is not None), key=lambda t: t.score or 0.0, reverse=reverse)
@@ -187,18 +194,55 @@ class Trials(MethodView):
                 "trials": scored + unscored}
 
 
+def _trial_history(job_id: str, trial_id: str) -> dict[str, Any]:
+    with services().store.session() as session:
+        repository.get_job(session, job_id, scope=scope())
+        trial = repository.get_trial(session, job_id, trial_id)
+        epochs = repository.trial_history(session, job_id, trial_id)
+    return {
+        "job_id": job_id,
+        "trial_id": trial_id,
+        "state": trial.state,
+        "epochs": [{"epoch": e.epoch, "execution": e.execution, **e.metrics} for e in epochs],
+    }
+
+
 @blp.route("/<string:job_id>/trials/<string:trial_id>/history")
 class TrialHistory(MethodView):
     @blp.response(200, TrialHistorySchema)
     def get(self, job_id: str, trial_id: str) -> Any:
         """Per-epoch metrics of one trial; grows while the trial runs."""
-        with services().store.session() as session:
-            repository.get_job(session, job_id)
-            trial = repository.get_trial(session, job_id, trial_id)
-            epochs = repository.trial_history(session, job_id, trial_id)
-        return {
-            "job_id": job_id,
-            "trial_id": trial_id,
-            "state": trial.state,
-            "epochs": [{"epoch": e.epoch, "execution": e.execution, **e.metrics} for e in epochs],
-        }
+        return _trial_history(job_id, trial_id)
+
+
+@blp.route("/<string:job_id>/tensorboard.zip")
+class TensorBoardLogs(MethodView):
+    @blp.response(200, description="A zip of tensorboard/<run>/{train,validation}/events... (one run per trial, "
+                                   "and final_refit): unzip and run `tensorboard --logdir tensorboard`.",
+                  content_type="application/zip")
+    def get(self, job_id: str) -> Any:
+        """The job's TensorBoard logs so far: loss, metrics and learning rate per epoch for every trial."""
+        svc = services()
+        with svc.store.session() as session:
+            repository.get_job(session, job_id, scope=scope())
+        handle = tempfile.TemporaryFile(dir=svc.settings.tmp_dir)  # noqa: SIM115 (send_file closes it: removed)
+        try:
+            tensorboard_archive(svc.settings, job_id, handle)
+        except BaseException:
+            handle.close()
+            raise
+        handle.seek(0)
+        return send_file(handle, mimetype="application/zip", as_attachment=True,
+                         download_name=f"job-{job_id}-tensorboard.zip")
+
+
+@blp.route("/<string:job_id>/trials/<string:trial_id>/history.png")
+class TrialHistoryPlot(MethodView):
+    @blp.arguments(PlotArgs, location="query")
+    @blp.response(200, **PNG_ANSWER)
+    def get(self, args: dict[str, Any], job_id: str, trial_id: str) -> Any:
+        """The trial's learning curves as a PNG (loss and metrics per epoch, train vs validation)."""
+        history = _trial_history(job_id, trial_id)
+        png = learning_curves(history["epochs"], f"job {job_id} · trial {trial_id} ({history['state']})",
+                              args["width"], args["height"])
+        return Response(png, mimetype="image/png", headers={"Cache-Control": "no-cache"})

@@ -105,6 +105,7 @@ class RunningTrialSchema(Schema):
 
 class JobSchema(Schema):
     id = fields.String()
+    team = fields.String(metadata={"description": "The team that owns it (the API key's team that created it)."})
     dataset_id = fields.String()
     target = fields.Function(_job_target, metadata={"description": "A column, or the label columns."})
     task = fields.String()

@@ -6,13 +6,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Response, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 from werkzeug.datastructures import FileStorage
 
+from api.auth import rate_limited, scope
 from api.metrics import count_predictions
+from api.plots import learning_curves
+from api.resources.common import PNG_ANSWER, PlotArgs
 from api.resources.models.schemas import (
     BatchPredictFormSchema,
     DownloadArgs,
@@ -34,13 +38,18 @@ blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Tr
 
 
 def predictor_for(ref: str) -> Predictor:
-    """The loaded model for a model id or an alias (aliases are looked up on every call: they move)."""
+    """The loaded model for a model id or an alias the caller may see (aliases are looked up on every
+    call: they move)."""
     svc = services()
-    cached = svc.models.peek(ref)  # ready models never change: skip the database when loaded
-    if cached is not None:
-        return cached
+    caller = scope()
+    owner = svc.model_owners.get(ref)
+    if owner is not None and caller.sees(owner):
+        cached = svc.models.peek(ref)  # ready models never change: skip the database when loaded
+        if cached is not None:
+            return cached
     with svc.store.session() as session:
-        record = repository.resolve_model(session, ref)
+        record = repository.resolve_model(session, ref, caller)
+    svc.model_owners[record.id] = record.team
     if record.state != ModelState.ready.value or not record.path:
         detail = f" ({record.error})" if record.error else ""
         raise NotReady(
@@ -57,7 +66,7 @@ class Models(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """List models, newest first (``?deployed=true``: the deployed ones)."""
         with services().store.session() as session:
-            return repository.list_models(session, args["limit"], args["offset"], args["deployed"])
+            return repository.list_models(session, args["limit"], args["offset"], args["deployed"], scope())
 
 
 @blp.route("/<string:model_id>")
@@ -67,7 +76,7 @@ class Model(MethodView):
         """Task, target, classes, input schema, hyperparameters, validation and test metrics
         (``model_id`` may also be an alias)."""
         with services().store.session() as session:
-            return repository.resolve_model(session, model_id)
+            return repository.resolve_model(session, model_id, scope())
 
 
 @blp.route("/<string:model_id>/deploy")
@@ -79,7 +88,7 @@ class Deploy(MethodView):
         ones pick it up within ``AUTOML_DEPLOYED_REFRESH_S``."""
         svc = services()
         with svc.store.session() as session:
-            record = repository.resolve_model(session, model_id)
+            record = repository.resolve_model(session, model_id, scope())
             if record.state != ModelState.ready.value or not record.path:
                 raise NotReady(f"Model '{record.id}' is {record.state}; only a ready model can be deployed.")
             repository.set_deployed(session, record, True)
@@ -91,7 +100,7 @@ class Deploy(MethodView):
         """Undeploy: serving processes stop loading it at start; it stays servable (loaded on demand)."""
         svc = services()
         with svc.store.session() as session:
-            record = repository.set_deployed(session, repository.resolve_model(session, model_id), False)
+            record = repository.set_deployed(session, repository.resolve_model(session, model_id, scope()), False)
         svc.warmup.forget(record.id)
         return record
 
@@ -102,8 +111,21 @@ class ModelHistory(MethodView):
     def get(self, model_id: str) -> Any:
         """Per-epoch metrics of the final model's training."""
         with services().store.session() as session:
-            record = repository.get_model(session, model_id)
+            record = repository.get_model(session, model_id, scope())
         return {"model_id": record.id, "epochs": record.history}
+
+
+@blp.route("/<string:model_id>/history.png")
+class ModelHistoryPlot(MethodView):
+    @blp.arguments(PlotArgs, location="query")
+    @blp.response(200, **PNG_ANSWER)
+    def get(self, args: dict[str, Any], model_id: str) -> Any:
+        """The final model's learning curves as a PNG."""
+        with services().store.session() as session:
+            record = repository.get_model(session, model_id, scope())
+        png = learning_curves(record.history or [], f"model {record.id} ({record.task}, target {record.target})",
+                              args["width"], args["height"])
+        return Response(png, mimetype="image/png")
 
 
 _PREDICT_BODY = {
@@ -125,7 +147,13 @@ def _json_body() -> dict[str, Any]:
                            '{"instances": [...]}, or a CSV/Parquet file as multipart/form-data field \'file\'.')
     payload = request.get_json(silent=True)
     if payload is None:
-        raise InvalidRequest("The request body is not valid JSON.", {"json": ["invalid JSON"]})
+        try:
+            orjson.loads(request.get_data())
+            detail = "it is null"
+        except orjson.JSONDecodeError as exc:
+            detail = str(exc)[:200]
+        raise InvalidRequest(f"The request body is not valid JSON ({detail}). NaN and Infinity are not JSON: send "
+                             "null for a missing value.", {"json": ["invalid JSON"]})
     try:
         body: dict[str, Any] = _PREDICT_REQUEST.load(payload)
     except ValidationError as exc:
@@ -206,6 +234,7 @@ def _score_upload(model_id: str, proba: bool) -> Response:
 
 @blp.route("/<string:model_id>/predict")
 class Predict(MethodView):
+    @rate_limited("predict")
     @blp.doc(requestBody=_PREDICT_BODY)
     @blp.response(200, PredictResponseSchema, description=_BATCH_ANSWER)
     def post(self, model_id: str) -> Any:
@@ -230,6 +259,7 @@ class Predict(MethodView):
 
 @blp.route("/<string:model_id>/predict_proba")
 class PredictProba(MethodView):
+    @rate_limited("predict")
     @blp.doc(requestBody=_PREDICT_BODY)
     @blp.response(200, ProbaResponseSchema, description=_BATCH_ANSWER)
     def post(self, model_id: str) -> Any:
@@ -265,7 +295,7 @@ class Download(MethodView):
         from automl.registry import MODEL_FILE, saved_model_archive
 
         with services().store.session() as session:
-            record = repository.resolve_model(session, model_id)
+            record = repository.resolve_model(session, model_id, scope())
         if record.state != ModelState.ready.value or not record.path:
             raise NotReady(f"Model '{record.id}' is {record.state}; it can be downloaded once it is ready.")
         folder = Path(record.path)

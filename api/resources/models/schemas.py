@@ -7,6 +7,7 @@ MAX_INSTANCES = 100_000
 
 class ModelSchema(Schema):
     id = fields.String()
+    team = fields.String(metadata={"description": "The team that owns it (the API key's team that created it)."})
     state = fields.String(metadata={"enum": ["training", "ready", "failed"]})
     kind = fields.String(metadata={"enum": ["tabular", "image"],
                                    "description": "image: predict takes image files or base64 images."})

@@ -11,6 +11,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.auth import rate_limited, scope
 from api.metrics import count_predictions
 from api.resources.models.routes import predictor_for
 from api.resources.tfserving.schemas import TFServingPredictionsSchema, TFServingPredictSchema, TFServingStatusSchema
@@ -48,7 +49,7 @@ class Status(MethodView):
     def get(self, name: str) -> Any:
         """Model status in TensorFlow Serving's form (one version, "1")."""
         with services().store.session() as session:
-            record = repository.resolve_model(session, name)
+            record = repository.resolve_model(session, name, scope())
         failed = record.state == ModelState.failed.value
         return {"model_version_status": [{
             "version": "1",
@@ -59,6 +60,7 @@ class Status(MethodView):
 
 @blp.route("/<string:name>:predict")
 class Predict(MethodView):
+    @rate_limited("predict")
     @blp.arguments(TFServingPredictSchema)
     @blp.response(200, TFServingPredictionsSchema)
     def post(self, body: dict[str, Any], name: str) -> Any:

@@ -1,0 +1,68 @@
+"""Learning curves as PNG images, drawn in the API process with matplotlib, for reports and chat tools.
+
+Uses matplotlib's object API (``Figure``), not pyplot: no global state, no display, safe in
+gunicorn's threads. matplotlib is imported on the first plot only.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+NOT_METRICS = ("epoch", "execution")
+MIN_WIDTH, MAX_WIDTH = 300, 2000
+MIN_HEIGHT, MAX_HEIGHT = 200, 3000
+
+
+def _families(epochs: list[dict[str, Any]]) -> list[str]:
+    """Metric names without their ``val_`` prefix, loss first, in the order they appear."""
+    seen: dict[str, None] = {}
+    for row in epochs:
+        for key, value in row.items():
+            if key not in NOT_METRICS and isinstance(value, (int, float)):
+                seen.setdefault(key.removeprefix("val_"), None)
+    names = list(seen)
+    return sorted(names, key=lambda name: name != "loss")
+
+
+def _points(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    xs: list[int] = []
+    ys: list[float] = []
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            xs.append(int(row.get("epoch", len(xs))))
+            ys.append(float(value))
+    return xs, ys
+
+
+def learning_curves(epochs: list[dict[str, Any]], title: str, width: int = 900, height: int | None = None) -> bytes:
+    """One panel per metric (loss first): training solid, validation dashed, one colour per execution."""
+    from matplotlib.figure import Figure
+
+    families = _families(epochs) or ["loss"]
+    height = height or min(MAX_HEIGHT, 120 + 240 * len(families))
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    axes = figure.subplots(len(families), 1, squeeze=False, sharex=True)[:, 0]
+    executions = sorted({int(row.get("execution", 0)) for row in epochs}) or [0]
+    for ax, family in zip(axes, families, strict=True):
+        for index, execution in enumerate(executions):
+            rows = [row for row in epochs if int(row.get("execution", 0)) == execution]
+            run = f" (run {execution + 1})" if len(executions) > 1 else ""
+            for key, style, label in ((family, "-", "train"), (f"val_{family}", "--", "validation")):
+                xs, ys = _points(rows, key)
+                if xs:
+                    ax.plot(xs, ys, style, color=f"C{index}", marker="o" if len(xs) <= 30 else None,
+                            markersize=3, label=label + run)
+        ax.set_ylabel(family)
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=8)
+    if not epochs:
+        axes[0].text(0.5, 0.5, "No epochs recorded yet", ha="center", va="center", transform=axes[0].transAxes)
+    axes[-1].set_xlabel("epoch")
+    figure.suptitle(title, fontsize=11)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,0 +1,79 @@
+"""Limits that the HTTP server enforces, tested under gunicorn as deployed (Flask's development server
+resets the connection instead of answering): the body size limit, the form-part limit, and per-key
+rate limits counted in Redis, shared by every serving process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+import requests
+
+from tests.integration.conftest import (
+    Service,
+    _base_env,
+    _spawn,
+    _stop,
+    _wait_healthy,
+    as_key,
+    create_key,
+    free_port,
+    pg_schema,
+)
+
+RATE_REDIS = "redis://127.0.0.1:6379/13"
+MAX_UPLOAD = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("limited")
+    redis.Redis.from_url(RATE_REDIS).flushdb()
+    with pg_schema("lim") as database_url:
+        env = _base_env(root / "var")
+        env.update({"AUTOML_DATABASE_URL": database_url, "AUTOML_BROKER_URL": RATE_REDIS,
+                    "AUTOML_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "AUTOML_RATE_LIMIT_UPLOAD": "4/minute"})
+        port = free_port()
+        api = _spawn(["serve", "--port", str(port), "--workers", "2"], env, root / "api.log")
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}", [api], root)
+            yield Service(url=f"http://127.0.0.1:{port}", log_dir=root, env=env, key=create_key(env, "ops"))
+        finally:
+            _stop([api])
+
+
+def test_a_body_over_the_limit_is_413(limited: Service) -> None:
+    big = b"a,b\n" + b"1,2\n" * (MAX_UPLOAD // 4 + 100)
+    answer = limited.http.post(f"{limited.url}/api/v1/datasets", files={"file": ("big.csv", big)}, timeout=30)
+    assert answer.status_code == 413, answer.text
+    assert "AUTOML_MAX_UPLOAD_BYTES" in answer.json()["message"]
+    assert limited.http.get(f"{limited.url}/api/v1/datasets", timeout=10).json() == []  # nothing kept
+    assert requests.get(f"{limited.url}/healthz", timeout=10).status_code == 200
+
+
+def test_too_many_form_parts_is_413(limited: Service) -> None:
+    parts = {f"field{i}": "x" for i in range(400)}
+    answer = limited.http.post(f"{limited.url}/api/v1/models/{'0' * 32}/predict", files={"file": ("a.png", b"x")},
+                               data=parts, timeout=30)
+    assert answer.status_code == 413, answer.text
+    assert requests.get(f"{limited.url}/healthz", timeout=10).status_code == 200
+
+
+def test_rate_limits_are_counted_in_redis_across_serving_processes(limited: Service) -> None:
+    assert limited.env is not None
+    key = create_key(limited.env, "analytics")
+    statuses = []
+    for _ in range(7):  # a new connection each time: both gunicorn processes answer
+        answer = as_key(key).post(f"{limited.url}/api/v1/datasets", files={"file": ("one.csv", b"a\n1\n")},
+                                  timeout=30)
+        statuses.append(answer.status_code)
+        if answer.status_code == 429:
+            assert 1 <= int(answer.headers["Retry-After"]) <= 60
+            assert "4 per 1 minute" in answer.json()["message"]
+    assert statuses == [422] * 4 + [429] * 3  # one count for the key, whichever process answered
+    counters = [k.decode() for k in redis.Redis.from_url(RATE_REDIS).keys("*") if key[4:12].encode() in k]
+    assert counters and all("upload" in k for k in counters)
+    other = as_key(create_key(limited.env, "analytics")).post(f"{limited.url}/api/v1/datasets",
+                                                             files={"file": ("one.csv", b"a\n1\n")}, timeout=30)
+    assert other.status_code == 422  # another key of the same team has its own count
