@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit integration lock clean
+.PHONY: run test lint unit integration browser lock dashboard-vendor clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,18 +23,29 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) browser
 	$(BIN)/pytest -q tests/integration
 
-test: $(STAMP) lint
+# The dashboard test drives Debian's Chromium through Playwright (which downloads no browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) lint browser
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15 tests
 
-# Re-resolve exact versions (runtime + dev) after changing pyproject.toml.
+# Re-resolve exact versions (server + client + dev) after changing pyproject.toml.
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet --upgrade pip && .lockenv/bin/pip install --quiet ".[dev]"
+	.lockenv/bin/pip install --quiet --upgrade pip && .lockenv/bin/pip install --quiet ".[server,dev]"
 	.lockenv/bin/pip freeze --exclude keras-automl-service > requirements.lock
 	rm -rf .lockenv
+
+# Re-fetch the dashboard's vendored uPlot from the npm registry (version in api/dashboard/vendor.json).
+dashboard-vendor: $(STAMP)
+	$(BIN)/python -m api.dashboard.vendor
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, redirect, send_from_directory
+from flask import Flask, send_from_directory
 from flask.typing import ResponseReturnValue
 
 from api.auth import KeyRing, RateLimits, authenticate
+from api.dashboard import blueprint as dashboard
 from api.errors import AutomlApi, register_error_handlers
 from api.json import OrjsonProvider
 from api.metrics import init_app as init_metrics
@@ -91,12 +92,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
 
     init_metrics(app, StoreCollector(store, lambda: queue_depth(celery), settings.job_lease_s))
     app.before_request(authenticate)  # after the request id is set, so refusals are logged with it
+    app.register_blueprint(dashboard)  # "/": the web dashboard, a client of the API above
     warmup.start()
-
-    @app.get("/")
-    def index() -> ResponseReturnValue:
-        return redirect("/api/v1/docs")
-
     return app
 
 

@@ -1,4 +1,6 @@
-"""The ``automl`` command: ``serve``, ``worker``, ``db upgrade``, ``keys create|list|revoke``.
+"""The ``automl`` command. Server side: ``serve``, ``worker``, ``db upgrade``, ``keys create|list|revoke``;
+client side (``automl.client.cli``, usable from a client-only install): ``upload``, ``train``,
+``wait``, ``trials``, ``predict``, ``download``, ``datasets``, ``jobs``, ``models``.
 
 ``automl serve`` runs gunicorn; with ``--with-worker`` (what ``make run`` uses) it also
 starts a Celery worker beside it and stops both together. On the first start of the
@@ -12,16 +14,37 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from automl.settings import Settings
-from automl.store import Store
+from automl.client.cli import COMMANDS
+
+if TYPE_CHECKING:
+    from automl.settings import Settings
+    from automl.store import Store
 
 
 @click.group()
 def main() -> None:
-    """Keras AutoML service."""
+    """Keras AutoML service: run it (serve, worker, db, keys) or use it (upload, train, trials, predict, ...)."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
+
+
+def _server() -> tuple[type[Settings], type[Store]]:
+    """The server's settings and store, imported only by the commands that run the service, so the
+    client commands work where only the light client dependencies are installed."""
+    try:
+        from automl.settings import Settings
+        from automl.store import Store
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command runs the service and needs its dependencies ({exc.name} is missing): "
+            "pip install 'keras-automl-service[server]'") from None
+    return Settings, Store
 
 
 @main.command()
@@ -31,6 +54,7 @@ def main() -> None:
 @click.option("--with-worker/--no-worker", default=False, help="Also start a Celery worker (embedded mode).")
 def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     """Serve the REST API with gunicorn (migrates the database first)."""
+    Settings, Store = _server()
     settings = Settings()
     settings.ensure_dirs()
     store = Store(settings.sqlalchemy_url)
@@ -81,6 +105,7 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int | None, pool: str, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker that executes searches (TensorFlow is loaded in the pool children)."""
+    _, Store = _server()
     from tasks.celery_app import QUEUE
     from tasks.worker import celery
 
@@ -106,6 +131,7 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply Alembic migrations up to the newest revision."""
+    Settings, Store = _server()
     settings = Settings()
     Store(settings.sqlalchemy_url).migrate()
     click.echo("database is up to date")
@@ -145,6 +171,7 @@ def keys() -> None:
 
 
 def _store() -> Store:
+    Settings, Store = _server()
     store = Store(Settings().sqlalchemy_url)
     store.migrate()
     return store

@@ -5,6 +5,8 @@ Bayesian search and multiclass are in the penguins test; hyperband in the embedd
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,9 @@ def test_random_search_regression_stops_at_the_time_budget_and_refits(distribute
     assert model["split_sizes"]["train"] + model["split_sizes"]["validation"] > 300
     history = get(distributed, f"/models/{job['model_id']}/history")["epochs"]
     assert history and "val_loss" not in history[0]  # refit on train + validation: nothing held out
+    logs = distributed.http.get(f"{distributed.url}/api/v1/jobs/{job['id']}/tensorboard.zip", timeout=60)
+    with zipfile.ZipFile(io.BytesIO(logs.content)) as archive:  # the refit is a TensorBoard run of its own
+        assert any(n.startswith("tensorboard/final_refit/train/events.out.tfevents") for n in archive.namelist())
 
     instances = frame.drop(columns=["target"]).head(3).to_dict("records")
     plain = post(distributed, f"/models/{job['model_id']}/predict", {"instances": instances})

@@ -1,0 +1,662 @@
+// The dashboard: one page, hash routes, the REST API at /api/v1 with the user's key.
+// Everything shown comes from the API and is written with textContent (never parsed as HTML), so a
+// dataset's column names or labels cannot inject markup. Charts: uPlot (vendored).
+"use strict";
+
+(() => {
+  const API = "/api/v1";
+  const KEY = "automl.apiKey";
+  const POLL_MS = 2000;
+  const FINISHED = ["succeeded", "failed", "cancelled"];
+  const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                  "#7f7f7f", "#bcbd22"];
+  const view = document.getElementById("view");
+  let timer = null;          // the running view's poll
+  let charts = [];           // uPlot instances of the running view
+  let generation = 0;        // bumped on each navigation; stale polls stop
+
+  // -- small helpers -------------------------------------------------------------------------
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "text") el.textContent = String(value);
+      else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+      else if (name === "class") el.className = value;
+      else el.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  const fmt = (v, digits = 4) => (typeof v === "number" ? String(Number(v.toPrecision(digits)))
+                                                        : v === null || v === undefined ? "" : String(v));
+  // replaceChildren() would write a null as the text "null".
+  const put = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+  const link = (href, text) => h("a", { href, text });
+
+  function duration(seconds) {
+    const s = Math.round(seconds);
+    const hours = Math.floor(s / 3600), minutes = Math.floor((s % 3600) / 60), secs = s % 60;
+    if (hours) return `${hours}h${String(minutes).padStart(2, "0")}m`;
+    return minutes ? `${minutes}m${String(secs).padStart(2, "0")}s` : `${secs}s`;
+  }
+
+  // The same reading of a job as `automl train --wait` (automl/client/progress.py).
+  function timeLeft(job) {
+    if (FINISHED.includes(job.state)) return "done";
+    let left = job.eta_s;
+    if (job.time_budget_s !== null && job.time_budget_s !== undefined && job.elapsed_s !== null) {
+      const remaining = Math.max(0, job.time_budget_s - job.elapsed_s);
+      left = left === null || left === undefined ? remaining : Math.min(left, remaining);
+    }
+    return left === null || left === undefined ? "? left" : `${duration(left)} left`;
+  }
+
+  function flash(message) {
+    const box = document.getElementById("flash");
+    box.hidden = !message;
+    box.textContent = message || "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const details = body && body.errors ? " (" + Object.entries(body.errors)
+        .map(([where, what]) => `${where}: ${JSON.stringify(what)}`).join("; ") + ")" : "";
+      super(`${status} ${(body && body.message) || "request failed"}${details}`);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  function key() { return sessionStorage.getItem(KEY) || localStorage.getItem(KEY); }
+
+  async function api(path, options = {}) {
+    const headers = { Authorization: `Bearer ${key()}`, ...(options.headers || {}) };
+    let body = options.body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    const response = await fetch(API + path, { method: options.method || "GET", headers, body });
+    if (response.status === 401) {
+      askForKey("The service did not accept this key; paste another.");
+      throw new ApiError(401, { message: "not signed in" });
+    }
+    if (!response.ok) {
+      let detail = null;
+      try { detail = await response.json(); } catch (_) { detail = { message: response.statusText }; }
+      throw new ApiError(response.status, detail);
+    }
+    return options.raw ? response : response.json();
+  }
+
+  function table(columns, rows, options = {}) {
+    // columns: [{title, value(row) -> text|Node, sort(row) -> comparable, class}]
+    let sortBy = options.sortBy ?? null, descending = options.descending ?? false;
+    const wrapper = h("div", { class: "table-wrap" });
+    function render() {
+      const sorted = rows.slice();
+      if (sortBy !== null && columns[sortBy].sort) {
+        const key = columns[sortBy].sort;
+        sorted.sort((a, b) => {
+          const x = key(a), y = key(b);
+          if (x === y) return 0;
+          if (x === null || x === undefined || x === "") return 1;   // blanks last either way
+          if (y === null || y === undefined || y === "") return -1;
+          return (x < y ? -1 : 1) * (descending ? -1 : 1);
+        });
+      }
+      const head = h("tr", {}, columns.map((column, i) => h("th", {
+        class: [column.class, column.sort ? "sortable" : "", sortBy === i ? (descending ? "desc" : "asc") : ""]
+          .filter(Boolean).join(" "),
+        title: column.sort ? "Sort" : null,
+        onclick: column.sort ? () => { descending = sortBy === i ? !descending : false; sortBy = i; render(); } : null,
+      }, column.title)));
+      const body = sorted.map((row) => h("tr", options.rowAttrs ? options.rowAttrs(row) : {},
+        columns.map((column) => h("td", { class: column.class }, column.value(row)))));
+      wrapper.replaceChildren(h("table", options.id ? { id: options.id } : {}, h("thead", {}, head),
+                                h("tbody", {}, body.length ? body : h("tr", {}, h("td", {
+                                  colspan: columns.length, class: "empty", text: options.empty || "Nothing yet." })))));
+    }
+    render();
+    return wrapper;
+  }
+
+  function bars(counts, total) {
+    const entries = Object.entries(counts || {});
+    const most = Math.max(1, ...entries.map(([, n]) => n));
+    return h("div", { class: "bars" }, entries.map(([label, n]) => {
+      const bar = h("span", { class: "bar" });
+      bar.style.width = `${(100 * n) / most}%`;  // CSSOM, allowed by the page's CSP
+      const share = total ? ` (${((100 * n) / total).toFixed(1)}%)` : "";
+      return h("div", { class: "bar-row", title: `${label}: ${n}${share}` },
+               h("span", { class: "bar-label", text: label }), h("span", { class: "bar-track" }, bar),
+               h("span", { class: "bar-count", text: `${n}${share}` }));
+    }));
+  }
+
+  function progress(done, total) {
+    const bar = h("span", { class: "progress-fill" });
+    bar.style.width = `${total ? Math.min(100, (100 * done) / total) : 0}%`;
+    return h("span", { class: "progress", title: `${done} of ${total}` }, bar);
+  }
+
+  // -- learning curves ----------------------------------------------------------------------
+
+  function metricFamilies(histories) {
+    const names = new Set();
+    for (const epochs of histories) {
+      for (const row of epochs) {
+        for (const name of Object.keys(row)) {
+          if (name === "epoch" || name === "execution") continue;
+          names.add(name.startsWith("val_") ? name.slice(4) : name);
+        }
+      }
+    }
+    const ordered = [...names].sort();
+    return ordered.includes("loss") ? ["loss", ...ordered.filter((n) => n !== "loss")] : ordered;
+  }
+
+  // curves: [{label, color, epochs}] -> one uPlot chart of `metric`: train solid, validation dashed.
+  function curvesChart(container, curves, metric, log) {
+    const first = (epochs) => epochs.filter((row) => (row.execution || 0) === 0);
+    const longest = Math.max(0, ...curves.map((c) => first(c.epochs).length));
+    const xs = Array.from({ length: longest }, (_, i) => i + 1);
+    const data = [xs];
+    const series = [{ label: "epoch" }];
+    let points = 0;
+    for (const curve of curves) {
+      for (const [prefix, dash, split] of [["", null, "train"], ["val_", [6, 4], "validation"]]) {
+        const rows = first(curve.epochs);
+        if (!rows.some((row) => typeof row[prefix + metric] === "number")) continue;
+        const ys = xs.map((_, i) => (rows[i] && typeof rows[i][prefix + metric] === "number"
+                                     ? rows[i][prefix + metric] : null));
+        points += ys.filter((y) => y !== null).length;
+        data.push(ys);
+        series.push({ label: `${curve.label} ${split}`, stroke: curve.color, width: 1.6,
+                      dash: dash || undefined, points: { show: longest <= 30, size: 4 } });
+      }
+    }
+    container.dataset.series = String(series.length - 1);
+    container.dataset.points = String(points);
+    container.dataset.metric = metric;
+    if (series.length === 1) {
+      container.replaceChildren(h("p", { class: "empty", text: "No epochs recorded yet." }));
+      return null;
+    }
+    container.replaceChildren();
+    const width = Math.max(320, container.clientWidth || 720);
+    const chart = new uPlot({
+      width, height: 300, series, legend: { show: false }, cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
+      axes: [{ label: "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] }, { label: metric, size: 60 }],
+    }, data, container);
+    charts.push(chart);
+    return chart;
+  }
+
+  function curvesPanel(title, loadCurves) {
+    // A chart with a metric picker; refresh() re-reads the curves (used by the live poll).
+    const picker = h("select", { "aria-label": "metric" });
+    const logScale = h("input", { type: "checkbox", "aria-label": "log scale" });
+    const area = h("div", { class: "chart", "data-updates": "0" });
+    const legend = h("div", { class: "legend" });
+    let metric = null, curves = [], signature = "";
+    function draw() {
+      const families = metricFamilies(curves.map((c) => c.epochs));
+      if (!metric || !families.includes(metric)) metric = families[0] || "loss";
+      picker.replaceChildren(...families.map((f) => h("option", { value: f, selected: f === metric, text: f })));
+      charts = charts.filter((c) => c.root.parentNode !== area || (c.destroy(), false));
+      // A log axis needs positive values: offered for losses, which one bad trial can dwarf.
+      const positive = curves.every((c) => c.epochs.every((row) => ["", "val_"].every((p) =>
+        typeof row[p + metric] !== "number" || row[p + metric] > 0)));
+      logScale.disabled = !positive;
+      curvesChart(area, curves, metric, positive && logScale.checked);
+      legend.replaceChildren(...curves.map((c) => h("span", { class: "legend-item" },
+        h("span", { class: "swatch", "data-color": c.color }), c.label)),
+        curves.length ? h("span", { class: "legend-note", text: "solid: training, dashed: validation" }) : "");
+      for (const swatch of legend.querySelectorAll(".swatch")) swatch.style.background = swatch.dataset.color;
+    }
+    picker.addEventListener("change", () => { metric = picker.value; draw(); });
+    logScale.addEventListener("change", draw);
+    async function refresh() {
+      curves = await loadCurves();
+      const next = JSON.stringify(curves.map((c) => [c.label, c.epochs.length, c.epochs[c.epochs.length - 1]]));
+      if (next === signature) return;
+      signature = next;
+      area.dataset.updates = String(Number(area.dataset.updates) + 1);
+      draw();
+    }
+    const panel = h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: title }),
+                    h("span", { class: "controls" }, h("label", {}, logScale, " log scale"), picker)), area, legend);
+    return { panel, refresh };
+  }
+
+  // -- views --------------------------------------------------------------------------------
+
+  async function datasetsView() {
+    const datasets = await api("/datasets?limit=100");
+    const file = h("input", { type: "file", name: "file", accept: ".csv,.parquet,.zip", required: true });
+    const form = h("form", { class: "inline", id: "upload" }, file, h("button", { type: "submit", text: "Upload" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData();
+      data.append("file", file.files[0]);
+      try {
+        flash("Uploading…");
+        const dataset = await api("/datasets", { method: "POST", body: data });
+        flash("");
+        location.hash = `#/datasets/${dataset.id}`;
+      } catch (error) { flash(error.message); }
+    });
+    return [
+      h("section", { class: "card" }, h("h1", { text: "Datasets" }),
+        h("p", { class: "hint", text: "CSV, Parquet, or a zip of images (a folder per class, or labels.csv)." }), form),
+      h("section", { class: "card" }, table([
+        { title: "Name", value: (d) => link(`#/datasets/${d.id}`, d.name), sort: (d) => d.name },
+        { title: "Kind", value: (d) => d.kind, sort: (d) => d.kind },
+        { title: "Rows", value: (d) => fmt(d.n_rows), sort: (d) => d.n_rows, class: "num" },
+        { title: "Columns", value: (d) => fmt(d.n_columns), sort: (d) => d.n_columns, class: "num" },
+        { title: "Created", value: (d) => when(d.created_at), sort: (d) => d.created_at },
+      ], datasets, { id: "datasets", empty: "No datasets yet: upload one above." })),
+    ];
+  }
+
+  async function datasetView(id) {
+    const d = await api(`/datasets/${encodeURIComponent(id)}`);
+    const stats = (c) => (c.stats && Object.keys(c.stats).length
+      ? Object.entries(c.stats).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "");
+    const counted = d.n_rows - 0;
+    const schema = table([
+      { title: "Column", value: (c) => c.name, sort: (c) => c.name },
+      { title: "Type", value: (c) => c.type, sort: (c) => c.type },
+      { title: "Missing", value: (c) => fmt(c.missing), sort: (c) => c.missing, class: "num" },
+      { title: "Unique", value: (c) => fmt(c.unique), sort: (c) => c.unique, class: "num" },
+      { title: "Statistics", value: stats },
+      { title: "Most frequent values (class balance)",
+        value: (c) => (c.top_values && Object.keys(c.top_values).length ? bars(c.top_values, counted - c.missing) : "") },
+    ], d.columns || [], { id: "schema" });
+    const parts = [
+      h("section", { class: "card" }, h("h1", { text: d.name }),
+        h("p", { class: "meta" }, `${d.kind} · ${fmt(d.n_rows)} rows · ${fmt(d.n_columns)} columns · `,
+          `${fmt(Math.round((d.size_bytes || 0) / 1024))} KiB · ${d.source_format || ""} · ${when(d.created_at)}`)),
+    ];
+    if (d.images) {
+      parts.push(h("section", { class: "card" }, h("h2", { text: "Images per class" }),
+        bars(d.images.images_per_class || {}, d.images.n_images),
+        h("p", { class: "meta", text: `${d.images.n_images} images, ${d.images.n_unreadable} skipped` })));
+    }
+    parts.push(h("section", { class: "card" }, h("h2", { text: d.kind === "image" ? "Labels" : "Schema" }), schema));
+    parts.push(newJobForm(d));
+    return parts;
+  }
+
+  function newJobForm(dataset) {
+    const columns = (dataset.columns || []).map((c) => c.name);
+    const field = (label, input) => h("label", {}, h("span", { text: label }), input);
+    const target = h("select", { name: "target" }, columns.map((c, i) => h("option", {
+      value: c, text: c, selected: i === columns.length - 1 })));
+    const task = h("select", { name: "task" }, ["auto", "classification", "regression", "multilabel"]
+      .map((t) => h("option", { value: t, text: t })));
+    const tuner = h("select", { name: "tuner" }, ["bayesian", "random", "hyperband", "grid"]
+      .map((t) => h("option", { value: t, text: t })));
+    const trials = h("input", { type: "number", name: "max_trials", min: 1, value: 10 });
+    const epochs = h("input", { type: "number", name: "max_epochs", min: 1, value: 20 });
+    const budget = h("input", { type: "number", name: "time_budget_s", min: 1, placeholder: "none" });
+    const form = h("form", { class: "grid-form", id: "new-job" },
+      field("Target", target), field("Task", task), field("Tuner", tuner), field("Max trials", trials),
+      field("Max epochs", epochs), field("Time budget (s)", budget), h("button", { type: "submit", text: "Start search" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { dataset_id: dataset.id, task: task.value, tuner: tuner.value,
+                     max_trials: Number(trials.value), max_epochs: Number(epochs.value) };
+      if (dataset.kind !== "image" || columns.length) body.target = target.value;
+      if (budget.value) body.time_budget_s = Number(budget.value);
+      try {
+        const job = await api("/jobs", { method: "POST", json: body,
+                                         headers: { "Idempotency-Key": crypto.randomUUID() } });
+        location.hash = `#/jobs/${job.id}`;
+      } catch (error) { flash(error.message); }
+    });
+    return h("section", { class: "card" }, h("h2", { text: "Start a search" }), form);
+  }
+
+  async function jobsView(gen) {
+    const box = h("section", { class: "card" }, h("h1", { text: "Jobs" }));
+    const holder = h("div");
+    box.append(holder);
+    async function refresh() {
+      const jobs = await api("/jobs?limit=100");
+      holder.replaceChildren(table([
+        { title: "Job", value: (j) => link(`#/jobs/${j.id}`, j.id), sort: (j) => j.id },
+        { title: "State", value: (j) => h("span", { class: `state ${j.state}`, text: j.state }), sort: (j) => j.state },
+        { title: "Trials", value: (j) => h("span", {}, progress(j.trials_done, j.max_trials),
+                                           ` ${j.trials_done}/${j.max_trials}`), sort: (j) => j.trials_done },
+        { title: "Objective", value: (j) => j.objective, sort: (j) => j.objective },
+        { title: "Best", value: (j) => fmt(j.best_score), sort: (j) => j.best_score, class: "num" },
+        { title: "Model", value: (j) => (j.model_id ? link(`#/models/${j.model_id}`, j.model_id) : "") },
+        { title: "Created", value: (j) => when(j.created_at), sort: (j) => j.created_at },
+      ], jobs, { id: "jobs", empty: "No jobs yet: start a search from a dataset's page." }));
+      return jobs.some((j) => !FINISHED.includes(j.state));
+    }
+    poll(gen, refresh);
+    return [box];
+  }
+
+  async function jobView(id, gen) {
+    const path = `/jobs/${encodeURIComponent(id)}`;
+    const head = h("section", { class: "card" });
+    const board = h("section", { class: "card" }, h("h2", { text: "Leaderboard" }));
+    const boardHolder = h("div");
+    board.append(boardHolder);
+    const histories = new Map();  // trial_id -> {epochs_done, state, epochs}
+    let trials = [];
+    const curves = curvesPanel("Learning curves: every trial", async () => trials
+      .filter((t) => histories.has(t.trial_id))
+      .sort((a, b) => a.number - b.number)
+      .map((t) => ({ label: `trial ${t.number + 1}`, color: COLORS[t.number % COLORS.length],
+                     epochs: histories.get(t.trial_id).epochs })));
+    let sortBy = 3, descending = false;
+
+    async function refresh() {
+      const [job, leaderboard] = await Promise.all([api(path), api(`${path}/trials`)]);
+      trials = leaderboard.trials;
+      // Only the trials that moved since the last poll are fetched again.
+      await Promise.all(trials.map(async (t) => {
+        const known = histories.get(t.trial_id);
+        if (known && known.epochs_done === t.epochs_done && known.state === t.state) return;
+        const history = await api(`${path}/trials/${encodeURIComponent(t.trial_id)}/history`);
+        histories.set(t.trial_id, { epochs_done: t.epochs_done, state: t.state, epochs: history.epochs });
+      }));
+      renderHead(job);
+      renderBoard(leaderboard);
+      await curves.refresh();
+      return !FINISHED.includes(job.state);
+    }
+
+    function renderHead(job) {
+      const running = (job.running_trials || []).slice().sort((a, b) => a.number - b.number)
+        .map((t) => `trial ${t.number + 1}: epoch ${t.epoch}${job.max_epochs ? "/" + job.max_epochs : ""}`);
+      const cancel = FINISHED.includes(job.state) || job.cancel_requested ? null
+        : h("button", { type: "button", class: "secondary", text: "Cancel", onclick: async () => {
+          try { await api(`${path}/cancel`, { method: "POST" }); } catch (error) { flash(error.message); }
+        } });
+      put(head,
+        h("div", { class: "card-head" }, h("h1", { text: `Job ${job.id}` }), cancel),
+        h("p", { class: "meta" }, `${job.task} · ${job.tuner} search · objective ${job.objective} (${job.objective_direction})`,
+          " · dataset ", link(`#/datasets/${job.dataset_id}`, job.dataset_id)),
+        h("div", { class: "status" },
+          h("span", { id: "job-state", class: `state ${job.state}`, text: job.state }),
+          h("span", {}, progress(job.trials_done, job.max_trials), ` trials ${job.trials_done}/${job.max_trials}`),
+          h("span", { id: "job-epochs", text: running.join(", ") || "" }),
+          h("span", { id: "job-best", text: job.best_score === null || job.best_score === undefined ? "no score yet"
+                                               : `best ${job.objective} ${fmt(job.best_score)}` }),
+          h("span", { id: "job-left", text: timeLeft(job) })),
+        job.stop_reason ? h("p", { class: "meta", text: `stopped: ${job.stop_reason}` }) : null,
+        job.error ? h("p", { class: "error", text: job.error }) : null,
+        job.model_id ? h("p", {}, "Model: ", link(`#/models/${job.model_id}`, job.model_id)) : null);
+    }
+
+    function renderBoard(leaderboard) {
+      const names = [];
+      for (const t of leaderboard.trials) {
+        for (const name of Object.keys(t.hyperparameters || {})) if (!names.includes(name)) names.push(name);
+      }
+      const hp = (t, name) => (t.hyperparameters || {})[name];
+      const columns = [
+        { title: "#", value: (t) => h("span", {}, h("span", { class: "swatch" }), String(t.number + 1)),
+          sort: (t) => t.number },
+        { title: "State", value: (t) => h("span", { class: `state ${t.state}`, text: t.state }), sort: (t) => t.state },
+        { title: "Epochs", value: (t) => fmt(t.epochs_done), sort: (t) => t.epochs_done, class: "num" },
+        { title: `Score (${leaderboard.objective})`, value: (t) => fmt(t.score), class: "num",
+          sort: (t) => (t.score === null ? null : leaderboard.direction === "max" ? -t.score : t.score) },
+        { title: "Best epoch", value: (t) => fmt(t.best_epoch), sort: (t) => t.best_epoch, class: "num" },
+        ...names.map((name) => ({ title: name, value: (t) => fmt(hp(t, name)), sort: (t) => hp(t, name) })),
+      ];
+      const rendered = table(columns, leaderboard.trials, {
+        id: "leaderboard", sortBy, descending, empty: "No trial has started yet.",
+        rowAttrs: (t) => ({ "data-trial": t.trial_id, title: t.message || null }),
+      });
+      // Keep the user's sort across live refreshes.
+      rendered.addEventListener("click", (event) => {
+        const th = event.target.closest("th");
+        if (!th) return;
+        const index = [...th.parentNode.children].indexOf(th);
+        descending = sortBy === index ? !descending : false;
+        sortBy = index;
+      }, true);
+      for (const row of rendered.querySelectorAll("tbody tr[data-trial]")) {
+        const trial = leaderboard.trials.find((t) => t.trial_id === row.dataset.trial);
+        const swatch = row.querySelector(".swatch");
+        if (trial && swatch) swatch.style.background = COLORS[trial.number % COLORS.length];
+      }
+      boardHolder.replaceChildren(rendered);
+    }
+
+    poll(gen, refresh);
+    return [head, curves.panel, board];
+  }
+
+  async function modelsView() {
+    const models = await api("/models?limit=100");
+    return [h("section", { class: "card" }, h("h1", { text: "Models" }), table([
+      { title: "Model", value: (m) => link(`#/models/${m.id}`, m.id), sort: (m) => m.id },
+      { title: "State", value: (m) => m.state, sort: (m) => m.state },
+      { title: "Task", value: (m) => m.task, sort: (m) => m.task },
+      { title: "Target", value: (m) => (m.targets || []).join(", ") || m.target, sort: (m) => m.target },
+      { title: "Job", value: (m) => link(`#/jobs/${m.job_id}`, m.job_id) },
+      { title: "Deployed", value: (m) => (m.deployed ? "yes" : ""), sort: (m) => (m.deployed ? 1 : 0) },
+      { title: "Created", value: (m) => when(m.created_at), sort: (m) => m.created_at },
+    ], models, { id: "models", empty: "No models yet." }))];
+  }
+
+  async function modelView(id, gen) {
+    const path = `/models/${encodeURIComponent(id)}`;
+    const m = await api(path);
+    const metrics = (title, values, tableId) => h("section", { class: "card half" }, h("h2", { text: title }),
+      table([{ title: "Metric", value: (r) => r[0] }, { title: "Value", value: (r) => fmt(r[1]), class: "num" }],
+            Object.entries(values || {}), { id: tableId, empty: "None." }));
+    const head = h("section", { class: "card" },
+      h("div", { class: "card-head" }, h("h1", { text: `Model ${m.id}` }),
+        h("button", { type: "button", class: "secondary", text: "Download .keras", onclick: () => download(m.id) })),
+      h("p", { class: "meta" }, `${m.kind} ${m.task} · target ${(m.targets || []).join(", ") || m.target} · ${m.state}`,
+        m.deployed ? " · deployed" : "", " · job ", link(`#/jobs/${m.job_id}`, m.job_id),
+        m.split_sizes ? ` · split ${Object.entries(m.split_sizes).map(([k, v]) => `${k} ${v}`).join(", ")}` : ""),
+      m.error ? h("p", { class: "error", text: m.error }) : null);
+    const curves = curvesPanel("Learning curves: final model", async () => {
+      try {
+        const history = await api(`${path}/history`);
+        return [{ label: "final model", color: COLORS[0], epochs: history.epochs }];
+      } catch (error) { if (error.status === 404 || error.status === 409) return []; throw error; }
+    });
+    const parts = [head, h("div", { class: "row" }, metrics("Test metrics (held-out split)", m.test_metrics, "test-metrics"),
+                                                  metrics("Validation metrics", m.validation_metrics, "validation-metrics"))];
+    if (m.confusion_matrix) parts.push(confusion(m.confusion_matrix));
+    parts.push(curves.panel, predictForm(m));
+    poll(gen, async () => { await curves.refresh(); return m.state === "training"; });
+    return parts;
+  }
+
+  function confusion(cm) {
+    const section = h("section", { class: "card" }, h("h2", { text: "Confusion matrix (test split)" }),
+                      h("p", { class: "hint", text: cm.layout || "" }));
+    const grids = cm.matrix ? [[null, cm.matrix, cm.labels]]
+      : (cm.matrices || []).map((mm, i) => [(cm.labels || [])[i] ?? `label ${i}`, mm, ["0", "1"]]);
+    for (const [title, matrix, labels] of grids) {
+      const most = Math.max(1, ...matrix.flat());
+      const rows = matrix.map((row, i) => h("tr", {}, h("th", { text: (labels || [])[i] ?? i }), row.map((n, j) => {
+        const cell = h("td", { class: `num ${i === j ? "diagonal" : ""}`, text: n });
+        cell.style.setProperty("--heat", String(n / most));
+        return cell;
+      })));
+      section.append(title !== null ? h("h3", { text: String(title) }) : "",
+        h("table", { class: "confusion", id: title === null ? "confusion" : null },
+          h("thead", {}, h("tr", {}, h("th", { text: "true \\ predicted" }), (labels || []).map((l) => h("th", { text: l })))),
+          h("tbody", {}, rows)));
+    }
+    return section;
+  }
+
+  function predictForm(m) {
+    const inputs = [];
+    let image = null;
+    for (const column of m.input_schema || []) {
+      let input;
+      if (column.type === "image") {
+        input = image = h("input", { type: "file", accept: "image/*", name: column.name });
+      } else if (column.type === "boolean") {
+        input = h("select", { name: column.name }, ["", "true", "false"].map((v) => h("option", { value: v, text: v || "(missing)" })));
+      } else if (column.type === "categorical") {
+        const listId = `values-${inputs.length}`;
+        input = h("span", {}, h("input", { name: column.name, list: listId, placeholder: "(missing)" }),
+                  h("datalist", { id: listId }, (column.categories || []).map((c) => h("option", { value: c }))));
+      } else {
+        input = h("input", { name: column.name, type: "number", step: "any", placeholder: "(missing)" });
+      }
+      inputs.push(h("label", {}, h("span", { text: column.name }), input));
+    }
+    const out = h("div", { id: "prediction" });
+    const form = h("form", { class: "grid-form", id: "predict" }, inputs);
+    const row = () => {
+      const instance = {};
+      for (const el of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {
+        const column = (m.input_schema || []).find((c) => c.name === el.name);
+        if (el.value === "") instance[el.name] = null;
+        else if (column && column.type === "numeric") instance[el.name] = Number(el.value);
+        else if (column && column.type === "boolean") instance[el.name] = el.value === "true";
+        else instance[el.name] = el.value;
+      }
+      return instance;
+    };
+    async function run(route) {
+      try {
+        let answer;
+        if (image) {
+          if (!image.files[0]) { flash("Choose an image file first."); return; }
+          const data = new FormData();
+          data.append("file", image.files[0]);
+          answer = await api(`/models/${encodeURIComponent(m.id)}/${route}`, { method: "POST", body: data });
+        } else {
+          answer = await api(`/models/${encodeURIComponent(m.id)}/${route}`, { method: "POST", json: { instances: [row()] } });
+        }
+        flash("");
+        out.replaceChildren(renderPrediction(answer));
+      } catch (error) { flash(error.message); }
+    }
+    const classification = m.classes && m.classes.length;
+    form.append(h("div", { class: "buttons" },
+      h("button", { type: "button", id: "predict-button", text: "Predict", onclick: () => run("predict") }),
+      classification ? h("button", { type: "button", id: "proba-button", class: "secondary", text: "Probabilities",
+                                     onclick: () => run("predict_proba") }) : null));
+    return h("section", { class: "card" }, h("h2", { text: "Try a prediction" }),
+             h("p", { class: "hint", text: "Leave a field empty to send it as missing." }), form, out);
+  }
+
+  function renderPrediction(answer) {
+    if (answer.probabilities) {
+      const probs = answer.probabilities[0];
+      const counts = Object.fromEntries((answer.classes || []).map((c, i) => [String(c), Number(probs[i].toFixed(4))]));
+      return h("div", {}, h("h3", { text: "Class probabilities" }), bars(counts, 0));
+    }
+    const value = answer.predictions ? answer.predictions[0] : answer;
+    return h("div", {}, h("h3", { text: "Prediction" }),
+             h("p", { class: "prediction-value", text: typeof value === "object" ? JSON.stringify(value) : fmt(value) }),
+             answer.std ? h("p", { class: "meta", text: `std ${JSON.stringify(answer.std[0])}` }) : null);
+  }
+
+  async function download(id) {
+    try {
+      const response = await api(`/models/${encodeURIComponent(id)}/download`, { raw: true });
+      const name = (/filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "") || [])[1]
+        || `model-${id}.keras`;
+      const url = URL.createObjectURL(await response.blob());
+      const a = h("a", { href: url, download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (error) { flash(error.message); }
+  }
+
+  // -- routing and polling ------------------------------------------------------------------
+
+  function poll(gen, refresh) {
+    // Refresh now, then every POLL_MS while refresh() answers true (something still runs) and the
+    // user is still on this view. Errors are shown and polling goes on (a restart of the API).
+    const tick = async () => {
+      if (gen !== generation) return;
+      let again = true;
+      try {
+        again = await refresh();
+        if (gen === generation && document.getElementById("flash").dataset.poll) flash("");
+      } catch (error) {
+        if (gen !== generation || error.status === 401) return;
+        flash(error.message);
+        document.getElementById("flash").dataset.poll = "1";
+      }
+      if (again && gen === generation) timer = setTimeout(tick, POLL_MS);
+    };
+    tick();
+  }
+
+  function askForKey(message) {
+    clearTimeout(timer);
+    generation += 1;
+    const form = document.getElementById("key-form").content.cloneNode(true);
+    view.replaceChildren(form);
+    flash(message || "");
+    document.getElementById("sign-out").hidden = true;
+    document.getElementById("key").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const data = new FormData(event.target);
+      const value = String(data.get("key")).trim();
+      sessionStorage.setItem(KEY, value);
+      if (data.get("remember")) localStorage.setItem(KEY, value);
+      flash("");
+      route();
+    });
+  }
+
+  async function route() {
+    clearTimeout(timer);
+    generation += 1;
+    const gen = generation;
+    for (const chart of charts) chart.destroy();
+    charts = [];
+    if (!key()) { askForKey(); return; }
+    document.getElementById("sign-out").hidden = false;
+    const [, section, id] = (location.hash || "#/datasets").split("/");
+    for (const a of document.querySelectorAll("nav a[data-nav]")) {
+      a.classList.toggle("active", a.dataset.nav === section);
+    }
+    const views = { datasets: id ? () => datasetView(id) : datasetsView,
+                    jobs: id ? () => jobView(id, gen) : () => jobsView(gen),
+                    models: id ? () => modelView(id, gen) : modelsView };
+    view.replaceChildren(h("p", { class: "loading", text: "Loading…" }));
+    try {
+      const parts = await (views[section] || datasetsView)();
+      if (gen === generation) { put(view, parts); flash(""); }
+    } catch (error) {
+      if (gen === generation && error.status !== 401) {
+        view.replaceChildren(h("section", { class: "card" }, h("p", { class: "error", text: error.message })));
+      }
+    }
+  }
+
+  document.getElementById("sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY);
+    localStorage.removeItem(KEY);
+    askForKey("Key forgotten.");
+  });
+  window.addEventListener("hashchange", route);
+  window.addEventListener("resize", () => {
+    for (const chart of charts) chart.setSize({ width: Math.max(320, chart.root.parentNode.clientWidth), height: 300 });
+  });
+  route();
+})();

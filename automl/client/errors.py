@@ -1,0 +1,130 @@
+"""Typed errors of the client, each carrying the server's own message.
+
+The service answers every failure with ``{"code", "status", "error", "message", "errors"}``;
+:func:`error_from_response` turns that body into the matching exception, so notebook code can
+``except NotFound`` or ``except InvalidRequest as exc: print(exc.errors)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AutomlError(Exception):
+    """Anything that went wrong talking to the service."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConnectionFailed(AutomlError):
+    """The service could not be reached (wrong ``--url``, not started, network down)."""
+
+
+class ServiceError(AutomlError):
+    """The service answered with an error status; ``message`` is its explanation."""
+
+    def __init__(self, message: str, status: int, error: str | None = None,
+                 errors: dict[str, Any] | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.errors = errors or {}
+        self.body = body
+
+    def __str__(self) -> str:
+        text = f"{self.status} {self.message}"
+        if self.errors:
+            details = "; ".join(f"{where}: {_flatten(problems)}" for where, problems in self.errors.items())
+            text += f" ({details})"
+        return text
+
+
+class InvalidRequest(ServiceError):
+    """400/415/422: the request or the file is not acceptable; ``errors`` says where."""
+
+
+class Unauthorized(ServiceError):
+    """401: no API key, or one the service does not accept (``--api-key`` / ``AUTOML_API_KEY``)."""
+
+
+class Forbidden(ServiceError):
+    """403: the key may not do this."""
+
+
+class NotFound(ServiceError):
+    """404: no such dataset, job, model or alias (or it belongs to another team)."""
+
+
+class Conflict(ServiceError):
+    """409: not possible in the current state (e.g. a model still training)."""
+
+
+class TooLarge(ServiceError):
+    """413: the upload is over one of the service's limits."""
+
+
+class RateLimited(ServiceError):
+    """429: over the key's rate limit; ``retry_after`` is how many seconds to wait."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(ServiceError):
+    """5xx: the service failed (503: a part of it, such as the broker, is down; try again)."""
+
+
+class JobFailed(AutomlError):
+    """A job :meth:`~automl.client.Client.wait` waited for ended failed or cancelled."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        reason = job.get("error") or job.get("stop_reason") or job.get("state")
+        super().__init__(f"job {job.get('id')} {job.get('state')}: {reason}")
+        self.job = job
+
+
+class WaitTimeout(AutomlError):
+    """A job did not finish within the ``timeout`` given to ``wait``."""
+
+    def __init__(self, job: dict[str, Any], timeout: float) -> None:
+        super().__init__(f"job {job.get('id')} is still {job.get('state')} after {timeout:g} s")
+        self.job = job
+
+
+_BY_STATUS: dict[int, type[ServiceError]] = {
+    400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+    413: TooLarge, 415: InvalidRequest, 422: InvalidRequest, 429: RateLimited,
+}
+
+
+def error_from_response(status: int, reason: str, body: Any, retry_after: str | None = None) -> ServiceError:
+    """The exception for an error answer (``body``: the parsed JSON, or the text when it was not JSON)."""
+    if isinstance(body, dict):
+        message = str(body.get("message") or reason)
+        error, errors = body.get("error"), body.get("errors")
+    else:
+        message = (str(body).strip()[:500] if body else "") or reason
+        error, errors = None, None
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else InvalidRequest)
+    kwargs: dict[str, Any] = {"error": error, "errors": errors if isinstance(errors, dict) else None, "body": body}
+    if cls is RateLimited:
+        kwargs["retry_after"] = _seconds(retry_after)
+    return cls(message, status, **kwargs)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _flatten(problems: Any) -> str:
+    if isinstance(problems, list):
+        return ", ".join(_flatten(p) for p in problems)
+    if isinstance(problems, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in problems.items())
+    return str(problems)
