@@ -67,15 +67,27 @@ def queue_depth(app: Celery, timeout_s: float = 2.0) -> int | None:
     try:
         with app.connection_for_read() as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout_s)
+            channel = connection.default_channel
             try:
-                declared = connection.default_channel.queue_declare(queue=QUEUE, passive=True)
+                declared = channel.queue_declare(queue=QUEUE, passive=True)
             except ChannelError as exc:
                 if "NOT_FOUND" in str(exc) or getattr(exc, "code", None) in (404, "404"):
                     return 0
                 raise
+            finally:
+                _close_sql_session(channel)
             return int(declared.message_count)
     except Exception:
         return None
+
+
+def _close_sql_session(channel: object) -> None:
+    """kombu's SQLAlchemy transport (the embedded broker) opens a session per channel and never
+    closes it: each depth check left one pooled connection checked out until a garbage collection,
+    and an idle worker's reaper exhausted the pool (5 + 10) in minutes, killing the worker."""
+    session = getattr(channel, "_session", None)
+    if session is not None:
+        session.close()
 
 
 def broker_reachable(app: Celery, timeout_s: float = 2.0) -> bool:

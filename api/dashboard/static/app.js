@@ -594,7 +594,8 @@
       let again = true;
       try {
         again = await refresh();
-        if (gen === generation && document.getElementById("flash").dataset.poll) flash("");
+        const box = document.getElementById("flash");
+        if (gen === generation && box.dataset.poll) { delete box.dataset.poll; flash(""); }  // the API is back
       } catch (error) {
         if (gen !== generation || error.status === 401) return;
         flash(error.message);
