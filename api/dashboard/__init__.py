@@ -10,7 +10,7 @@ origin.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Response, current_app, request, send_from_directory
 
 STATIC_URL = "/dashboard/static"
 
@@ -30,8 +30,6 @@ def index() -> Response:
 
 @blueprint.after_app_request
 def _headers(response: Response) -> Response:
-    from flask import request
-
     if request.path == "/" or request.path.startswith(STATIC_URL + "/"):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"

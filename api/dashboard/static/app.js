@@ -272,7 +272,7 @@
     const d = await api(`/datasets/${encodeURIComponent(id)}`);
     const stats = (c) => (c.stats && Object.keys(c.stats).length
       ? Object.entries(c.stats).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "");
-    const counted = d.n_rows - 0;
+    const counted = d.n_rows;
     const schema = table([
       { title: "Column", value: (c) => c.name, sort: (c) => c.name },
       { title: "Type", value: (c) => c.type, sort: (c) => c.type },
