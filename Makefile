@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit integration browser lock dashboard-vendor clean
+.PHONY: run test lint unit integration browser lock dashboard-vendor peers clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,9 +43,18 @@ lock:
 	.lockenv/bin/pip freeze --exclude keras-automl-service > requirements.lock
 	rm -rf .lockenv
 
+# The quality benchmark's peers (AutoGluon-Tabular, RealMLP-TD) in their own environment, never the service's.
+PEERS_VENV := .peers-venv
+peers: $(PEERS_VENV)/.installed
+$(PEERS_VENV)/.installed:
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(PEERS_VENV)/bin/python -m pip install --quiet "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3" "pytabkit==1.8.0"
+	@touch $@
+
 # Re-fetch the dashboard's vendored uPlot from the npm registry (version in api/dashboard/vendor.json).
 dashboard-vendor: $(STAMP)
 	$(BIN)/python -m api.dashboard.vendor
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) var .pytest_cache .mypy_cache .ruff_cache

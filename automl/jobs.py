@@ -19,20 +19,20 @@ from sqlalchemy.orm import Session
 from automl.access import Scope
 from automl.datasets.images import default_image_size
 from automl.datasets.ingest import load_frame
-from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
+from automl.datasets.targets import TRAIN_FRACTION, TargetInfo, resolve_multilabel, resolve_target
 from automl.errors import InvalidJobRequest, NotReady
 from automl.hypermodels.backbones import BACKBONES, weights_path
 from automl.hypermodels.space import normalize_overrides, possible_values
+from automl.search.defaults import default_max_epochs, default_patience
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 from automl.settings import Settings
 from automl.store import repository
 from automl.store.records import DatasetRecord, JobRecord, JobState, TrialRecord, TrialState, utcnow
 
-DEFAULT_PATIENCE = 5
-
-
 MAX_EXECUTIONS_PER_TRIAL = 10
+MAX_ENSEMBLE_SIZE = 10
+DEFAULT_SEED = 0  # the same job gives the same split and the same first trials unless it asks otherwise
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,14 @@ class JobRequest:
     objective: str | None = None
     max_trials: int | None = None
     max_epochs: int | None = None
-    patience: int = DEFAULT_PATIENCE
+    patience: int | None = None  # None: from max_epochs (a tenth, 5-20)
     seed: int | None = None
     search_space: dict[str, Any] = field(default_factory=dict)
     executions_per_trial: int = 1
     time_budget_s: int | None = None
     target_score: float | None = None
-    refit: bool = False
+    refit: bool = True
+    ensemble_size: int = 3
     parallel_trials: int = 1
     image_size: int | None = None  # image datasets: side length to resize to (default from the images)
     mixed_precision: bool = False  # image datasets: float16 compute on GPUs
@@ -96,19 +97,29 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
     dataset = repository.get_dataset(session, request.dataset_id, scope)
     targets, info = _resolve(dataset, request)
     overrides = normalize_overrides(request.search_space, info.task, dataset.kind)
+    if info.task == "regression":
+        overrides = _target_transform_options(dataset, targets[0], overrides)
     image_size = _image_options(dataset, request, overrides, settings)
+    if image_size is not None:
+        overrides = _pretrained_backbones(overrides, image_size, settings)
     objective, direction = resolve_objective(info.task, request.objective, overrides)
     if request.tuner not in TUNERS:
         raise InvalidJobRequest(f"Unknown tuner '{request.tuner}'. Use one of: {', '.join(TUNERS)}.",
                                 {"tuner": ["unknown"]})
-    max_trials = request.max_trials or settings.default_max_trials
-    max_epochs = request.max_epochs or settings.default_max_epochs
+    # With a time budget and no trial count, the budget decides how many trials run.
+    max_trials = request.max_trials or (settings.max_trials_limit if request.time_budget_s
+                                        else settings.default_max_trials)
+    n_train = round(dataset.n_rows * TRAIN_FRACTION)
+    data_epochs = IMAGE_MAX_EPOCHS if dataset.kind == "image" else default_max_epochs(n_train)
+    max_epochs = request.max_epochs or settings.default_max_epochs or data_epochs
+    patience = request.patience or default_patience(max_epochs)
     _limit("max_trials", max_trials, settings.max_trials_limit)
     _limit("max_epochs", max_epochs, settings.max_epochs_limit)
     _limit("executions_per_trial", request.executions_per_trial, MAX_EXECUTIONS_PER_TRIAL)
     if request.time_budget_s is not None:
         _limit("time_budget_s", request.time_budget_s, settings.max_time_budget_s)
     _limit("parallel_trials", request.parallel_trials, settings.max_parallel_trials)
+    _limit("ensemble_size", request.ensemble_size, MAX_ENSEMBLE_SIZE)
     # More lanes than trials would only wait; Hyperband's rounds decide their own trial count.
     lanes = request.parallel_trials if request.tuner == "hyperband" else min(request.parallel_trials, max_trials)
     job = JobRecord(
@@ -124,14 +135,15 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
         objective_direction=direction,
         max_trials=max_trials,
         max_epochs=max_epochs,
-        patience=request.patience,
-        seed=request.seed if request.seed is not None else uuid.uuid4().int % (2**31),
+        patience=patience,
+        seed=request.seed if request.seed is not None else DEFAULT_SEED,
         classes=info.classes,
         search_space=overrides,
         executions_per_trial=request.executions_per_trial,
         time_budget_s=request.time_budget_s,
         target_score=request.target_score,
         refit=request.refit,
+        ensemble_size=request.ensemble_size,
         parallel_trials=lanes,
         image_size=image_size,
         mixed_precision=request.mixed_precision and dataset.kind == "image",
@@ -145,8 +157,43 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
     return job
 
 
+def _target_transforms_allowed(dataset: DatasetRecord, target: str) -> bool:
+    values = pd.to_numeric(load_frame(dataset.path, [target])[target], errors="coerce")
+    return bool(values.min() >= 0)
+
+
+def _target_transform_options(dataset: DatasetRecord, target: str,
+                              overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """log1p needs a target >= 0: a job that asks only for it on a target with negative values is a
+    422; from a list it is dropped."""
+    asked = overrides.get("target_transform")
+    if not asked or _target_transforms_allowed(dataset, target):
+        return overrides
+    values = [asked["fixed"]] if "fixed" in asked else list(asked["values"])
+    kept = [v for v in values if v != "log1p"]
+    if not kept:
+        raise InvalidJobRequest(
+            f"target_transform 'log1p' needs a target of 0 or more, and '{target}' has negative values; "
+            "use 'quantile' or 'none'.", {"search_space": ["target_transform: log1p needs a target >= 0"]})
+    return {**overrides, "target_transform": {"fixed": kept[0]} if len(kept) == 1 else {"values": kept}}
+
+
 MIN_IMAGE_SIZE = 8
 MAX_IMAGE_SIZE = 512
+IMAGE_MAX_EPOCHS = 30  # a CNN epoch is costly on a CPU; early stopping ends most trials sooner
+
+
+def _pretrained_backbones(overrides: dict[str, dict[str, Any]], image_size: int,
+                          settings: Settings) -> dict[str, dict[str, Any]]:
+    """A job that leaves the backbone open also searches every pretrained backbone whose weight file
+    the operator has placed (and that fits the image size); the portfolio then tries one first."""
+    if "backbone" in overrides or "pretrained" in overrides:
+        return overrides
+    available = [name for name, backbone in BACKBONES.items()
+                 if image_size >= backbone.min_size and weights_path(name, settings.backbones_dir).is_file()]
+    if not available:
+        return overrides
+    return {**overrides, "backbone": {"values": ["none", *available]}, "pretrained": {"fixed": True}}
 
 
 def _image_options(dataset: DatasetRecord, request: JobRequest, overrides: dict[str, dict[str, Any]],
@@ -275,6 +322,7 @@ def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> S
         if job.time_budget_s and job.started_at else None,
         target_score=job.target_score,
         refit=job.refit,
+        ensemble_size=job.ensemble_size,
         kind=dataset.kind,
         image_size=job.image_size,
         channels=int((dataset.images or {}).get("channels", 3)),

@@ -45,6 +45,7 @@ def load_keras_model(model_dir: Path) -> Any:
     import keras
 
     # Registers the service's own layers before deserialising.
+    import automl.hypermodels.ensemble
     import automl.preprocessing.layers  # noqa: F401
 
     return keras.saving.load_model(model_dir / MODEL_FILE, safe_mode=True, compile=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from celery import Celery
 
 from automl.settings import Settings
@@ -23,6 +26,7 @@ def make_celery(settings: Settings) -> Celery:
         # kombu's SQLAlchemy transport passes these to create_engine; SQLite is shared with
         # the API process, so wait for locks instead of failing.
         transport_options = {"connect_args": {"timeout": 30}}
+        use_wal(Path(settings.celery_broker_url.removeprefix("sqla+sqlite:///")))
     visibility = settings.broker_visibility_timeout_s
     app.conf.update(
         task_default_queue=QUEUE,
@@ -35,6 +39,7 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=max(visibility - SOFT_LIMIT_MARGIN_S, visibility // 2),
         task_time_limit=max(visibility - HARD_LIMIT_MARGIN_S, visibility * 3 // 4),
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
+        worker_max_memory_per_child=settings.worker_max_memory_per_child_mb * 1024 or None,  # KiB
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=transport_options,
@@ -46,6 +51,20 @@ def make_celery(settings: Settings) -> Celery:
     )
     app.conf.automl_settings = settings
     return app
+
+
+def use_wal(path: Path) -> None:
+    """Put the embedded broker's SQLite file in write-ahead-log mode (a setting the file keeps).
+
+    In SQLite's default rollback-journal mode one open read transaction blocks every writer: a
+    worker publishing the next step waited 60 s on "database is locked" and then lost the
+    message to the reaper. In WAL mode readers never block the writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
 
 
 def send_advance(app: Celery, job_id: str, lane: int = 0, generation: int = 0, countdown: float | None = None) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import replace
 from functools import cache
 
 from celery import Celery, shared_task
@@ -24,11 +25,11 @@ from sqlalchemy.orm import Session
 from automl import observability
 from automl.errors import AutomlError, SearchFailed
 from automl.jobs import search_spec
-from automl.search.budget import EXHAUSTED, MAX_TRIALS, search_stop_reason
+from automl.search.budget import EXHAUSTED, MAX_TRIALS, finalize_reserve, search_stop_reason
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, repository
-from automl.store.records import JobRecord, JobState, ModelRecord, ModelState
+from automl.store.records import JobRecord, JobState, ModelRecord, ModelState, TrialState
 from tasks import supervision
 from tasks.celery_app import ADVANCE_JOB, send_advance
 from tasks.heartbeat import Heartbeat
@@ -139,14 +140,27 @@ def _stop_reason(session: Session, job: JobRecord, spec: SearchSpec, settings: S
     return reason
 
 
+def _training_runtime(settings: Settings) -> None:
+    """TensorFlow is imported in the pool process (never the worker's parent, see DESIGN.md), sized
+    to this process's share of the cores before its first operation."""
+    from automl.hypermodels.training import configure_threads
+
+    configure_threads(settings.threads_per_trial)
+
+
 def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: Settings,
                heartbeat: Heartbeat) -> str:
     """Run one trial on this lane; say what comes next."""
+    _training_runtime(settings)
     from automl.search.runner import run_trial_step
 
     job_id = spec.job_id
     with store.session() as session:
         job = repository.get_job(session, job_id)
+        durations = [(t.finished_at - t.started_at).total_seconds() for t in repository.list_trials(session, job_id)
+                     if t.state == TrialState.completed.value and t.finished_at and t.started_at]
+        spec = replace(spec, finalize_reserve_s=finalize_reserve(job.time_budget_s, durations, spec.ensemble_size,
+                                                                 spec.refit))
         if _stop_reason(session, job, spec, settings):
             return "lane_done"
     reporter = StoreReporter(store, job_id, owner, lane)
@@ -208,9 +222,9 @@ def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: S
 
 def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, stop_reason: str | None,
               final_state: JobState, refit: bool) -> None:
-    """Take the best trial's model (or refit it), score it on the test split, register it as ready."""
-    from dataclasses import replace
-
+    """Build the final model (the best trial or an ensemble), score it on the test split, refit it on
+    every row, register it as ready."""
+    _training_runtime(settings)
     from automl.registry import save_model
     from automl.search.runner import train_final_model
 
@@ -229,25 +243,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
     spec = replace(spec, refit=refit)
     try:
         trained = train_final_model(spec)
-        metadata = {
-            "model_id": model_id,
-            "job_id": job_id,
-            "kind": spec.kind,
-            "task": spec.task,
-            "target": spec.target,
-            "targets": spec.targets,
-            "classes": spec.classes,
-            "features": trained.features,
-            "input_schema": trained.input_schema,
-            "hyperparameters": trained.hyperparameters,
-            "validation_metrics": trained.validation_metrics,
-            "test_metrics": trained.test_metrics,
-            "confusion_matrix": trained.confusion_matrix,
-            "refit": spec.refit,
-            "supports_uncertainty": trained.supports_uncertainty,
-            "image": {"size": spec.image_size, "channels": spec.channels} if spec.kind == "image" else None,
-        }
-        path = save_model(trained.model, metadata, settings.models_dir, model_id)
+        path = save_model(trained.model, trained.metadata(spec, model_id), settings.models_dir, model_id)
     except BaseException as exc:
         with store.session() as session:
             failed = repository.get_model(session, model_id)
@@ -261,7 +257,10 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         model.validation_metrics = trained.validation_metrics
         model.test_metrics = trained.test_metrics
         model.confusion_matrix = trained.confusion_matrix
-        model.refit = spec.refit
+        model.refit = trained.refit
+        model.refit_rows = trained.refit_rows
+        model.members = [m.card() for m in trained.members]
+        model.ensemble = trained.ensemble
         model.supports_uncertainty = trained.supports_uncertainty
         model.history = trained.history if trained.history is not None else [
             {"epoch": e.epoch, "execution": e.execution, **e.metrics}

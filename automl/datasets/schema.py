@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y"})
@@ -42,7 +43,13 @@ def to_boolean(series: pd.Series) -> pd.Series:
     return series.map(convert).astype("boolean")
 
 
+BOOLEAN_WORDS = frozenset({"true", "false"})
+
+
 def infer_type(series: pd.Series) -> str:
+    """``boolean`` only for values that are booleans (a bool column, or the words true and false);
+    other two-valued text such as yes/no stays ``categorical``, so that predictions, classes and
+    profiles show the values as they were uploaded."""
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
     if pd.api.types.is_numeric_dtype(series):
@@ -50,8 +57,11 @@ def infer_type(series: pd.Series) -> str:
     values = series.dropna()
     if len(values) == 0:
         return "categorical"
-    words = {str(v).strip().lower() for v in values.unique()}
-    if words and words <= (TRUE_WORDS | FALSE_WORDS) and words & TRUE_WORDS and words & FALSE_WORDS:
+    distinct = values.unique()
+    if all(isinstance(v, bool | np.bool_) for v in distinct):
+        return "boolean"
+    words = {str(v).strip().lower() for v in distinct}
+    if words == BOOLEAN_WORDS:
         return "boolean"
     return "categorical"
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from automl.hypermodels import training
 from automl.hypermodels.space import SpaceUser
+from automl.preprocessing.targets import TargetTransform
 
 Pipeline = Callable[..., tf.data.Dataset]  # (x, y, batch_size, shuffle_seed=, sample_weight=) -> dataset
 
@@ -37,6 +38,10 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         seed: int = 0,
         pipeline: Pipeline = training.make_dataset,
         eval_batch_size: int = training.EVAL_BATCH_SIZE,
+        max_epochs: int = 50,
+        target_transforms: dict[str, TargetTransform] | None = None,
+        defaults: dict[str, Any] | None = None,
+        passes_per_epoch: int = 1,
     ) -> None:
         super().__init__(name=name, tunable=True)
         self.task = task
@@ -51,6 +56,11 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         self.seed = seed
         self.pipeline = pipeline
         self.eval_batch_size = eval_batch_size
+        self.max_epochs = max_epochs
+        self.passes_per_epoch = passes_per_epoch  # an epoch passes this often over the rows (small tables)
+        self.n_fit = n_train  # rows being fitted now: the training split, or every row in a refit
+        self.target_transforms = target_transforms or {}
+        self.defaults = defaults or {}
         self.oom_fallbacks: list[tuple[int, int]] = []  # (asked, used) batch sizes after running out of memory
 
     def compile(self, hp: kt.HyperParameters, model: keras.Model, loss: Any, metrics: list[Any]) -> None:
@@ -58,12 +68,19 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         batch_size = int(self._hp(hp, "batch_size"))
         lr = training.learning_rate_schedule(
             str(self._hp(hp, "lr_schedule")), float(self._hp(hp, "learning_rate")), self._hp(hp, "lr_decay_rate"),
-            self._hp(hp, "lr_decay_epochs"), training.steps_per_epoch(self.n_train, batch_size),
+            self._hp(hp, "lr_decay_epochs"),
+            training.steps_per_epoch(self.n_fit, batch_size) * self.passes_per_epoch, self.max_epochs,
         )
         optimizer = training.make_optimizer(str(self._hp(hp, "optimizer")), lr, self._hp(hp, "momentum"),
                                             self._hp(hp, "nesterov"), self._hp(hp, "weight_decay"))
         self._hp(hp, "class_weight")  # used in fit
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    def target_transform(self, hp: kt.HyperParameters) -> TargetTransform:
+        """The regression target transform this trial trains with (standardisation alone by default)."""
+        kind = self._hp(hp, "target_transform") if self.task == "regression" else None
+        fitted = self.target_transforms.get(str(kind)) if kind else None
+        return fitted or TargetTransform("none", self.target_mean, self.target_std)
 
     def fit(
         self,
@@ -86,7 +103,7 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
             )
         callbacks += training.schedule_callbacks(
             values.get("lr_schedule"), values.get("lr_decay_rate"), values["learning_rate"], monitor, mode,
-            self.patience,
+            self.patience, self.max_epochs,
         )
         kwargs.setdefault("verbose", 0)
         kwargs["shuffle"] = False  # the dataset shuffles itself
@@ -99,7 +116,8 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         )
 
         def run(model: keras.Model, batch_size: int) -> Any:
-            train = self.pipeline(x, y, batch_size, shuffle_seed=self.seed, sample_weight=weights)
+            train = self.pipeline(x, y, batch_size, shuffle_seed=self.seed, sample_weight=weights,
+                                  passes=self.passes_per_epoch)
             return model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
 
         try:

@@ -167,8 +167,8 @@ class ImageCNN(SearchHyperModel):
         dropout = float(self._hp(hp, "head_dropout"))
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-        head, loss, metrics = training.task_head(self.task, self.n_outputs, self._hp(hp, "loss"), self.target_mean,
-                                                 self.target_std)
+        head, loss, metrics = training.task_head(self.task, self.n_outputs, self._hp(hp, "loss"),
+                                                 self.target_transform(hp))
         model = keras.Model(inputs=inputs, outputs=head(x), name="automl_cnn")
         self.compile(hp, model, loss, metrics)
         return model

@@ -1,9 +1,10 @@
 """The tabular multilayer perceptron: every hyperparameter of ``space.TABULAR_SPACE`` made real.
 
-Depth and width (funnel or free widths), residual blocks with batch normalization, a wide &
+Numeric transform and embeddings, categorical embeddings, depth and width (funnel or free
+widths), residual blocks with batch normalization, a wide &
 deep path, activation with its initializer, dropout, batch normalization, L1/L2, activity
 regularization, max-norm, optimizer (with momentum, Nesterov, weight decay), learning rate and
-its schedule, batch size, class weighting and the regression loss.
+its schedule, batch size, label smoothing, class weighting, the regression loss and target transform.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from automl.hypermodels import training
 from automl.hypermodels.base import SearchHyperModel
 from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS
 from automl.preprocessing.features import FeatureSpec
-from automl.preprocessing.layers import build_inputs
+from automl.preprocessing.layers import Encoding, build_inputs
 
 
 class TabularMLP(SearchHyperModel):
@@ -48,8 +49,15 @@ class TabularMLP(SearchHyperModel):
         activity_l2 = float(self._hp(hp, "activity_l2"))
         max_norm = float(self._hp(hp, "max_norm"))
         regression_loss = self._hp(hp, "loss")
+        label_smoothing = self._hp(hp, "label_smoothing")
+        encoding = Encoding(
+            numeric_transform=str(self._hp(hp, "numeric_transform")),
+            numeric_embedding=str(self._hp(hp, "numeric_embedding")),
+            embedding_units=int(self._hp(hp, "embedding_units") or 8),
+            category_embedding=int(self._hp(hp, "category_embedding")),
+        )
 
-        inputs, encoded = build_inputs(self.features)
+        inputs, encoded = build_inputs(self.features, encoding)
         x = encoded
         for i, width in enumerate(widths):
             # Residual blocks always normalise: that is what keeps deep residual stacks trainable.
@@ -78,7 +86,7 @@ class TabularMLP(SearchHyperModel):
             x = keras.layers.Concatenate(name="wide_deep")([x, encoded])
 
         head, loss, metrics = training.task_head(
-            self.task, self.n_outputs, regression_loss, self.target_mean, self.target_std
+            self.task, self.n_outputs, regression_loss, self.target_transform(hp), float(label_smoothing or 0.0)
         )
         model = keras.Model(inputs=inputs, outputs=head(x), name="automl_mlp")
         self.compile(hp, model, loss, metrics)

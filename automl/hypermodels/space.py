@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from automl.errors import InvalidJobRequest
@@ -29,12 +29,16 @@ MIN_UNITS = 8
 ALL_TASKS = frozenset({"binary", "multiclass", "multilabel", "regression"})
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 
-ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
+ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "gelu", "swish", "mish", "tanh", "sigmoid")
 RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "elu"})
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-LR_SCHEDULES = ("constant", "step", "exponential", "inverse_time", "reduce_on_plateau")
+LR_SCHEDULES = ("constant", "cosine", "step", "exponential", "inverse_time", "reduce_on_plateau")
 DECAYING_SCHEDULES = ("step", "exponential", "inverse_time")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
+NUMERIC_TRANSFORMS = ("standard", "robust", "quantile")
+NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
+TARGET_TRANSFORMS = ("none", "log1p", "quantile")
+BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,21 @@ def _units_conditions(i: int) -> tuple[Condition, ...]:
 
 
 TABULAR_SPACE: tuple[Hyperparameter, ...] = (
+    Hyperparameter("numeric_transform", "choice", "robust",
+                   "How numeric columns are scaled: 'standard' ((x - mean) / std), 'robust' ((x - median) / IQR "
+                   "with smooth clipping of outliers, as RealMLP), 'quantile' (each column's training quantiles "
+                   "mapped to a normal distribution). Fitted on the training split, inside the saved model.",
+                   values=NUMERIC_TRANSFORMS),
+    Hyperparameter("numeric_embedding", "choice", "none",
+                   "Per-column embeddings of numeric columns with 3 or more distinct values, joined to the "
+                   "scaled values: 'periodic' (learned cos(2 pi (w x + b)) features, RealMLP's PBLD), 'ple' "
+                   "(piecewise-linear encoding on quantile bins, then a dense map per column), or 'none'.",
+                   values=NUMERIC_EMBEDDINGS),
+    Hyperparameter("embedding_units", "choice", 8, "Size of each numeric column's embedding.", values=(4, 8, 16),
+                   conditions=(Condition("numeric_embedding", ("periodic", "ple")),)),
+    Hyperparameter("category_embedding", "choice", 0,
+                   "Embedding size for categorical columns with more than 8 categories (0: one-hot encode "
+                   "every categorical column).", values=(0, 4, 8, 16)),
     Hyperparameter("num_layers", "int", 2, "Number of hidden layers (depth).", min=1, max=MAX_LAYERS),
     Hyperparameter("units", "int", 128, "Width of the first hidden layer.", min=16, max=1024, sampling="log"),
     Hyperparameter("width_schedule", "choice", "funnel",
@@ -139,19 +158,30 @@ TABULAR_SPACE: tuple[Hyperparameter, ...] = (
                    values=(1e-5, 1e-4, 1e-3, 1e-2), conditions=(Condition("optimizer", ("adamw",)),)),
     Hyperparameter("learning_rate", "float", 1e-3, "Initial learning rate.", min=1e-5, max=1e-1, sampling="log"),
     Hyperparameter("lr_schedule", "choice", "constant",
-                   "Learning-rate schedule: constant, step decay, exponential decay, inverse-time decay, "
-                   "or reduce-on-plateau (on the objective).", values=LR_SCHEDULES),
+                   "Learning-rate schedule: constant, cosine decay over max_epochs (after a one-epoch warm-up), "
+                   "step decay, exponential decay, inverse-time decay, or reduce-on-plateau (on the objective).",
+                   values=LR_SCHEDULES),
     Hyperparameter("lr_decay_rate", "float", 0.5,
                    "Decay factor of the schedule (the factor of reduce-on-plateau).", min=0.1, max=0.9, step=0.1,
                    conditions=(Condition("lr_schedule", (*DECAYING_SCHEDULES, "reduce_on_plateau")),)),
     Hyperparameter("lr_decay_epochs", "int", 5, "Epochs per decay step of step/exponential/inverse-time decay.",
                    min=1, max=20, conditions=(Condition("lr_schedule", DECAYING_SCHEDULES),)),
-    Hyperparameter("batch_size", "choice", 64, "Training batch size.", values=(16, 32, 64, 128, 256, 512)),
+    Hyperparameter("batch_size", "choice", 64,
+                   "Training batch size (when not searched or fixed, chosen from the training rows: about 1/16 "
+                   "of them, between 32 and 512).", values=BATCH_SIZES),
+    Hyperparameter("label_smoothing", "choice", 0.0,
+                   "Label smoothing of the cross-entropy loss (trials are still compared on plain log loss).",
+                   values=(0.0, 0.05, 0.1, 0.2), tasks=CLASSIFICATION),
     Hyperparameter("class_weight", "choice", "none",
                    "'balanced' weights each class inversely to its frequency in the training split.",
                    values=("none", "balanced"), tasks=CLASSIFICATION),
     Hyperparameter("loss", "choice", "mse", "Regression loss (huber's delta is one target standard deviation).",
                    values=REGRESSION_LOSSES, tasks=frozenset({"regression"})),
+    Hyperparameter("target_transform", "choice", "none",
+                   "Regression target transform, learned on that scale and inverted inside the model (predictions "
+                   "are always in the target's units): 'none', 'log1p' (targets >= 0 only), 'quantile'. Default: "
+                   "'log1p' for a non-negative target skewed to the right, else 'none'.",
+                   values=TARGET_TRANSFORMS, tasks=frozenset({"regression"})),
 )
 SPACE_BY_NAME = {hp.name: hp for hp in TABULAR_SPACE}
 
@@ -409,12 +439,16 @@ def _default(hp: Hyperparameter, candidates: list[Any] | None, low: Any = None, 
     return hp.default if low <= hp.default <= high else low
 
 
-def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular") -> Any:
+def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular",
+            default: Any = None) -> Any:
     """Register ``name`` on a ``keras_tuner.HyperParameters`` (within its conditions); its value.
 
+    ``default`` replaces the space's default for this job (a batch size chosen from the data).
     Returns None when the hyperparameter is inactive in this trial (its condition is unmet).
     """
     hp = SPACE_BY_KIND[kind][name]
+    if default is not None:
+        hp = replace(hp, default=default)
     with ExitStack() as stack:
         # Keras Tuner only nests a scope under a parent declared inside the enclosing scope, so
         # it is told the last condition, inside the scopes its parent was declared in;
@@ -439,18 +473,20 @@ def is_active(name: str, values: dict[str, Any], kind: str = "tabular") -> bool:
 
 
 class SpaceUser:
-    """What a hypermodel needs to read its hyperparameters: its task, kind and the job's narrowing."""
+    """What a hypermodel needs to read its hyperparameters: its task, kind, the job's narrowing, and
+    defaults that depend on the job's data (``defaults``: name -> value)."""
 
     task: str
     kind: str = "tabular"
     overrides: dict[str, dict[str, Any]]
+    defaults: dict[str, Any] = {}
 
     def _hp(self, hp: Any, name: str) -> Any:
         # Hyperparameters the task or the job's narrowing rules out are never declared, so
         # the tuner (a grid above all) does not vary values the model would ignore.
         if self.task not in SPACE_BY_KIND[self.kind][name].tasks or unmet_condition(name, self.overrides, self.kind):
             return None
-        return declare(hp, name, self.overrides, self.kind)
+        return declare(hp, name, self.overrides, self.kind, self.defaults.get(name))
 
 
 def _register(hps: Any, hp: Hyperparameter, override: dict[str, Any] | None) -> Any:

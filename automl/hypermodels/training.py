@@ -14,7 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from automl.hypermodels.ensemble import all_layers
 from automl.hypermodels.space import RELU_FAMILY
+from automl.preprocessing.layers import TargetOutput
+from automl.preprocessing.targets import TargetTransform
 
 EVAL_BATCH_SIZE = 1024
 # What TensorFlow raises when a device cannot allocate a tensor (GPU memory, mostly).
@@ -27,8 +30,10 @@ def make_dataset(
     batch_size: int,
     shuffle_seed: int | None = None,
     sample_weight: np.ndarray | None = None,
+    passes: int = 1,
 ) -> tf.data.Dataset:
-    """numpy columns -> batched tf.data (Keras cannot take string numpy arrays directly)."""
+    """numpy columns -> batched tf.data (Keras cannot take string numpy arrays directly); ``passes``
+    repeats the (reshuffled) rows within one epoch."""
     tensors = {key: tf.constant(value) for key, value in x.items()}
     if y is None:
         parts: Any = tensors
@@ -39,11 +44,25 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(next(iter(x.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if passes > 1:
+        dataset = dataset.repeat(passes)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
+
+
+def configure_threads(threads: int) -> bool:
+    """Size TensorFlow's thread pools for this process (before it runs its first operation): two
+    trials on a 2-core machine then take one core each instead of both fighting over both.
+    False when the runtime had already started (its pools stay as they are)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    except RuntimeError:
+        return False
+    return True
 
 
 def configure_gpus() -> list[str]:
@@ -102,14 +121,16 @@ def kernel_constraint(max_norm: float) -> keras.constraints.Constraint | None:
 
 
 def learning_rate_schedule(
-    schedule: str, learning_rate: float, decay_rate: float | None, decay_epochs: int | None, steps_per_epoch: int
+    schedule: str, learning_rate: float, decay_rate: float | None, decay_epochs: int | None, steps_per_epoch: int,
+    epochs: int = 50,
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """A schedule object for the decaying schedules; the plain rate otherwise.
 
-    ``reduce_on_plateau`` is a callback (see ``schedule_callbacks``), so it starts constant.
+    ``reduce_on_plateau`` and ``cosine`` are callbacks (see ``schedule_callbacks``), so they start
+    from the plain rate.
     """
     learning_rate = float(learning_rate)
-    if schedule in ("constant", "reduce_on_plateau"):
+    if schedule in ("constant", "reduce_on_plateau", "cosine"):
         return learning_rate
     assert decay_rate is not None and decay_epochs is not None
     decay_steps = max(1, int(decay_epochs) * max(1, steps_per_epoch))
@@ -148,9 +169,26 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {name}")
 
 
+def cosine_rate(learning_rate: float, epoch: int, epochs: int) -> float:
+    """Cosine decay per epoch from ``learning_rate`` to 1 % of it at the last of ``epochs``, after a
+    first epoch at 30 % (a short warm-up)."""
+    if epoch == 0:
+        return 0.3 * learning_rate
+    progress = min(1.0, (epoch - 1) / max(1, epochs - 2))
+    return learning_rate * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def schedule_callbacks(
-    schedule: str | None, decay_rate: float | None, learning_rate: float, monitor: str, mode: str, patience: int
+    schedule: str | None, decay_rate: float | None, learning_rate: float, monitor: str, mode: str, patience: int,
+    epochs: int = 50,
 ) -> list[keras.callbacks.Callback]:
+    """The schedules that are callbacks. Cosine decay is set once per epoch rather than as a
+    ``LearningRateSchedule``: Keras evaluates a schedule object for every variable at every step
+    (for the weight decay too), which made an AdamW step with it twice as slow on a CPU; the
+    rate is also independent of the steps in an epoch, so a refit on more rows follows the same curve."""
+    if schedule == "cosine":
+        rate = float(learning_rate)
+        return [keras.callbacks.LearningRateScheduler(lambda epoch, _lr: cosine_rate(rate, int(epoch), epochs))]
     if schedule != "reduce_on_plateau":
         return []
     return [
@@ -173,9 +211,15 @@ def steps_per_epoch(n_rows: int, batch_size: int) -> int:
 
 
 def task_head(
-    task: str, n_outputs: int, regression_loss: str | None, target_mean: float, target_std: float
+    task: str, n_outputs: int, regression_loss: str | None, target: TargetTransform | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[Any, Any, list[Any]]:
-    """(output layer as a callable, loss, metrics) for a task."""
+    """(output layer as a callable, loss, metrics) for a task.
+
+    Classification reports ``log_loss`` (plain cross-entropy) besides the training loss, so
+    that trials with different label smoothing are compared on the same score.
+    """
+    target = target or TargetTransform()
 
     def head(x: Any) -> Any:
         if task == "binary":
@@ -184,23 +228,26 @@ def task_head(
             return keras.layers.Dense(n_outputs, activation="softmax", name="probabilities", dtype="float32")(x)
         if task == "multilabel":
             return keras.layers.Dense(n_outputs, activation="sigmoid", name="probabilities", dtype="float32")(x)
-        # Regression: the network predicts a standardised value; rescaling back to the target's
-        # units is a layer, so the saved model answers in the original units.
+        # Regression: the network predicts a standardised (transformed) value; turning it back
+        # into the target's units is a layer, so the saved model answers in the original units.
         z = keras.layers.Dense(1, name="standardised", dtype="float32")(x)
-        return keras.layers.Rescaling(scale=target_std, offset=target_mean, name="prediction", dtype="float32")(z)
+        return TargetOutput(target.to_dict(), name="prediction", dtype="float32")(z)
 
+    smoothing = float(label_smoothing or 0.0)
     if task == "binary":
-        return head, "binary_crossentropy", [
+        return head, keras.losses.BinaryCrossentropy(label_smoothing=smoothing), [
             "accuracy", keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="prc"),
+            keras.metrics.BinaryCrossentropy(name="log_loss"),
         ]
     if task == "multiclass":
-        return head, "sparse_categorical_crossentropy", ["accuracy"]
+        loss = SmoothedSparseCrossentropy(n_outputs, smoothing) if smoothing else "sparse_categorical_crossentropy"
+        return head, loss, ["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="log_loss")]
     if task == "multilabel":
         return head, "binary_crossentropy", [
             keras.metrics.BinaryAccuracy(name="binary_accuracy"),
             keras.metrics.AUC(name="auc", multi_label=True, num_labels=n_outputs),
         ]
-    loss = StandardizedLoss(regression_loss or "mse", target_mean, target_std)
+    loss = StandardizedLoss(regression_loss or "mse", target.mean, target.std, target.to_dict())
     return head, loss, [
         keras.metrics.MeanAbsoluteError(name="mae"),
         keras.metrics.RootMeanSquaredError(name="rmse"),
@@ -209,33 +256,64 @@ def task_head(
 
 
 @keras.saving.register_keras_serializable(package="automl")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing on integer class labels (Keras' sparse loss has
+    no smoothing): the true class gets 1 - s + s / k, every other class s / k."""
+
+    def __init__(self, n_classes: int = 2, smoothing: float = 0.1, **kwargs: Any) -> None:
+        kwargs.setdefault("name", "smoothed_crossentropy")
+        super().__init__(**kwargs)
+        self.n_classes = int(n_classes)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        labels = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.n_classes)
+        return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_classes": self.n_classes, "smoothing": self.smoothing, "reduction": self.reduction,
+                "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="automl")
 class StandardizedLoss(keras.losses.Loss):
-    """A regression loss computed on standardised targets, while the model answers in original units.
+    """A regression loss computed on standardised (transformed) targets, while the model answers in
+    original units.
 
     Without it, gradients scale with the target's spread (grams, dollars), which SGD and
-    RMSprop do not forgive; metrics (MAE, RMSE) stay in the target's own units.
+    RMSprop do not forgive; metrics (MAE, RMSE) stay in the target's own units. With a target
+    transform (log1p, quantile) the loss compares the transformed values.
     """
 
-    def __init__(self, kind: str = "mse", mean: float = 0.0, std: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, kind: str = "mse", mean: float = 0.0, std: float = 1.0,
+                 transform: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(name=f"standardized_{kind}", **kwargs)
         self.kind = kind
         self.mean = float(mean)
         self.std = float(std) if std else 1.0
+        self.transform = transform
+        self._target = TargetTransform.from_dict(transform) if transform else TargetTransform(
+            "none", self.mean, self.std)
         self._base = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error,
                       "huber": keras.losses.huber}[kind]
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        scale = lambda v: (keras.ops.cast(v, "float32") - self.mean) / self.std  # noqa: E731
+        target = self._target
+
+        def scale(v: Any) -> Any:
+            return (target.forward(keras.ops.cast(v, "float32")) - target.mean) / target.std
+
         return self._base(scale(y_true), scale(y_pred))
 
     def get_config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "mean": self.mean, "std": self.std, "reduction": self.reduction}
+        return {"kind": self.kind, "mean": self.mean, "std": self.std, "transform": self.transform,
+                "reduction": self.reduction}
 
 
 def has_dropout(model: keras.Model) -> bool:
     """Whether Monte Carlo dropout can estimate this model's uncertainty."""
     return any(isinstance(layer, keras.layers.Dropout | keras.layers.AlphaDropout) and layer.rate > 0
-               for layer in model.layers)
+               for layer in all_layers(model))
 
 
 def balanced_sample_weights(y: np.ndarray, task: str) -> np.ndarray:

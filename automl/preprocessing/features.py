@@ -2,8 +2,11 @@
 
 The conversion rules are the model's input contract, shared by training and serving:
 numeric and boolean columns become float32 with NaN for missing; categorical columns
-become strings with "" for missing. Everything else (imputation, scaling, vocabularies)
-happens inside the model.
+become strings with "" for missing. Everything else (imputation, scaling, quantile maps,
+vocabularies) happens inside the model, from the statistics fitted here: mean and standard
+deviation, median and a robust (interquartile) scale, and up to ``MAX_KNOTS`` quantile
+knots with their normal scores, so that any numeric transform or embedding a trial picks
+can be built without looking at the data again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pandas as pd
 
 MAX_VOCABULARY = 1000
 MISSING_TOKEN = ""
+MAX_KNOTS = 33  # quantile knots per numeric column: 32 segments for the quantile map and PLE bins
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class FeatureSpec:
     std: float = 1.0
     missing_indicator: bool = False
     vocabulary: list[str] = field(default_factory=list)
+    median: float = 0.0
+    robust_scale: float = 1.0  # 1 / interquartile range (half the range, then 1, when that is 0)
+    knots: list[float] = field(default_factory=list)  # distinct training quantiles, increasing
+    scores: list[float] = field(default_factory=list)  # the normal score of each knot's quantile level
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +80,7 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
             std = float(finite.std()) if finite.size else 1.0
             if not math.isfinite(std) or std < 1e-12:
                 std = 1.0
+            knots, scores = quantile_knots(finite)
             specs.append(
                 FeatureSpec(
                     name=name,
@@ -80,6 +89,10 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
                     mean=mean,
                     std=std,
                     missing_indicator=bool(finite.size < values.size),
+                    median=float(np.median(finite)) if finite.size else 0.0,
+                    robust_scale=robust_scale(finite),
+                    knots=knots,
+                    scores=scores,
                 )
             )
         else:
@@ -88,6 +101,38 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
             vocabulary = [str(v) for v in counts.index[:MAX_VOCABULARY]]
             specs.append(FeatureSpec(name=name, key=key, kind=kind, vocabulary=vocabulary))
     return specs
+
+
+def robust_scale(values: np.ndarray) -> float:
+    """RealMLP's robust scale: 1 / IQR, else 2 / range, else 1 (a constant column)."""
+    if values.size == 0:
+        return 1.0
+    q25, q75 = np.quantile(values, [0.25, 0.75])
+    if q75 > q25:
+        return float(1.0 / (q75 - q25))
+    low, high = float(values.min()), float(values.max())
+    return float(2.0 / (high - low)) if high > low else 1.0
+
+
+def quantile_knots(values: np.ndarray, max_knots: int = MAX_KNOTS) -> tuple[list[float], list[float]]:
+    """Distinct quantiles of ``values`` and the normal score of each one's level.
+
+    Tied quantiles (a column that is 0 in 70 % of rows) collapse into one knot at the mean
+    of their levels, so the knots increase strictly. The piecewise-linear map through
+    (knot, score) is a quantile-to-normal transform; its segments are the bins of the
+    piecewise-linear encoding.
+    """
+    if values.size == 0:
+        return [], []
+    from scipy.special import ndtri
+
+    levels = np.linspace(0.0, 1.0, max_knots)
+    quantiles = np.quantile(values.astype("float64"), levels)
+    knots, grouped = np.unique(quantiles.astype("float32"), return_inverse=True)
+    mean_levels = np.bincount(grouped, weights=levels) / np.bincount(grouped)
+    edge = 0.5 / max(values.size, 2)
+    scores = ndtri(np.clip(mean_levels, edge, 1.0 - edge))
+    return [float(k) for k in knots], [round(float(z), 6) for z in scores]
 
 
 def column_to_array(series: pd.Series, kind: str) -> np.ndarray:

@@ -24,6 +24,7 @@ def image_dataset(
     batch_size: int,
     shuffle_seed: int | None = None,
     sample_weight: np.ndarray | None = None,
+    passes: int = 1,
     *,
     size: int,
     channels: int,
@@ -35,6 +36,8 @@ def image_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if passes > 1:
+        dataset = dataset.repeat(passes)
 
     def load(path: tf.Tensor, *rest: tf.Tensor) -> Any:
         image = tf.io.decode_png(tf.io.read_file(path), channels=channels)

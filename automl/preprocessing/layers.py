@@ -1,7 +1,15 @@
-"""Keras layers built from fitted feature specs: raw columns in, one dense vector out."""
+"""Keras layers built from fitted feature specs: raw columns in, one dense vector out.
+
+Every layer here is part of the saved model (registered for ``safe_mode`` loading), so the
+served model takes raw values and applies exactly the preprocessing it was trained with.
+``StandardizeWithMissing`` stays registered so that models saved before the vectorised
+numeric layers still load.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -9,6 +17,7 @@ from keras import ops
 
 from automl.errors import SearchFailed
 from automl.preprocessing.features import FeatureSpec
+from automl.preprocessing.targets import TargetTransform
 
 
 @keras.saving.register_keras_serializable(package="automl")
@@ -40,25 +49,284 @@ class StandardizeWithMissing(keras.layers.Layer):
         return {**super().get_config(), "mean": self.mean, "std": self.std, "indicator": self.indicator}
 
 
-def build_inputs(specs: list[FeatureSpec]) -> tuple[dict[str, Any], Any]:
-    """One ``keras.Input`` per column and the concatenated encoded features."""
+NUMERIC_TRANSFORMS = ("standard", "robust", "quantile")
+NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
+ONE_HOT_MAX_CATEGORIES = 8  # categorical columns with more categories are embedded when embeddings are on
+SMOOTH_CLIP_AT = 3.0
+
+
+def _matrix(rows: list[list[float]], width: int) -> list[list[float]]:
+    """Ragged per-column knot lists padded to ``width`` by repeating their last value (zero-width
+    segments, which contribute nothing)."""
+    return [(row or [0.0]) + [(row or [0.0])[-1]] * (width - len(row or [0.0])) for row in rows]
+
+
+def _segments(knots: Any) -> tuple[Any, Any]:
+    """(left edges, widths) of the segments between consecutive knots, per column."""
+    return knots[:, :-1], knots[:, 1:] - knots[:, :-1]
+
+
+def piecewise_linear(x: Any, knots: list[list[float]], values: list[list[float]], extrapolate: bool = False) -> Any:
+    """The monotone piecewise-linear map through (knots[j], values[j]) for each column j of ``x``.
+
+    Written as a sum of clipped ramps, one per segment, so it needs no gather and runs the same
+    on any batch. Beyond the outer knots it is flat, or with ``extrapolate`` continues the
+    outer segments' slopes (which keeps it invertible, as a target transform must be).
+    """
+    width = max(2, max(len(k) for k in knots))
+    knot = ops.convert_to_tensor(_matrix(knots, width))
+    value = ops.convert_to_tensor(_matrix(values, width))
+    left, widths = _segments(knot)
+    rise = value[:, 1:] - value[:, :-1]
+    slope = ops.where(widths > 0, rise / ops.where(widths > 0, widths, ops.ones_like(widths)), 0.0)
+    out = value[:, 0] + ops.sum(slope * ops.minimum(ops.maximum(x[:, :, None] - left, 0.0), widths), axis=-1)
+    if extrapolate:
+        first, last = _outer_slopes(knots, values)
+        out = out + ops.convert_to_tensor(first) * ops.minimum(x - knot[:, 0], 0.0)
+        out = out + ops.convert_to_tensor(last) * ops.maximum(x - knot[:, -1], 0.0)
+    return out
+
+
+def _outer_slopes(knots: list[list[float]], values: list[list[float]]) -> tuple[list[float], list[float]]:
+    first, last = [], []
+    for k, v in zip(knots, values, strict=True):
+        if len(k) < 2:
+            first.append(1.0)
+            last.append(1.0)
+            continue
+        first.append((v[1] - v[0]) / (k[1] - k[0]))
+        last.append((v[-1] - v[-2]) / (k[-1] - k[-2]))
+    return first, last
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class NumericTransform(keras.layers.Layer):
+    """Raw numeric columns ``(batch, n)`` with NaN -> transformed ``(batch, n)``, missing -> 0.
+
+    ``standard``: (x - mean) / std. ``robust`` (RealMLP): (x - median) / IQR, then the smooth clip
+    x / sqrt(1 + (x / 3)^2), which keeps outliers from dominating. ``quantile``: the piecewise-linear
+    map through each column's training quantiles and their normal scores (a quantile-to-normal
+    transform, flat beyond the training range). All parameters come from the training split.
+    """
+
+    def __init__(self, kind: str, mean: list[float], std: list[float], median: list[float],
+                 robust_scale: list[float], knots: list[list[float]], scores: list[list[float]],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kind not in NUMERIC_TRANSFORMS:
+            raise ValueError(f"unknown numeric transform {kind!r}")
+        self.kind = kind
+        self.mean, self.std, self.median, self.robust_scale = mean, std, median, robust_scale
+        self.knots, self.scores = knots, scores
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.cast(inputs, "float32")
+        missing = ops.isnan(x)
+        x = ops.where(missing, ops.zeros_like(x), x)
+        if self.kind == "standard":
+            out = (x - ops.convert_to_tensor(self.mean)) / ops.convert_to_tensor(self.std)
+        elif self.kind == "robust":
+            z = (x - ops.convert_to_tensor(self.median)) * ops.convert_to_tensor(self.robust_scale)
+            out = z / ops.sqrt(1.0 + ops.square(z / SMOOTH_CLIP_AT))
+        else:
+            out = piecewise_linear(x, self.knots, self.scores)
+        return ops.where(missing, ops.zeros_like(out), out)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kind": self.kind, "mean": self.mean, "std": self.std,
+                "median": self.median, "robust_scale": self.robust_scale, "knots": self.knots, "scores": self.scores}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class MissingIndicators(keras.layers.Layer):
+    """1.0 where the listed columns of a raw numeric matrix are missing, so the network can use it."""
+
+    def __init__(self, columns: list[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns = [int(c) for c in columns]
+
+    def call(self, inputs: Any) -> Any:
+        return ops.cast(ops.isnan(ops.take(ops.cast(inputs, "float32"), self.columns, axis=1)), "float32")
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], len(self.columns))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "columns": self.columns}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class PiecewiseLinearEncoding(keras.layers.Layer):
+    """PLE (Gorishniy et al., 2022) of some raw numeric columns: one value in [0, 1] per quantile bin
+    saying how far past the bin's left edge the value lies; ``(batch, columns, bins)``. Missing values
+    are encoded as the column's training median."""
+
+    def __init__(self, columns: list[int], knots: list[list[float]], median: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns = [int(c) for c in columns]
+        self.knots, self.median = knots, median
+
+    def bins(self) -> int:
+        return max(2, max(len(k) for k in self.knots)) - 1
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.take(ops.cast(inputs, "float32"), self.columns, axis=1)
+        x = ops.where(ops.isnan(x), ops.convert_to_tensor(self.median), x)
+        left, widths = _segments(ops.convert_to_tensor(_matrix(self.knots, self.bins() + 1)))
+        safe = ops.where(widths > 0, widths, ops.ones_like(widths))
+        return ops.where(widths > 0, ops.clip((x[:, :, None] - left) / safe, 0.0, 1.0), 0.0)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], len(self.columns), self.bins())
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "columns": self.columns, "knots": self.knots, "median": self.median}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class PerFeatureDense(keras.layers.Layer):
+    """A separate dense map per column: ``(batch, columns, d_in)`` -> ``(batch, columns * units)``."""
+
+    def __init__(self, units: int, activation: str | None = "relu", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+        self._activation_name = activation
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        n, d = int(input_shape[1]), int(input_shape[2])  # type: ignore[arg-type]
+        self.kernel = self.add_weight(shape=(n, d, self.units), initializer="glorot_uniform", name="kernel")
+        self.bias = self.add_weight(shape=(n, self.units), initializer="zeros", name="bias")
+
+    def call(self, inputs: Any) -> Any:
+        y = self.activation(ops.einsum("bnd,ndu->bnu", inputs, self.kernel) + self.bias)
+        return ops.reshape(y, (-1, y.shape[1] * self.units))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], int(input_shape[1]) * self.units)  # type: ignore[arg-type]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units, "activation": self._activation_name}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class PeriodicEmbedding(keras.layers.Layer):
+    """RealMLP's PBLD embedding of transformed numeric columns: per column, ``frequencies`` periodic
+    features cos(2 pi (w x + b)) with w ~ N(0, sigma), mapped linearly to ``units - 1`` values and
+    joined to x itself; ``(batch, columns * units)``."""
+
+    def __init__(self, columns: list[int], frequencies: int = 16, units: int = 4, sigma: float = 0.1,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns = [int(c) for c in columns]
+        self.frequencies, self.units, self.sigma = int(frequencies), int(units), float(sigma)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        n, f, u = len(self.columns), self.frequencies, self.units - 1
+        self.frequency = self.add_weight(shape=(n, f), name="frequency",
+                                         initializer=keras.initializers.RandomNormal(stddev=self.sigma))
+        self.phase = self.add_weight(shape=(n, f), name="phase",
+                                     initializer=keras.initializers.RandomUniform(-0.5, 0.5))
+        self.kernel = self.add_weight(shape=(n, f, u), initializer="glorot_uniform", name="kernel")
+        self.bias = self.add_weight(shape=(n, u), initializer="zeros", name="bias")
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.take(ops.cast(inputs, "float32"), self.columns, axis=1)[:, :, None]
+        periodic = ops.cos(2.0 * math.pi * (x * self.frequency + self.phase))
+        mapped = ops.einsum("bnf,nfu->bnu", periodic, self.kernel) + self.bias
+        y = ops.concatenate([x, mapped], axis=-1)
+        return ops.reshape(y, (-1, len(self.columns) * self.units))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], len(self.columns) * self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "columns": self.columns, "frequencies": self.frequencies,
+                "units": self.units, "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class TargetOutput(keras.layers.Layer):
+    """A regression network's standardised output -> the target in its own units (see
+    ``automl.preprocessing.targets``): ``inverse(z * std + mean)``."""
+
+    def __init__(self, transform: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transform = transform
+        self._target = TargetTransform.from_dict(transform)
+
+    def call(self, inputs: Any) -> Any:
+        target = self._target
+        return target.inverse(ops.cast(inputs, "float32") * target.std + target.mean)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "transform": self.transform}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a trial turns raw columns into the network's input vector."""
+
+    numeric_transform: str = "standard"
+    numeric_embedding: str = "none"  # none | periodic | ple
+    embedding_units: int = 8  # per embedded numeric column
+    category_embedding: int = 0  # 0: one-hot everywhere; else the embedding size of wide categorical columns
+
+
+def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> tuple[dict[str, Any], Any]:
+    """One ``keras.Input`` per column (the serving contract) and the concatenated encoded features.
+
+    Numeric and boolean columns are joined into one matrix and encoded by vectorised layers
+    (transform, missing indicators, optional embeddings of columns with three or more distinct
+    values); categorical columns are one-hot encoded, or embedded when wide and asked for.
+    """
+    encoding = encoding or Encoding()
     inputs: dict[str, Any] = {}
     encoded: list[Any] = []
+    numeric = [s for s in specs if s.kind != "categorical"]
+    if numeric:
+        for spec in numeric:
+            inputs[spec.key] = keras.Input(shape=(1,), name=spec.key, dtype="float32")
+        columns = [inputs[s.key] for s in numeric]
+        raw = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="numeric")(columns)
+        transformed = NumericTransform(
+            encoding.numeric_transform, mean=[s.mean for s in numeric], std=[s.std for s in numeric],
+            median=[s.median for s in numeric], robust_scale=[s.robust_scale for s in numeric],
+            knots=[s.knots or [s.mean] for s in numeric], scores=[s.scores or [0.0] for s in numeric],
+            name="numeric_transform",
+        )(raw)
+        encoded.append(transformed)
+        indicated = [i for i, s in enumerate(numeric) if s.missing_indicator]
+        if indicated:
+            encoded.append(MissingIndicators(indicated, name="missing_indicators")(raw))
+        embedded = [i for i, s in enumerate(numeric) if len(s.knots) >= 3]
+        if embedded and encoding.numeric_embedding == "periodic":
+            encoded.append(PeriodicEmbedding(embedded, units=encoding.embedding_units,
+                                             name="periodic_embedding")(transformed))
+        elif embedded and encoding.numeric_embedding == "ple":
+            ple = PiecewiseLinearEncoding(embedded, knots=[numeric[i].knots for i in embedded],
+                                          median=[numeric[i].median for i in embedded], name="ple")(raw)
+            encoded.append(PerFeatureDense(encoding.embedding_units, name="ple_embedding")(ple))
     for spec in specs:
-        if spec.kind == "categorical":
-            if not spec.vocabulary:
-                continue
-            tensor = keras.Input(shape=(1,), name=spec.key, dtype="string")
-            lookup = keras.layers.StringLookup(
-                vocabulary=spec.vocabulary, num_oov_indices=1, output_mode="one_hot", name=f"{spec.key}_lookup"
-            )
-            inputs[spec.key] = tensor
-            encoded.append(lookup(tensor))
+        if spec.kind != "categorical" or not spec.vocabulary:
+            continue
+        tensor = keras.Input(shape=(1,), name=spec.key, dtype="string")
+        inputs[spec.key] = tensor
+        if encoding.category_embedding and len(spec.vocabulary) > ONE_HOT_MAX_CATEGORIES:
+            index = keras.layers.StringLookup(vocabulary=spec.vocabulary, num_oov_indices=1,
+                                              name=f"{spec.key}_lookup")(tensor)
+            vectors = keras.layers.Embedding(len(spec.vocabulary) + 1, encoding.category_embedding,
+                                             name=f"{spec.key}_embedding")(index)
+            encoded.append(keras.layers.Flatten(name=f"{spec.key}_flat")(vectors))
         else:
-            tensor = keras.Input(shape=(1,), name=spec.key, dtype="float32")
-            layer = StandardizeWithMissing(spec.mean, spec.std, spec.missing_indicator, name=f"{spec.key}_scale")
-            inputs[spec.key] = tensor
-            encoded.append(layer(tensor))
+            encoded.append(keras.layers.StringLookup(vocabulary=spec.vocabulary, num_oov_indices=1,
+                                                     output_mode="one_hot", name=f"{spec.key}_lookup")(tensor))
     if not encoded:
         raise SearchFailed("No usable feature column: every feature is empty in the training split.")
     features = encoded[0] if len(encoded) == 1 else keras.layers.Concatenate(name="features")(encoded)

@@ -51,3 +51,25 @@ def search_stop_reason(budget: Budget, best_score: float | None, trials_done: in
     if reason is None and trials_done >= max_trials:
         reason = MAX_TRIALS
     return reason
+
+
+FINALIZE_OVERHEAD_S = 5.0  # loading the members, scoring them, building and saving the final model
+FIRST_RESERVE = 0.25  # of the budget, before any trial has shown how long training takes
+MAX_RESERVE = 0.4
+
+
+def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool) -> float:
+    """Seconds of a time budget kept for the final model: no trial runs into them.
+
+    With ``refit`` every member is trained once more on all rows, which takes about as long as
+    its trial did; so the reserve follows the trials' median duration, and never exceeds 40 %
+    of the budget (the final step then refits as many members as the rest of the budget allows).
+    """
+    if not budget_s:
+        return 0.0
+    if not trial_seconds:
+        return FIRST_RESERVE * budget_s
+    members = max(1, min(ensemble_size, len(trial_seconds)))
+    typical = sorted(trial_seconds)[len(trial_seconds) // 2]
+    estimate = FINALIZE_OVERHEAD_S + members * (typical if refit else 0.5)
+    return min(estimate, MAX_RESERVE * budget_s)

@@ -7,7 +7,7 @@ the final model see exactly the same rows, and the test split never reaches the 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -20,6 +20,9 @@ from automl.datasets.targets import Split, encode_labels, encode_multilabel, spl
 from automl.hypermodels.training import EVAL_BATCH_SIZE, make_dataset
 from automl.preprocessing import images
 from automl.preprocessing.features import FeatureSpec, fit_features, frame_to_inputs
+from automl.preprocessing.targets import TARGET_TRANSFORMS, TargetTransform
+from automl.preprocessing.targets import choose as choose_target_transform
+from automl.search.defaults import default_batch_size, passes_per_epoch
 from automl.search.spec import SearchSpec
 
 SPLIT_FILE = "split.npz"
@@ -40,6 +43,11 @@ class PreparedData:
     # (x, y, batch_size, shuffle_seed=, sample_weight=) -> tf.data: arrays for tables, image files for images
     pipeline: Any = make_dataset
     eval_batch_size: int = EVAL_BATCH_SIZE
+    # Regression: every target transform the search may pick, fitted on the training targets.
+    target_transforms: dict[str, TargetTransform] = field(default_factory=dict)
+    # Hyperparameter defaults that depend on the data (batch size, the automatic target transform).
+    defaults: dict[str, Any] = field(default_factory=dict)
+    passes_per_epoch: int = 1  # small tables: an epoch passes over the training rows several times
 
 
 def _load_or_make_split(spec: SearchSpec, n_rows: int, labels: np.ndarray | None) -> Split:
@@ -81,11 +89,21 @@ def prepare(spec: SearchSpec) -> PreparedData:
     train, val, test = (frame.iloc[idx] for idx in (split.train, split.validation, split.test))
     y_train = _targets(train, spec)
     target_mean, target_std = 0.0, 1.0
+    transforms: dict[str, TargetTransform] = {}
+    defaults: dict[str, Any] = {}
     if spec.task == "regression":
         target_mean = float(y_train.mean())
         target_std = float(y_train.std()) or 1.0
+        transforms = {kind: TargetTransform.fit(kind, y_train) for kind in TARGET_TRANSFORMS
+                      if kind != "log1p" or float(y_train.min()) >= 0}
+        defaults["target_transform"] = choose_target_transform(y_train)
+    passes = 1
+    if spec.kind == "tabular":
+        defaults["batch_size"] = default_batch_size(len(split.train))
+        passes = passes_per_epoch(len(split.train))
     common: dict[str, Any] = {"y_train": y_train, "y_val": _targets(val, spec), "y_test": _targets(test, spec),
-              "target_mean": target_mean, "target_std": target_std, "split_sizes": split.sizes()}
+              "target_mean": target_mean, "target_std": target_std, "split_sizes": split.sizes(),
+              "target_transforms": transforms, "defaults": defaults, "passes_per_epoch": passes}
     if spec.kind == "image":
         assert spec.image_size is not None
         return PreparedData(

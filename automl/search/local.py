@@ -8,12 +8,13 @@ benchmarks and scripts.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from automl.search.budget import EXHAUSTED, search_stop_reason
+from automl.search.budget import EXHAUSTED, finalize_reserve, search_stop_reason
 from automl.search.reporter import Claims, NullReporter, SearchReporter
 from automl.search.runner import TrainedModel, run_trial_step, train_final_model
 from automl.search.spec import SearchSpec
@@ -61,12 +62,23 @@ class _Tracker(NullReporter):
             yield claims
 
 
-def run_local_search(spec: SearchSpec, reporter: SearchReporter | None = None) -> LocalSearch:
+def run_local_search(spec: SearchSpec, reporter: SearchReporter | None = None,
+                     budget_s: float | None = None) -> LocalSearch:
+    """``budget_s``: the job's time budget, so that the search keeps time for the final model."""
     tracker = _Tracker(reporter or NullReporter(), spec.direction)
-    reason = search_stop_reason(spec.budget, tracker.best, tracker.trials, spec.max_trials)
+    durations: list[float] = []
+
+    def reserved() -> SearchSpec:
+        return replace(spec, finalize_reserve_s=finalize_reserve(budget_s, durations, spec.ensemble_size, spec.refit))
+
+    reason = search_stop_reason(reserved().budget, tracker.best, tracker.trials, spec.max_trials)
     while reason is None:
-        step = run_trial_step(spec, tracker)
-        reason = step.stop_reason or search_stop_reason(spec.budget, tracker.best, tracker.trials, spec.max_trials)
+        started = time.monotonic()
+        step = run_trial_step(reserved(), tracker)
+        if step.outcome == "trial_ended":
+            durations.append(time.monotonic() - started)
+        reason = step.stop_reason or search_stop_reason(reserved().budget, tracker.best, tracker.trials,
+                                                        spec.max_trials)
         if reason is None and step.outcome == "exhausted":
             reason = EXHAUSTED
     return LocalSearch(trained=train_final_model(spec), stop_reason=reason, trials=tracker.trials)

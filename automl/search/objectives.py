@@ -7,14 +7,15 @@ from typing import Any
 from automl.errors import InvalidJobRequest
 
 OBJECTIVES: dict[str, dict[str, str]] = {
-    "binary": {"val_loss": "min", "val_accuracy": "max", "val_auc": "max", "val_prc": "max"},
-    "multiclass": {"val_loss": "min", "val_accuracy": "max"},
+    "binary": {"val_log_loss": "min", "val_loss": "min", "val_accuracy": "max", "val_auc": "max", "val_prc": "max"},
+    "multiclass": {"val_log_loss": "min", "val_loss": "min", "val_accuracy": "max"},
     "multilabel": {"val_loss": "min", "val_binary_accuracy": "max", "val_auc": "max"},
     "regression": {"val_loss": "min", "val_mae": "min", "val_rmse": "min", "val_mse": "min"},
 }
-# Regression searches over its loss, and losses of different kinds are not comparable
-# scores, so regression ranks trials by RMSE unless asked otherwise.
-DEFAULT_OBJECTIVES = {"binary": "val_loss", "multiclass": "val_loss", "multilabel": "val_loss",
+# Losses of different kinds are not comparable scores: regression searches over its loss, and
+# classification over label smoothing (whose loss includes the smoothing). So trials are ranked
+# by plain log loss (classification) and RMSE (regression) unless a job asks otherwise.
+DEFAULT_OBJECTIVES = {"binary": "val_log_loss", "multiclass": "val_log_loss", "multilabel": "val_loss",
                       "regression": "val_rmse"}
 TUNERS = ("bayesian", "random", "hyperband", "grid")
 
@@ -33,6 +34,12 @@ def resolve_objective(task: str, objective: str | None, overrides: dict[str, dic
             "Objective 'val_loss' cannot rank regression trials that use different losses (mse, mae, huber). "
             'Fix the loss in search_space (e.g. "loss": "mse") or choose val_rmse, val_mae or val_mse.',
             errors={"objective": ["val_loss needs a fixed regression loss"]},
+        )
+    if task in ("binary", "multiclass") and name == "val_loss" and "fixed" not in overrides.get("label_smoothing", {}):
+        raise InvalidJobRequest(
+            "Objective 'val_loss' cannot rank trials that use different label smoothing (the loss includes it). "
+            'Fix it in search_space (e.g. "label_smoothing": 0) or use val_log_loss, the plain cross-entropy.',
+            errors={"objective": ["val_loss needs a fixed label_smoothing"]},
         )
     return name, allowed[name]
 

@@ -1,4 +1,4 @@
-"""Drives Keras Tuner one trial at a time, and trains the final model from the best trial.
+"""Drives Keras Tuner one trial at a time, and builds the final model from the search.
 
 Each call builds a fresh tuner on the job's folder with ``overwrite=False``, so the oracle's
 history (and Bayesian optimisation's model of it) carries over between calls, and a call
@@ -13,152 +13,30 @@ import math
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import keras
-import keras_tuner as kt
 import numpy as np
 
-# Keras Tuner needs tensorboard importable; trials also write TensorBoard logs (tensorboard_callback).
-import tensorboard  # noqa: F401
-from keras_tuner.src.engine import tuner_utils as kt_utils
-
 from automl.errors import SearchFailed
-from automl.hypermodels import space
 from automl.hypermodels.base import SearchHyperModel
 from automl.hypermodels.cnn import ImageCNN
+from automl.hypermodels.ensemble import build_ensemble
 from automl.hypermodels.mlp import TabularMLP
 from automl.hypermodels.training import configure_gpus, gpu_visible, has_dropout
+from automl.search import ensemble, portfolio, tuners
 from automl.search.budget import EXHAUSTED
 from automl.search.data import PreparedData, prepare
 from automl.search.evaluation import evaluate
 from automl.search.reporter import NullReporter, SearchReporter
-from automl.search.spec import TENSORBOARD_DIR, SearchSpec
+from automl.search.spec import SearchSpec
 
 log = logging.getLogger(__name__)
 if gpus := configure_gpus():  # before any model touches a GPU in this process
     log.info("training on %s (memory growth on)", ", ".join(gpus))
 
 TUNER_PROJECT = "tuner"
-
-
-def tensorboard_callback(spec: SearchSpec, run: str) -> keras.callbacks.TensorBoard:
-    """Scalars per epoch (loss, metrics, learning rate) for TensorBoard; no graph, no profiling."""
-    return keras.callbacks.TensorBoard(log_dir=str(spec.work_dir / TENSORBOARD_DIR / run), write_graph=False,
-                                       profile_batch=0, update_freq="epoch")
-_STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed"}
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def clean_metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:
-    return {str(k): _finite(v) for k, v in (logs or {}).items() if not str(k).startswith("learning_rate")}
-
-
-def active_hyperparameters(hp: kt.HyperParameters, kind: str = "tabular") -> dict[str, Any]:
-    """The values that shaped the model: tuner bookkeeping and unused conditionals left out."""
-    values = {}
-    known = space.SPACE_BY_KIND[kind]
-    for name, value in hp.values.items():
-        if name.startswith("tuner/"):
-            continue
-        if name in known and not space.is_active(name, hp.values, kind):
-            continue
-        value = value.item() if hasattr(value, "item") else value
-        # Keras Tuner's float steps accumulate binary noise (0.7000000000000001).
-        values[name] = float(f"{value:.10g}") if isinstance(value, float) else value
-    return values
-
-
-class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
-    """Grid search that can continue from a reloaded project.
-
-    Keras Tuner's grid oracle keeps its position in memory only, so a fresh tuner on an
-    existing project would stop after one trial. This one walks the grid from the start
-    and proposes the first combination no trial has used yet: stateless and deterministic.
-    """
-
-    def populate_space(self, trial_id: str) -> dict[str, Any]:
-        hps = self.get_space()
-
-        def active(values: dict[str, Any]) -> dict[str, Any]:
-            hps.values = dict(values)
-            return {name: v for name, v in values.items() if hps.is_active(name)}
-
-        tried = [active(t.hyperparameters.values) for tid, t in self.trials.items() if tid != trial_id]
-        values: dict[str, Any] | None = {hp.name: hp.default for hp in hps.space if hps.is_active(hp)}
-        while values is not None:
-            candidate = active(values)
-            if candidate not in tried:
-                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": candidate}
-            values = self._get_next_combination(values)
-        return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
-
-
-class ReportingMixin:
-    """Forwards Keras Tuner's trial and epoch hooks to a ``SearchReporter`` and applies the budget."""
-
-    reporter: SearchReporter
-    spec: SearchSpec
-    oracle: Any
-    stop_reason: str | None = None
-    _execution: int = -1
-
-    def on_trial_begin(self, trial: Any) -> None:
-        super().on_trial_begin(trial)  # type: ignore[misc]
-        number = self.oracle.start_order.index(trial.trial_id)
-        keras.utils.set_random_seed(self.spec.seed + number)
-        self._execution = -1
-        self.reporter.trial_started(trial.trial_id, number,
-                                    active_hyperparameters(trial.hyperparameters, self.spec.kind))
-
-    def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
-        self._execution += 1  # Keras Tuner calls this once per execution of a trial
-        run = f"trial_{trial.trial_id}"
-        if self.spec.executions_per_trial > 1:
-            run += f"/execution_{self._execution}"
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), tensorboard_callback(self.spec, run)]
-        return super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]
-
-    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
-        self.reporter.epoch_ended(trial.trial_id, int(epoch), clean_metrics(logs), max(self._execution, 0))
-        reason = self.spec.budget.epoch_stop_reason(logs)
-        if reason:
-            self.stop_reason = reason
-        if reason or self.reporter.should_stop():
-            model.stop_training = True
-
-    def on_trial_end(self, trial: Any) -> None:
-        super().on_trial_end(trial)  # type: ignore[misc]
-        ended = self.oracle.get_trial(trial.trial_id)
-        state = _STATUS.get(str(ended.status), "failed")
-        message = None
-        if ended.message:
-            message = str(ended.message).strip().splitlines()[-1][:2000]
-        self.reporter.trial_ended(trial.trial_id, state, _finite(ended.score), ended.best_step, message)
-
-
-class ReportingTuner(ReportingMixin, kt.Tuner):
-    pass
-
-
-class ReportingRandomSearch(ReportingMixin, kt.RandomSearch):
-    pass
-
-
-class ReportingBayesianOptimization(ReportingMixin, kt.BayesianOptimization):
-    pass
-
-
-class ReportingHyperband(ReportingMixin, kt.Hyperband):
-    pass
 
 
 def make_hypermodel(spec: SearchSpec, data: PreparedData) -> SearchHyperModel:
@@ -174,6 +52,10 @@ def make_hypermodel(spec: SearchSpec, data: PreparedData) -> SearchHyperModel:
         "seed": spec.seed,
         "pipeline": data.pipeline,
         "eval_batch_size": data.eval_batch_size,
+        "max_epochs": spec.max_epochs,
+        "target_transforms": data.target_transforms,
+        "defaults": data.defaults,
+        "passes_per_epoch": data.passes_per_epoch,
     }
     if spec.kind == "image":
         assert spec.image_size is not None
@@ -184,31 +66,16 @@ def make_hypermodel(spec: SearchSpec, data: PreparedData) -> SearchHyperModel:
 
 
 def build_tuner(spec: SearchSpec, data: PreparedData, reporter: SearchReporter) -> Any:
-    """A tuner on the job's folder, reloaded from its files when they exist (``tuner0.json``)."""
-    objective = kt.Objective(spec.objective, direction=spec.direction)
-    common: dict[str, Any] = {
-        "hypermodel": make_hypermodel(spec, data),
-        "executions_per_trial": spec.executions_per_trial,
-        "directory": str(spec.work_dir),
-        "project_name": TUNER_PROJECT,
-        "overwrite": False,
-    }
-    if spec.tuner == "random":
-        tuner = ReportingRandomSearch(objective=objective, max_trials=spec.max_trials, seed=spec.seed, **common)
-    elif spec.tuner == "bayesian":
-        tuner = ReportingBayesianOptimization(
-            objective=objective, max_trials=spec.max_trials, num_initial_points=min(3, spec.max_trials),
-            seed=spec.seed, **common,
-        )
-    elif spec.tuner == "hyperband":
-        tuner = ReportingHyperband(
-            objective=objective, max_epochs=max(2, spec.max_epochs), factor=3, seed=spec.seed, **common
-        )
-    elif spec.tuner == "grid":
-        oracle = ResumableGridSearchOracle(objective=objective, max_trials=spec.max_trials, seed=spec.seed)
-        tuner = ReportingTuner(oracle=oracle, **common)
-    else:
-        raise SearchFailed(f"Unknown tuner '{spec.tuner}'.")
+    """A tuner on the job's folder, reloaded from its files when they exist (``tuner0.json``); its
+    oracle proposes the portfolio first."""
+    try:
+        oracle = tuners.build_oracle(spec, portfolio.entries(spec.kind, spec.task))
+    except ValueError as exc:
+        raise SearchFailed(f"Unknown tuner '{spec.tuner}'.") from exc
+    tuner = tuners.tuner_class(spec)(
+        oracle=oracle, hypermodel=make_hypermodel(spec, data), executions_per_trial=spec.executions_per_trial,
+        directory=str(spec.work_dir), project_name=TUNER_PROJECT, overwrite=False,
+    )
     # Consecutive failures are counted by the service across all lanes (Keras Tuner's
     # in-memory count would restart with every step).
     tuner.oracle.max_consecutive_failed_trials = None
@@ -232,34 +99,6 @@ class StepResult:
     stop_reason: str | None = None  # a budget that ended the search during this trial
 
 
-def _reconcile(oracle: Any, running_elsewhere: set[str], ending: str | None = None) -> None:
-    """After a reload Keras Tuner queues every unfinished trial for a retry. Keep the ones live
-    workers are running (as ongoing, under their own ids) and the one this worker is ending
-    out of that queue; what is left are the trials of workers that died or handed back."""
-    keep = running_elsewhere | ({ending} if ending else set())
-    oracle._retry_queue = [t for t in oracle._retry_queue if t not in keep]
-    for trial_id in running_elsewhere:
-        if trial_id in oracle.trials:
-            oracle.ongoing_trials[f"held-{trial_id}"] = oracle.trials[trial_id]
-
-
-def _give_up_on_crashing_trials(tuner: Any, attempts: dict[str, int], max_attempts: int) -> None:
-    """A trial whose worker process died ``max_attempts`` times (killed, out of memory) is
-    recorded as failed instead of being started again, so it cannot take the search down forever."""
-    for trial_id in list(tuner.oracle._retry_queue):
-        started = attempts.get(trial_id, 0)
-        if started < max_attempts:
-            continue
-        tuner.oracle._retry_queue.remove(trial_id)
-        trial = tuner.oracle.trials[trial_id]
-        trial.status = kt.engine.trial.TrialStatus.FAILED
-        trial.message = (
-            f"The worker running this trial died {started} times (killed, or out of memory) before it "
-            "finished, so it was not started again."
-        )
-        tuner.on_trial_end(trial)
-
-
 def run_trial_step(spec: SearchSpec, reporter: SearchReporter, lane: int = 0, max_attempts: int = 2) -> StepResult:
     """Run the job's next trial (a trial a dead worker left unfinished comes first).
 
@@ -274,28 +113,28 @@ def run_trial_step(spec: SearchSpec, reporter: SearchReporter, lane: int = 0, ma
     with reporter.exclusive() as claims:
         keras.utils.set_random_seed(spec.seed)
         tuner = build_tuner(spec, data, reporter)
-        _reconcile(tuner.oracle, claims.running_elsewhere)
-        _give_up_on_crashing_trials(tuner, claims.attempts, max_attempts)
+        tuners.reconcile(tuner.oracle, claims.running_elsewhere)
+        tuners.give_up_on_crashing_trials(tuner, claims.attempts, max_attempts)
         trial = tuner.oracle.create_trial(tuner_id)
-        if trial.status == kt.engine.trial.TrialStatus.STOPPED:
+        if trial.status == tuners.TrialStatus.STOPPED:
             tuner.oracle.save()
             return StepResult("exhausted", stop_reason=EXHAUSTED)
-        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+        if trial.status == tuners.TrialStatus.IDLE:
             return StepResult("idle")
         tuner.save()  # the oracle and the tuner file, which makes the next tuner reload them
         tuner.on_trial_begin(trial)
 
     fit_args = (data.x_train, data.y_train)
     fit_kwargs = {"validation_data": (data.x_val, data.y_val), "epochs": spec.max_epochs, "verbose": 0}
-    results, status, message = None, kt.engine.trial.TrialStatus.COMPLETED, None
+    results, status, message = None, tuners.TrialStatus.COMPLETED, None
     try:
         results = tuner.run_trial(trial, *fit_args, **fit_kwargs)
-    except kt.errors.FatalError as exc:
+    except tuners.FatalError as exc:
         raise SearchFailed(f"The search stopped: {str(exc).strip().splitlines()[-1]}") from exc
     except Exception as exc:  # a bad combination, out of memory twice: the trial fails, the search goes on
         log.warning("trial %s failed: %s", trial.trial_id, exc)
-        failed = isinstance(exc, kt.errors.FailedTrialError)
-        status = kt.engine.trial.TrialStatus.FAILED if failed else kt.engine.trial.TrialStatus.INVALID
+        failed = isinstance(exc, tuners.FailedTrialError)
+        status = tuners.TrialStatus.FAILED if failed else tuners.TrialStatus.INVALID
         message = traceback.format_exc()
     finally:
         keras.backend.clear_session()
@@ -308,19 +147,29 @@ def run_trial_step(spec: SearchSpec, reporter: SearchReporter, lane: int = 0, ma
 
     with reporter.exclusive() as claims:
         fresh = build_tuner(spec, data, reporter)
-        _reconcile(fresh.oracle, claims.running_elsewhere, ending=trial.trial_id)
+        tuners.reconcile(fresh.oracle, claims.running_elsewhere, ending=trial.trial_id)
         if results is not None:
-            objective = fresh.oracle.objective
-            fresh.oracle.update_trial(
-                trial.trial_id,
-                kt_utils.convert_to_metrics_dict(results, objective),
-                step=kt_utils.get_best_step(results, objective),
-            )
+            tuners.record_results(fresh.oracle, trial.trial_id, results)
         ended = fresh.oracle.trials[trial.trial_id]
         ended.status = status
         ended.message = message
         fresh.on_trial_end(ended)
     return StepResult("trial_ended", trial.trial_id, tuner.stop_reason)
+
+
+@dataclass
+class Member:
+    """One model of the final ensemble (or the only one)."""
+
+    trial_id: str
+    weight: float
+    hyperparameters: dict[str, Any]
+    epochs: int  # epochs it was trained for: its trial's best epoch + 1 (after completion for Hyperband)
+    refit: bool  # retrained on every row after the test metrics were taken
+
+    def card(self) -> dict[str, Any]:
+        return {"trial_id": self.trial_id, "weight": round(self.weight, 4), "epochs": self.epochs,
+                "refit": self.refit, "hyperparameters": self.hyperparameters}
 
 
 @dataclass
@@ -336,6 +185,37 @@ class TrainedModel:
     split_sizes: dict[str, int]
     supports_uncertainty: bool
     features: list[dict[str, Any]] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    ensemble: dict[str, Any] | None = None  # how the ensemble was chosen (None: a single model)
+    refit_rows: int | None = None  # rows the served model was retrained on (None: not retrained)
+
+    @property
+    def refit(self) -> bool:
+        return any(m.refit for m in self.members)
+
+    def metadata(self, spec: SearchSpec, model_id: str) -> dict[str, Any]:
+        """What the registry keeps beside the .keras file (and serving reads back)."""
+        return {
+            "model_id": model_id,
+            "job_id": spec.job_id,
+            "kind": spec.kind,
+            "task": spec.task,
+            "target": spec.target,
+            "targets": spec.targets,
+            "classes": spec.classes,
+            "features": self.features,
+            "input_schema": self.input_schema,
+            "hyperparameters": self.hyperparameters,
+            "validation_metrics": self.validation_metrics,
+            "test_metrics": self.test_metrics,
+            "confusion_matrix": self.confusion_matrix,
+            "refit": self.refit,
+            "refit_rows": self.refit_rows,
+            "members": [m.card() for m in self.members],
+            "ensemble": self.ensemble,
+            "supports_uncertainty": self.supports_uncertainty,
+            "image": {"size": spec.image_size, "channels": spec.channels} if spec.kind == "image" else None,
+        }
 
 
 def image_input_schema(spec: SearchSpec) -> list[dict[str, Any]]:
@@ -345,60 +225,185 @@ def image_input_schema(spec: SearchSpec) -> list[dict[str, Any]]:
                             f"{'grayscale' if spec.channels == 1 else 'RGB'} and resized by the model."}]
 
 
-def _predict(model: Any, x: dict[str, Any], data: PreparedData) -> Any:
-    return model.predict(data.pipeline(x, None, data.eval_batch_size), verbose=0)
+def _predict(model: Any, x: dict[str, Any], data: PreparedData) -> np.ndarray:
+    return np.asarray(model.predict(data.pipeline(x, None, data.eval_batch_size), verbose=0), dtype="float64")
 
 
-def _concat(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {key: np.concatenate([a[key], b[key]]) for key in a}
+def _concat(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+class _Clock:
+    """Seconds left before the job's deadline (None: no time budget), less a margin for saving."""
+
+    SAVE_MARGIN_S = 3.0
+
+    def __init__(self, deadline: datetime | None) -> None:
+        self.deadline = deadline
+
+    def left(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return (self.deadline - datetime.now(UTC)).total_seconds() - self.SAVE_MARGIN_S
+
+    def allows(self, seconds: float) -> bool:
+        left = self.left()
+        return left is None or seconds <= left
+
+
+def _fit_estimate(record: dict[str, Any], epochs: int, rows_ratio: float) -> float:
+    """Seconds to train ``epochs`` epochs on ``rows_ratio`` times a trial's rows, from the trial's own fit."""
+    if not record.get("seconds") or not record.get("epochs"):
+        return math.inf
+    per_epoch = float(record["seconds"]) / int(record["epochs"])
+    return TRACE_S + per_epoch * epochs * rows_ratio
+
+
+TRACE_S = 3.0  # building and tracing a model before its first step, on a 2-core CPU
+
+
+def _select(spec: SearchSpec, tuner: Any, completed: list[Any], data: PreparedData
+            ) -> tuple[list[tuple[Any, float]], dict[str, Any] | None]:
+    """The members and their weights: greedy ensemble selection over the best trials' validation
+    predictions, kept only when it beats the best single trial; else the best trial alone."""
+    best = completed[0]
+    if spec.ensemble_size < 2 or len(completed) < 2:
+        return [(best, 1.0)], None
+    candidates = completed[: spec.ensemble_size * ensemble.CANDIDATES_PER_MEMBER]
+    predictions = {}
+    for trial in candidates:
+        found = tuners.validation_predictions(tuner, trial.trial_id)
+        if found is not None and len(found) == len(data.y_val):
+            predictions[trial.trial_id] = found
+    if best.trial_id not in predictions or len(predictions) < 2:
+        return [(best, 1.0)], None
+    selection = ensemble.greedy_selection(predictions, data.y_val, spec.objective, spec.task, spec.ensemble_size)
+    info = {"objective": spec.objective, "validation_loss": round(selection.loss, 6),
+            "best_single_validation_loss": round(selection.single_loss, 6), "candidates": len(predictions),
+            "kept": len(selection.weights) > 1 and selection.loss < selection.single_loss}
+    if not info["kept"]:
+        return [(best, 1.0)], info
+    by_id = {t.trial_id: t for t in candidates}
+    return [(by_id[i], w) for i, w in selection.weights.items()], info
+
+
+def _load(tuner: Any, trial: Any) -> Any:
+    with warnings.catch_warnings():
+        # The checkpoint also holds the search's optimizer state, which a model that only
+        # predicts (or is rebuilt for refit) does not need.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return tuner.load_model(trial)
+
+
+def _complete_hyperband(spec: SearchSpec, tuner: Any, trial: Any, model: Any, data: PreparedData,
+                        clock: _Clock) -> tuple[Any, int]:
+    """A Hyperband trial stopped by its round's epoch cap trains on, with early stopping, up to
+    max_epochs, so the final model is never an under-trained early-rung one; (model, epochs)."""
+    hp = trial.hyperparameters
+    capped = int(hp.values.get("tuner/epochs", spec.max_epochs))
+    epochs = int(trial.best_step or 0) + 1
+    if capped >= spec.max_epochs:
+        return model, epochs
+    record = tuners.fit_record(tuner, trial.trial_id)
+    if not clock.allows(_fit_estimate(record, spec.max_epochs - capped, 1.0)):
+        log.warning("no time left to train Hyperband trial %s past its %d epochs", trial.trial_id, capped)
+        return model, epochs
+    fitted = tuner.hypermodel.fit(hp, model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                                  epochs=spec.max_epochs, initial_epoch=capped, verbose=0)
+    scores = fitted.history.get(spec.objective, [])
+    if scores:
+        pick = np.nanargmin if spec.direction == "min" else np.nanargmax
+        epochs = capped + int(pick(np.asarray(scores, dtype="float64"))) + 1
+    return model, epochs
+
+
+def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: PreparedData, number: int
+           ) -> tuple[Any, list[dict[str, float | None]]]:
+    """The trial's hyperparameters retrained on every row (train, validation and test) for ``epochs``."""
+    hypermodel = tuner.hypermodel
+    hp = trial.hyperparameters
+    keras.utils.set_random_seed(spec.seed + 1000 + number)
+    x_all = _concat(data.x_train, data.x_val, data.x_test)
+    y_all = np.concatenate([data.y_train, data.y_val, data.y_test])
+    hypermodel.n_fit = len(y_all)
+    try:
+        model = hypermodel.build(hp)
+        run = "final_refit" if number == 0 else f"final_refit_member_{number}"
+        fitted = hypermodel.fit(hp, model, x_all, y_all, epochs=epochs, verbose=0,
+                                callbacks=[tuners.epoch_summaries(spec, run)])
+    finally:
+        hypermodel.n_fit = hypermodel.n_train
+    history = [
+        {"epoch": i, **{k: tuners.finite(v[i]) for k, v in fitted.history.items() if not k.startswith("learning_rate")}}
+        for i in range(len(fitted.history.get("loss", [])))
+    ]
+    return model, history
 
 
 def train_final_model(spec: SearchSpec) -> TrainedModel:
-    """The best trial's model (its best epoch's weights), or with ``refit`` the best hyperparameters
-    retrained on train + validation; then scored once on the held-out test split."""
+    """The served model: the best trial, or a weighted ensemble of the best trials when that does
+    better on the validation rows; scored once on the held-out test split; then, with ``refit``,
+    each member retrained on every row with its own hyperparameters and epoch count (as far as
+    the job's time budget allows: a member without time for it keeps its trial's weights)."""
     data = prepare(spec)
+    clock = _Clock(spec.deadline)
     tuner = build_tuner(spec, data, NullReporter())
     completed = [t for t in tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
-                 if _finite(t.score) is not None]
+                 if tuners.finite(t.score) is not None]
     if not completed:
         raise SearchFailed(
             "No trial completed, so there is no model. Check the trials' messages in the leaderboard."
         )
     best = completed[0]
-    hp = best.hyperparameters
     labels = spec.targets if spec.task == "multilabel" else spec.classes
-    with warnings.catch_warnings():
-        # The checkpoint also holds the search's optimizer state, which a model that only
-        # predicts (or is rebuilt for refit) does not need.
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model = tuner.load_model(best)
-    validation = evaluate(spec.task, data.y_val, _predict(model, data.x_val, data), labels)
-    history = None
+    chosen, selection = _select(spec, tuner, completed, data)
+
+    models, members = [], []
+    for trial, weight in chosen:
+        model = _load(tuner, trial)
+        epochs = int(trial.best_step or 0) + 1
+        if spec.tuner == "hyperband":
+            model, epochs = _complete_hyperband(spec, tuner, trial, model, data, clock)
+        models.append(model)
+        members.append(Member(trial.trial_id, weight, tuners.active_hyperparameters(trial.hyperparameters.values,
+                                                                                    spec.kind), epochs, False))
+
+    def blend(x: dict[str, Any]) -> np.ndarray:
+        outputs = [m.weight * _predict(model, x, data) for m, model in zip(members, models, strict=True)]
+        return np.sum(outputs, axis=0)
+
+    validation = evaluate(spec.task, data.y_val, blend(data.x_val), labels)
+    test = evaluate(spec.task, data.y_test, blend(data.x_test), labels)
+
+    history, refit_rows = None, None
     if spec.refit:
-        hypermodel = tuner.hypermodel
-        keras.utils.set_random_seed(spec.seed)
-        model = hypermodel.build(hp)
-        epochs = int(best.best_step or 0) + 1
-        fitted = hypermodel.fit(
-            hp, model, _concat(data.x_train, data.x_val), np.concatenate([data.y_train, data.y_val]), epochs=epochs,
-            callbacks=[tensorboard_callback(spec, "final_refit")],
-        )
-        history = [
-            {"epoch": i, **{k: _finite(v[i]) for k, v in fitted.history.items() if not k.startswith("learning_rate")}}
-            for i in range(len(fitted.history.get("loss", [])))
-        ]
-    model = tuner.hypermodel.serving_model(hp, model)
-    test = evaluate(spec.task, data.y_test, _predict(model, data.x_test, data), labels)
+        rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
+        for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
+            estimate = _fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)
+            if not clock.allows(estimate):
+                log.warning("no time left to retrain member %s on every row (needs ~%.0f s)", trial.trial_id,
+                            estimate)
+                continue
+            models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number)
+            member.refit = True
+            refit_rows = sum(data.split_sizes.values())
+            history = history or refit_history
+    served = [tuner.hypermodel.serving_model(trial.hyperparameters, model)
+              for (trial, _), model in zip(chosen, models, strict=True)]
+    final = served[0] if len(served) == 1 else build_ensemble(served, [m.weight for m in members])
     return TrainedModel(
-        model=model,
+        model=final,
         best_trial_id=best.trial_id,
-        hyperparameters=active_hyperparameters(hp, spec.kind),
+        hyperparameters=tuners.active_hyperparameters(best.hyperparameters.values, spec.kind),
         history=history,
         validation_metrics=validation.metrics,
         test_metrics=test.metrics,
         confusion_matrix=test.confusion_matrix,
         input_schema=image_input_schema(spec) if spec.kind == "image" else [f.public_schema() for f in data.features],
         split_sizes=data.split_sizes,
-        supports_uncertainty=has_dropout(model),
+        supports_uncertainty=has_dropout(final),
         features=[f.to_dict() for f in data.features],
+        members=members,
+        ensemble=selection,
+        refit_rows=refit_rows,
     )

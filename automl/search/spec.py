@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,11 @@ class SearchSpec:
     work_dir: Path
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions_per_trial: int = 1
-    deadline: datetime | None = None
+    deadline: datetime | None = None  # the job's whole time budget ends here (final model included)
     target_score: float | None = None
-    refit: bool = False
+    refit: bool = True  # retrain the served model (each ensemble member) on every row at the end
+    ensemble_size: int = 3  # most distinct trials in the final ensemble (0 or 1: the best trial alone)
+    finalize_reserve_s: float = 0.0  # of the time budget, kept for the final model (no trial runs into it)
     kind: str = "tabular"  # or "image"
     image_size: int | None = None  # image jobs: the side length images are resized to
     channels: int = 3  # image jobs: 1 (grayscale) or 3
@@ -56,7 +58,7 @@ class SearchSpec:
         return Budget(
             objective=self.objective,
             direction=self.direction,
-            deadline=self.deadline,
+            deadline=self.deadline - timedelta(seconds=self.finalize_reserve_s) if self.deadline else None,
             target_score=self.target_score,
             stop_on_epoch_target=self.executions_per_trial == 1,
         )

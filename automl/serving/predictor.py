@@ -88,6 +88,7 @@ class Predictor:
     def __init__(self, model_dir: Path) -> None:
         import keras
 
+        from automl.hypermodels.ensemble import all_layers
         from automl.hypermodels.training import has_dropout
 
         self.model_id = model_dir.name  # the registry names each model's folder by its id
@@ -101,7 +102,7 @@ class Predictor:
         self.image: dict[str, Any] = self.metadata.get("image") or {}
         self.model = load_keras_model(model_dir)
         self.supports_uncertainty = has_dropout(self.model)
-        for layer in self.model.layers:
+        for layer in all_layers(self.model):  # an ensemble's members too
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
         self.call: Any = ImageCall(self.model, self.image["channels"]) if self.kind == "image" \

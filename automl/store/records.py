@@ -95,6 +95,8 @@ class JobRecord(Base):
     time_budget_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     target_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Most distinct trials in the final ensemble; 1 for jobs from before ensembles (the best trial alone).
+    ensemble_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     parallel_trials: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     image_size: Mapped[int | None] = mapped_column(Integer, nullable=True)  # image jobs: side length trained at
     mixed_precision: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -217,6 +219,10 @@ class ModelRecord(Base):
     split_sizes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    refit_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)  # rows the served model was retrained on
+    # The ensemble's members (trial, weight, epochs, refit, hyperparameters); one for a single model.
+    members: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    ensemble: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # how the members were chosen
     supports_uncertainty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     path: Mapped[str | None] = mapped_column(Text, nullable=True)

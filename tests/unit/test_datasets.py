@@ -26,10 +26,21 @@ def test_penguins_schema_and_missing_counts(tmp_path: Path, penguins_csv: Path, 
 
 
 def test_boolean_inference_and_storage(tmp_path: Path) -> None:
-    path = write(tmp_path, "b.csv", "flag,x\nyes,1\nno,2\n,3\nYes,4\n")
+    path = write(tmp_path, "b.csv", "flag,x\ntrue,1\nFALSE,2\n,3\nTrue,4\n")
     dataset = ingest_file(path, "b.csv", tmp_path / "store")
     assert dataset.columns[0]["type"] == "boolean" and dataset.columns[0]["missing"] == 1
     assert load_frame(dataset.path)["flag"].tolist()[:2] == [True, False]
+
+
+def test_two_valued_text_keeps_its_words(tmp_path: Path) -> None:
+    """yes/no is not turned into true/false: the profile, the stored values and so every class and
+    prediction use the words as uploaded."""
+    path = write(tmp_path, "b.csv", "answer,x\nyes,1\nno,2\n,3\nyes,4\n")
+    dataset = ingest_file(path, "b.csv", tmp_path / "store")
+    column = dataset.columns[0]
+    assert column["type"] == "categorical" and column["missing"] == 1 and column["unique"] == 2
+    stored = load_frame(dataset.path)["answer"]
+    assert stored.iloc[[0, 1, 3]].tolist() == ["yes", "no", "yes"] and stored.isna().iloc[2]
 
 
 def test_parquet_upload(tmp_path: Path, penguins: pd.DataFrame) -> None:
@@ -67,4 +78,7 @@ def test_infer_type() -> None:
     assert infer_type(pd.Series([1.0, None, 3.0])) == "numeric"
     assert infer_type(pd.Series(["a", "b", None])) == "categorical"
     assert infer_type(pd.Series(["true", "false"])) == "boolean"
+    assert infer_type(pd.Series([True, None, False], dtype=object)) == "boolean"
+    assert infer_type(pd.Series(["yes", "no"])) == "categorical"
+    assert infer_type(pd.Series(["Y", "N", None])) == "categorical"
     assert infer_type(pd.Series(["yes", "maybe"])) == "categorical"

@@ -180,7 +180,7 @@ def test_balanced_class_weights_reach_training() -> None:
 def test_regression_losses_work_on_standardised_targets(loss: str) -> None:
     model, _, _ = build("regression", loss=loss)
     assert isinstance(model.loss, StandardizedLoss) and model.loss.kind == loss
-    assert model.get_layer("prediction").get_config()["scale"] == 5.0
+    assert model.get_layer("prediction").get_config()["transform"]["std"] == 5.0
     y_true = np.array([[10.0], [20.0]], dtype="float32")
     y_pred = np.array([[15.0], [20.0]], dtype="float32")
     expected = {"mse": 0.5, "mae": 0.5, "huber": 0.25}[loss]  # errors of 1 and 0 standard deviations

@@ -82,7 +82,8 @@ def test_grayscale_archive_keeps_one_channel_and_labels_csv_allows_several_colum
     assert dataset.images is not None and dataset.images["channels"] == 1
     assert dataset.images["layout"] == "labels_csv" and "images_per_class" not in dataset.images
     types = {c["name"]: c["type"] for c in dataset.columns}
-    assert types == {"is_round": "boolean", "is_big": "boolean", "weight": "numeric"}
+    # yes/no stays the words it was written in; True/False is boolean.
+    assert types == {"is_round": "categorical", "is_big": "boolean", "weight": "numeric"}
     index = pd.read_parquet(dataset.path)
     assert index.loc[index["source"] == "data/pics/3.png", "weight"].item() == 4.5
 

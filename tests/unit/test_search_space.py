@@ -83,8 +83,16 @@ def test_described_space_covers_every_hyperparameter_with_its_domain() -> None:
     assert set(described["activation"]["choices"]) >= {"relu", "leaky_relu", "prelu", "elu", "selu", "gelu",
                                                       "swish", "tanh", "sigmoid"}
     assert set(described["optimizer"]["choices"]) == {"sgd", "rmsprop", "adam", "adamw", "nadam"}
-    assert set(described["lr_schedule"]["choices"]) == {"constant", "step", "exponential", "inverse_time",
+    assert set(described["lr_schedule"]["choices"]) == {"constant", "cosine", "step", "exponential", "inverse_time",
                                                        "reduce_on_plateau"}
+    # The options that matter for real tables (issue 18), each searchable and documented.
+    assert described["numeric_transform"]["choices"] == ["standard", "robust", "quantile"]
+    assert described["numeric_embedding"]["choices"] == ["none", "periodic", "ple"]
+    assert described["embedding_units"]["active_when"] == {"numeric_embedding": ["periodic", "ple"]}
+    assert described["category_embedding"]["choices"] == [0, 4, 8, 16]
+    assert described["label_smoothing"]["tasks"] == ["binary", "multiclass"]
+    assert described["target_transform"]["tasks"] == ["regression"]
+    assert described["target_transform"]["choices"] == ["none", "log1p", "quantile"]
     assert described["momentum"]["active_when"] == {"optimizer": ["sgd"]}
     assert "loss" not in {d["name"] for d in describe("binary")}
     assert "class_weight" not in {d["name"] for d in describe("regression")}

@@ -58,7 +58,8 @@ def test_requested_task_must_fit() -> None:
 
 def test_objective_must_fit_task() -> None:
     assert resolve_objective("binary", "val_auc", {}) == ("val_auc", "max")
-    assert resolve_objective("binary", None, {}) == ("val_loss", "min")
+    assert resolve_objective("binary", None, {}) == ("val_log_loss", "min")
+    assert resolve_objective("multiclass", None, {}) == ("val_log_loss", "min")
     assert resolve_objective("multilabel", "val_binary_accuracy", {}) == ("val_binary_accuracy", "max")
     assert resolve_objective("regression", None, {}) == ("val_rmse", "min")
     with pytest.raises(InvalidJobRequest, match="val_loss, val_mae, val_rmse"):
@@ -71,6 +72,13 @@ def test_regression_val_loss_needs_a_fixed_loss() -> None:
     with pytest.raises(InvalidJobRequest, match="Fix the loss"):
         resolve_objective("regression", "val_loss", {"loss": {"values": ["mse", "mae"]}})
     assert resolve_objective("regression", "val_loss", {"loss": {"fixed": "huber"}}) == ("val_loss", "min")
+
+
+def test_classification_val_loss_needs_a_fixed_label_smoothing() -> None:
+    """A smoothed loss is larger by construction, so val_loss would rank trials by their smoothing."""
+    with pytest.raises(InvalidJobRequest, match="label smoothing"):
+        resolve_objective("multiclass", "val_loss", {})
+    assert resolve_objective("binary", "val_loss", {"label_smoothing": {"fixed": 0.0}}) == ("val_loss", "min")
 
 
 def test_multilabel_targets_are_validated_and_encoded() -> None:

@@ -142,4 +142,26 @@ def test_celery_settings_fit_long_gpu_work() -> None:
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_soft_time_limit < conf.task_time_limit < 7200
     assert conf.broker_transport_options["visibility_timeout"] == 7200
-    assert conf.worker_max_tasks_per_child == 1  # a fresh process per trial: flat memory
+    # A pool process serves trials until its memory passes the limit: no TensorFlow import per trial.
+    assert conf.worker_max_tasks_per_child is None and conf.worker_max_memory_per_child == 2048 * 1024
+
+
+def test_embedded_broker_file_is_in_write_ahead_log_mode(tmp_path: Path) -> None:
+    """One open reader must not block the worker that queues the next step (rollback-journal mode did)."""
+    import sqlite3
+
+    make_celery(Settings(data_dir=tmp_path))
+    broker = tmp_path / "broker.db"
+    connection = sqlite3.connect(broker)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        reader = sqlite3.connect(broker)
+        reader.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+        reader.commit()
+        reader.execute("BEGIN")
+        reader.execute("SELECT * FROM t").fetchall()  # a read transaction stays open
+        connection.execute("INSERT INTO t VALUES (1)")  # and a writer goes through at once
+        connection.commit()
+        reader.close()
+    finally:
+        connection.close()

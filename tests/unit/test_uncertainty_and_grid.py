@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from automl.errors import UnsupportedForTask
-from automl.search.runner import ResumableGridSearchOracle
+from automl.search.tuners import ResumableGridSearchOracle
 from automl.serving.predictor import Predictor
 
 FEATURES = [{"name": "x", "key": "x", "kind": "numeric", "mean": 0.0, "std": 1.0, "missing_indicator": False,

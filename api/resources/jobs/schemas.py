@@ -10,6 +10,7 @@ STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
 STOP_REASONS = ["max_trials", "time_budget", "target_reached", "search_space_exhausted", "cancelled"]
 TRIAL_STATES = ["running", "completed", "failed", "interrupted"]
 IDEMPOTENCY_KEY = "Idempotency-Key"
+MAX_ENSEMBLE_SIZE = 10  # as automl.jobs.MAX_ENSEMBLE_SIZE
 
 
 class TargetField(fields.Field):
@@ -46,8 +47,9 @@ class JobCreateSchema(Schema):
                               metadata={"description": "e.g. val_loss, val_accuracy, val_auc, val_mae, val_rmse"})
     max_trials = fields.Integer(load_default=None, validate=validate.Range(min=1))
     max_epochs = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    patience = fields.Integer(load_default=5, validate=validate.Range(min=1, max=1000),
-                              metadata={"description": "Early-stopping patience in epochs."})
+    patience = fields.Integer(load_default=None, validate=validate.Range(min=1, max=1000),
+                              metadata={"description": "Early-stopping patience in epochs (default: a tenth of "
+                                                       "max_epochs, 5 to 20)."})
     seed = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**31 - 1))
     search_space = fields.Dict(
         keys=fields.String(), load_default=dict,
@@ -67,8 +69,17 @@ class JobCreateSchema(Schema):
         metadata={"description": "End the search once the objective reaches this value."},
     )
     refit = fields.Boolean(
-        load_default=False,
-        metadata={"description": "Retrain the best hyperparameters on train + validation before the test score."},
+        load_default=True,
+        metadata={"description": "Once the held-out test metrics are taken, retrain the served model (each "
+                                 "ensemble member) on every row with its hyperparameters and epoch count, as far "
+                                 "as time_budget_s allows. false: serve the best trials' own weights (trained on "
+                                 "the training split)."},
+    )
+    ensemble_size = fields.Integer(
+        load_default=3, validate=validate.Range(min=0, max=MAX_ENSEMBLE_SIZE),
+        metadata={"description": "Most trials in the final model: a weighted ensemble chosen greedily on the "
+                                 "validation rows, kept only when it beats the best single trial there. 0 or 1: "
+                                 "the best trial alone."},
     )
     parallel_trials = fields.Integer(
         load_default=1, validate=validate.Range(min=1),
@@ -123,6 +134,7 @@ class JobSchema(Schema):
     time_budget_s = fields.Integer(allow_none=True)
     target_score = fields.Float(allow_none=True)
     refit = fields.Boolean()
+    ensemble_size = fields.Integer()
     parallel_trials = fields.Integer()
     image_size = fields.Integer(allow_none=True, metadata={"description": "Image jobs: side length trained at."})
     mixed_precision = fields.Boolean()

@@ -20,10 +20,21 @@ class ModelSchema(Schema):
     input_schema = fields.List(fields.Dict(), metadata={"description": "Columns a prediction request sends."})
     hyperparameters = fields.Dict()
     validation_metrics = fields.Dict()
-    test_metrics = fields.Dict(metadata={"description": "On the held-out test split the search never saw."})
+    test_metrics = fields.Dict(metadata={
+        "description": "On the held-out test split the search never saw, measured before the refit on every row "
+                       "(see refit)."})
     split_sizes = fields.Dict()
     confusion_matrix = fields.Dict(allow_none=True, metadata={"description": "On the test split."})
-    refit = fields.Boolean(metadata={"description": "Retrained on train + validation after the search."})
+    refit = fields.Boolean(metadata={
+        "description": "The served model (at least one ensemble member) was retrained on every row (train, "
+                       "validation and test) after the test metrics were measured."})
+    refit_rows = fields.Integer(allow_none=True, metadata={"description": "Rows of that final training."})
+    members = fields.List(fields.Dict(), allow_none=True, metadata={
+        "description": "The trials the served model averages, with their weights (one for a single model): "
+                       "trial_id, weight, epochs, refit, hyperparameters."})
+    ensemble = fields.Dict(allow_none=True, metadata={
+        "description": "How the ensemble was chosen: the objective, its validation loss against the best single "
+                       "trial's, how many trials were candidates, and whether it was kept."})
     supports_uncertainty = fields.Boolean(metadata={"description": "Has dropout, so mc_samples works."})
     error = fields.String(allow_none=True)
     deployed = fields.Boolean(metadata={"description": "Loaded and warmed by every serving process at start."})

@@ -1,0 +1,45 @@
+"""Training budgets that follow the data: batch size, epochs and patience from the row count.
+
+A 300-row table and a 100,000-row table need different trials: small tables take many passes
+over small batches, large ones fewer passes over large batches. On a CPU a Keras epoch also
+costs a fixed ~20-30 ms (iterators, the validation pass, callbacks) besides its steps, which
+would dominate a tiny table's trial, so an epoch is at least ``MIN_STEPS_PER_EPOCH`` steps: it
+passes over a small table's training rows several times. These defaults apply when a job does
+not name the value.
+"""
+
+from __future__ import annotations
+
+import math
+
+MIN_BATCH, MAX_BATCH = 32, 512
+MIN_STEPS_PER_EPOCH = 16
+MIN_PASSES, MAX_PASSES = 40, 200  # passes over the training rows a trial may take (before early stopping)
+
+
+def default_batch_size(n_train: int) -> int:
+    """About 1/16 of the training rows, as a power of two between 32 and 512 (a step costs a few
+    milliseconds on a CPU whatever its size up to about 128 rows, so small batches are slow)."""
+    size = 2 ** round(math.log2(max(1, n_train) / 16)) if n_train > 0 else MIN_BATCH
+    return int(min(MAX_BATCH, max(MIN_BATCH, size)))
+
+
+def passes_per_epoch(n_train: int) -> int:
+    """Passes over the training rows in one epoch: enough for ``MIN_STEPS_PER_EPOCH`` steps at the
+    default batch size (1 from about 8,000 rows on)."""
+    steps = max(1, math.ceil(n_train / default_batch_size(n_train)))
+    return max(1, math.ceil(MIN_STEPS_PER_EPOCH / steps))
+
+
+def max_passes(n_train: int) -> int:
+    """200 passes up to 500 rows, then fewer (by the square root), down to 40 from 12,500 rows on."""
+    return int(min(MAX_PASSES, max(MIN_PASSES, round(MAX_PASSES * math.sqrt(500 / max(1, n_train))))))
+
+
+def default_max_epochs(n_train: int) -> int:
+    return max(1, math.ceil(max_passes(n_train) / passes_per_epoch(n_train)))
+
+
+def default_patience(max_epochs: int) -> int:
+    """Early-stopping patience: a sixth of the epochs, between 5 and 20."""
+    return int(min(20, max(5, round(max_epochs / 6))))

@@ -1,0 +1,81 @@
+"""Greedy ensemble selection (Caruana et al., 2004) on the trials' validation predictions.
+
+Start from the best single model; at each step add (with replacement) the trial whose
+predictions, averaged into the ensemble, lower the job's objective most; a trial added k times
+out of n steps weighs k/n. The ensemble is kept only when it beats the best single model on
+the validation rows. Plain numpy: the Keras side (one model that averages its members) is
+``automl.hypermodels.ensemble``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SELECTION_STEPS = 25
+CANDIDATES_PER_MEMBER = 3  # the best 3 x ensemble_size trials are candidates
+_EPS = 1e-7
+
+
+def loss(objective: str, task: str, y: np.ndarray, output: np.ndarray) -> float:
+    """The objective as a loss (lower is better) on raw model outputs (probabilities, values)."""
+    name = objective.removeprefix("val_")
+    y = np.asarray(y)
+    output = np.asarray(output, dtype="float64")
+    if task == "regression":
+        error = output.reshape(-1) - y.reshape(-1).astype("float64")
+        if name == "mae":
+            return float(np.abs(error).mean())
+        if name == "mse":
+            return float((error**2).mean())
+        return float(np.sqrt((error**2).mean()))  # rmse, and a fixed loss ranked as its RMSE
+    if task in ("binary", "multilabel"):
+        p = np.clip(output.reshape(y.shape), _EPS, 1 - _EPS)
+        truth = y.astype("float64")
+        if name in ("accuracy", "binary_accuracy"):
+            return float(1.0 - ((p >= 0.5) == (truth >= 0.5)).mean())
+        if name in ("auc", "prc"):
+            from sklearn import metrics
+
+            scorer = metrics.roc_auc_score if name == "auc" else metrics.average_precision_score
+            try:
+                return float(1.0 - scorer(truth, p, average="macro"))
+            except ValueError:  # one class only in these rows
+                return 0.0
+        return float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
+    labels = y.reshape(-1).astype("int64")
+    p = np.clip(output / output.sum(axis=1, keepdims=True), _EPS, 1.0)
+    if name == "accuracy":
+        return float(1.0 - (p.argmax(axis=1) == labels).mean())
+    return float(-np.log(p[np.arange(len(labels)), labels]).mean())
+
+
+@dataclass(frozen=True)
+class Selection:
+    weights: dict[str, float]  # trial id -> weight (sums to 1)
+    loss: float  # of the weighted ensemble on the validation rows
+    single_loss: float  # of the best single trial
+
+
+def greedy_selection(predictions: dict[str, np.ndarray], y: np.ndarray, objective: str, task: str,
+                     max_members: int, steps: int = SELECTION_STEPS) -> Selection:
+    """``predictions``: trial id -> validation outputs, best trial first. At most ``max_members``
+    distinct trials; once that many are in, steps only re-weigh them."""
+    ids = list(predictions)
+    losses = {i: loss(objective, task, y, predictions[i]) for i in ids}
+    first = min(ids, key=lambda i: (losses[i], ids.index(i)))
+    counts = {first: 1}
+    total = predictions[first].astype("float64").copy()
+    best_counts, best_loss = dict(counts), losses[first]
+    for step in range(2, steps + 1):
+        allowed = ids if len(counts) < max_members else list(counts)
+        value, _, pick = min((loss(objective, task, y, (total + predictions[i]) / step), ids.index(i), i)
+                             for i in allowed)
+        counts[pick] = counts.get(pick, 0) + 1
+        total += predictions[pick]
+        if value < best_loss - 1e-12:  # keep the best prefix of the greedy sequence
+            best_counts, best_loss = dict(counts), value
+    n = sum(best_counts.values())
+    weights = {i: c / n for i, c in sorted(best_counts.items(), key=lambda item: (-item[1], ids.index(item[0])))}
+    return Selection(weights=weights, loss=best_loss, single_loss=losses[first])

@@ -1,0 +1,177 @@
+"""Running the service's own job path in one process, and scoring on rows the service never saw.
+
+A benchmark splits each table into the rows it uploads and held-out rows (stratified for
+classification, seeded); the service splits the uploaded rows again for its own search. The
+held-out rows are scored through the saved model's serving path, as a client's ``predict`` would.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+
+from automl.access import DEFAULT_TEAM, Scope
+from automl.datasets.ingest import ingest_file
+from automl.jobs import JobRequest, create_job, search_spec
+from automl.search.spec import SearchSpec
+from automl.settings import Settings
+from automl.store import Store, repository
+from automl.store.records import DatasetRecord
+
+HOLDOUT = 0.2
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    store: Store
+
+    @classmethod
+    def create(cls, root: Path) -> Workspace:
+        settings = Settings(data_dir=root)
+        store = Store(settings.sqlalchemy_url)
+        store.migrate()
+        return cls(settings, store)
+
+    def upload(self, frame: pd.DataFrame, name: str) -> str:
+        """Ingest ``frame`` exactly as ``POST /datasets`` does (through a CSV file); the dataset id."""
+        path = self.settings.tmp_dir / f"{name}-{uuid.uuid4().hex[:6]}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+        ingested = ingest_file(path, path.name, self.settings.datasets_dir)
+        with self.store.session() as session:
+            session.add(DatasetRecord(
+                id=ingested.id, name=ingested.name, source_format=ingested.source_format, path=str(ingested.path),
+                n_rows=ingested.n_rows, n_columns=ingested.n_columns, size_bytes=ingested.size_bytes,
+                columns=ingested.columns,
+            ))
+        return ingested.id
+
+    def job(self, frame: pd.DataFrame, name: str, **request: Any) -> SearchSpec:
+        """Upload and submit exactly as the API does; the search spec a worker would build."""
+        dataset_id = self.upload(frame, name)
+        with self.store.session() as session:
+            job = create_job(session, self.settings, JobRequest(dataset_id=dataset_id, **request), Scope(DEFAULT_TEAM))
+            session.flush()
+            repository.mark_running(session, job.id)
+            session.flush()
+            return search_spec(job, repository.get_dataset(session, dataset_id), self.settings)
+
+
+def holdout_split(frame: pd.DataFrame, target: str, task: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows to upload, held-out rows): 20 % held out, stratified by class for classification."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = frame[target].astype(str) if task != "regression" else None
+    fit, held = train_test_split(frame, test_size=HOLDOUT, random_state=seed, stratify=stratify)
+    return fit.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def score(metric: str, task: str, y_true: pd.Series, predicted: Any, probabilities: np.ndarray | None,
+          classes: list[Any] | None) -> float:
+    """The benchmark's metric on held-out rows, from predictions in the user's label space."""
+    from sklearn import metrics
+
+    if metric == "r2":
+        return float(metrics.r2_score(np.asarray(y_true, dtype="float64"), np.asarray(predicted, dtype="float64")))
+    if metric == "accuracy":
+        return float(metrics.accuracy_score(np.asarray(y_true).astype(str), np.asarray(predicted).astype(str)))
+    if metric == "roc_auc":
+        assert probabilities is not None and classes is not None
+        positive = np.asarray(y_true).astype(str) == str(classes[-1])
+        return float(metrics.roc_auc_score(positive, probabilities[:, -1]))
+    raise ValueError(f"unknown metric {metric}")
+
+
+def predict_saved(model_dir: Path, held: pd.DataFrame) -> tuple[Any, np.ndarray | None, list[Any] | None]:
+    """(predictions, probabilities, classes) of a saved model on raw rows, through the serving code."""
+    from automl.serving.batch import chunk_to_inputs
+    from automl.serving.predictor import Predictor
+
+    predictor = Predictor(model_dir)
+    inputs = chunk_to_inputs(held, predictor.features, first_row=1)
+    output = predictor.call(inputs)
+    if predictor.task == "regression":
+        return output.reshape(-1), None, None
+    classes = list(predictor.classes or [])
+    if predictor.task == "binary":
+        positive = output.reshape(-1)
+        probabilities = np.stack([1 - positive, positive], axis=1)
+    else:
+        probabilities = output
+    predicted = [classes[i] for i in probabilities.argmax(axis=1)]
+    return predicted, probabilities, classes
+
+
+def gbdt(task: str, target: str, fit: pd.DataFrame, held: pd.DataFrame, column_types: dict[str, str]
+         ) -> tuple[Any, np.ndarray | None, list[Any] | None, float]:
+    """Default scikit-learn HistGradientBoosting on the uploaded rows: (predictions, probabilities,
+    classes, seconds). Categorical columns as pandas categories, as its docs recommend."""
+    import time
+
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    def features(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.drop(columns=[target])
+        for column, kind in column_types.items():
+            if column == target or column not in out:
+                continue
+            if kind == "categorical":
+                categories = sorted(fit[column].dropna().astype(str).unique())
+                out[column] = pd.Categorical(out[column].astype(object).where(out[column].notna(), None)
+                                             .map(lambda v: None if v is None else str(v)), categories=categories)
+            else:
+                out[column] = pd.to_numeric(out[column].astype(object), errors="coerce").astype("float64")
+        return out
+
+    started = time.perf_counter()
+    if task == "regression":
+        model: Any = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=0)
+        model.fit(features(fit), fit[target].to_numpy(dtype="float64"))
+        predicted = model.predict(features(held))
+        return predicted, None, None, time.perf_counter() - started
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
+    labels = fit[target].astype(str)
+    model.fit(features(fit), labels)
+    probabilities = model.predict_proba(features(held))
+    classes = list(model.classes_)
+    predicted = [classes[i] for i in probabilities.argmax(axis=1)]
+    return predicted, probabilities, classes, time.perf_counter() - started
+
+
+DIGITS = 1797  # scikit-learn's bundled digits
+
+
+def digits_split(root: Path, seed: int = 0) -> tuple[Path, list[bytes], list[int]]:
+    """(zip of 80 % of the digits as PNG class folders, the held-out 20 % as PNG bytes, their labels)."""
+    import zipfile
+
+    from sklearn.model_selection import train_test_split
+
+    from tests.image_data import digit_images, png_bytes
+
+    images, labels = digit_images(DIGITS)
+    fit, held = train_test_split(np.arange(DIGITS), test_size=HOLDOUT, random_state=seed, stratify=labels)
+    path = root / f"digits-{seed}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in fit:
+            archive.writestr(f"digits/{labels[i]}/{i:04d}.png", png_bytes(images[i]))
+    return path, [png_bytes(images[i]) for i in held], [labels[i] for i in held]
+
+
+def image_accuracy(model_dir: Path, files: list[bytes], labels: list[int]) -> float:
+    """Held-out accuracy of a saved image model through the serving code (files as a client sends them)."""
+    from automl.serving.predictor import Predictor
+
+    predictor = Predictor(model_dir)
+    inputs = predictor.file_inputs([(f"{i}.png", data) for i, data in enumerate(files)])
+    predicted, _ = predictor.predict_of(inputs)
+    return float(np.mean([str(p) == str(t) for p, t in zip(predicted, labels, strict=True)]))

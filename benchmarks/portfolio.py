@@ -1,0 +1,335 @@
+"""Choose the search's starting portfolio (``automl/search/portfolio.json``) from measured runs.
+
+1. ``evaluate``: train every candidate configuration of ``CANDIDATES`` once on every table of
+   ``benchmarks._tables.SELECTION`` (public tables, none of them in the quality benchmark's
+   suite), through the job code path (a one-trial job with every hyperparameter fixed), and
+   score it on held-out rows. Results accumulate in ``benchmarks/results/portfolio_runs.json``
+   (a run that is already there is not repeated).
+2. ``select``: greedy portfolio selection (as AutoGluon's zero-shot portfolios and Auto-sklearn
+   2.0): per table, each candidate's error is scaled to [0, 1] between the best and the worst
+   candidate; the first entry is the candidate with the lowest mean scaled error, and each next
+   one the candidate that most lowers the mean over tables of the best scaled error so far.
+   Writes the ordered entries, with the figures they were chosen on, to the portfolio file.
+
+    .venv/bin/python -m benchmarks.portfolio evaluate [--tables a,b] [--candidates x,y]
+    .venv/bin/python -m benchmarks.portfolio evaluate-images
+    .venv/bin/python -m benchmarks.portfolio select [--size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._tables import BY_NAME, SELECTION, Table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "portfolio_runs.json"
+
+# The candidate pool: published tuned defaults for tabular MLPs and variations around them. Only
+# the values that differ from the space's defaults are named (see GET /api/v1/search-space).
+_ADAMW = {"optimizer": "adamw", "lr_schedule": "cosine"}
+CANDIDATES: dict[str, dict[str, Any]] = {
+    # RealMLP-TD (Holzmüller et al., NeurIPS 2024): robust scaling with smooth clipping, periodic
+    # (PBLD) embeddings, 3 x 256 SELU, dropout 0.15, label smoothing 0.1, AdamW with a decaying rate.
+    "realmlp": {"numeric_transform": "robust", "numeric_embedding": "periodic", "embedding_units": 4,
+                "num_layers": 3, "units": 256, "shrink": 1.0, "activation": "selu", "dropout": 0.15,
+                "learning_rate": 0.002, "weight_decay": 0.01, "label_smoothing": 0.1, **_ADAMW},
+    "mlp_ple": {"numeric_transform": "quantile", "numeric_embedding": "ple", "embedding_units": 8,
+                "num_layers": 3, "units": 512, "shrink": 1.0, "activation": "relu", "dropout": 0.1,
+                "learning_rate": 0.001, "weight_decay": 0.0001, **_ADAMW},
+    "plain_small": {"numeric_transform": "standard", "num_layers": 2, "units": 128, "shrink": 1.0,
+                    "activation": "relu", "dropout": 0.1, "optimizer": "adam", "learning_rate": 0.001},
+    "plain_robust": {"numeric_transform": "robust", "num_layers": 3, "units": 256, "shrink": 1.0,
+                     "activation": "relu", "dropout": 0.2, "learning_rate": 0.001, "weight_decay": 0.01,
+                     **_ADAMW},
+    "wide_dropout": {"numeric_transform": "quantile", "num_layers": 2, "units": 512, "shrink": 1.0,
+                     "activation": "gelu", "dropout": 0.35, "learning_rate": 0.001, "weight_decay": 0.01,
+                     "label_smoothing": 0.05, **_ADAMW},
+    "deep_narrow": {"numeric_transform": "robust", "num_layers": 4, "units": 128, "shrink": 1.0,
+                    "activation": "swish", "dropout": 0.05, "optimizer": "nadam", "learning_rate": 0.002,
+                    "lr_schedule": "cosine"},
+    "funnel_bn": {"numeric_transform": "standard", "num_layers": 3, "units": 512, "shrink": 0.5,
+                  "activation": "elu", "batch_norm": True, "dropout": 0.2, "optimizer": "adam",
+                  "learning_rate": 0.001, "lr_schedule": "reduce_on_plateau", "lr_decay_rate": 0.5},
+    "resnet": {"numeric_transform": "quantile", "num_layers": 4, "units": 256, "shrink": 1.0, "residual": True,
+               "activation": "relu", "dropout": 0.15, "learning_rate": 0.001, "weight_decay": 0.001, **_ADAMW},
+    "cat_embedding": {"numeric_transform": "robust", "numeric_embedding": "periodic", "embedding_units": 4,
+                      "category_embedding": 8, "num_layers": 3, "units": 256, "shrink": 1.0, "activation": "selu",
+                      "dropout": 0.15, "learning_rate": 0.002, "weight_decay": 0.01, "label_smoothing": 0.1,
+                      **_ADAMW},
+    "low_lr_long": {"numeric_transform": "quantile", "num_layers": 3, "units": 256, "shrink": 1.0,
+                    "activation": "relu", "dropout": 0.25, "learning_rate": 0.0003, "weight_decay": 0.0001,
+                    "optimizer": "adamw", "lr_schedule": "constant"},
+}
+
+
+# Images. The only image set available offline is scikit-learn's digits (also in the quality suite),
+# so the image candidates are ranked on it; a pretrained backbone needs the operator's weight file,
+# which cannot be fetched here, so that entry is declared, not measured, and comes first only on a
+# service that has the weights (it is skipped where the backbone is not searched).
+_CNN = {"backbone": "none", "conv_blocks": 3, "filters": 32, "filters_growth": 2.0, "convs_per_block": 2,
+        "kernel_size": 3, "conv_stride": 1, "padding": "same", "conv_batch_norm": True, "conv_activation": "relu",
+        "pooling": "max", "spatial_dropout": 0.1, "global_pooling": "average", "dense_units": 128,
+        "head_dropout": 0.3, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "cosine", "batch_size": 64}
+IMAGE_CANDIDATES: dict[str, dict[str, Any]] = {
+    "small_cnn": _CNN,
+    "small_cnn_augment": {**_CNN, "augment": True, "flip": "none", "rotation": 0.05, "zoom": 0.1, "contrast": 0.0},
+    "cnn_two_blocks_wide": {**_CNN, "conv_blocks": 2, "filters": 64, "dense_units": 256, "head_dropout": 0.4},
+    "cnn_residual_gelu": {**_CNN, "conv_residual": True, "conv_activation": "gelu", "optimizer": "adamw",
+                          "weight_decay": 0.0001, "learning_rate": 0.002},
+}
+DECLARED_IMAGE_ENTRIES: list[dict[str, Any]] = [
+    {"name": "mobilenet_v2_frozen", "measured": False,
+     "values": {"backbone": "mobilenet_v2", "pretrained": True, "freeze_backbone": True, "global_pooling": "average",
+                "dense_units": 128, "head_dropout": 0.2, "optimizer": "adam", "learning_rate": 0.001,
+                "lr_schedule": "cosine", "batch_size": 32}},
+]
+IMAGE_TABLE = "digits (images)"
+
+
+def _load_results() -> list[dict[str, Any]]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+
+
+def _save_results(rows: list[dict[str, Any]]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def _data_defaults(table: Table, fit: Any) -> dict[str, Any]:
+    from automl.datasets.targets import TRAIN_FRACTION
+    from automl.preprocessing.targets import choose
+    from automl.search.defaults import default_batch_size
+
+    defaults: dict[str, Any] = {"batch_size": default_batch_size(round(len(fit) * TRAIN_FRACTION))}
+    if table.task == "regression":
+        defaults["target_transform"] = choose(fit[table.target].to_numpy(dtype="float64"))
+    return defaults
+
+
+def run_one(workspace: Any, table: Table, name: str, values: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """Train one candidate on one table through a one-trial job; its held-out score."""
+    from automl.registry import save_model
+    from automl.search.local import run_local_search
+    from automl.search.portfolio import full_assignment
+    from benchmarks._harness import holdout_split, predict_saved, score
+
+    fit, held = holdout_split(table.frame(), table.target, table.task, seed)
+    fixed = full_assignment(values, table.task, "tabular", _data_defaults(table, fit))
+    spec = workspace.job(fit, table.name, target=table.target, tuner="random", max_trials=1, search_space=fixed,
+                         seed=seed, refit=False)
+    assert spec.task == table.task, f"{table.name}: the service inferred {spec.task}, not {table.task}"
+    started = time.perf_counter()
+    result = run_local_search(spec)
+    seconds = time.perf_counter() - started
+    model_dir = save_model(result.trained.model, result.trained.metadata(spec, "candidate"),
+                           workspace.settings.models_dir, f"{table.name}-{name}-{seed}")
+    predicted, probabilities, classes = predict_saved(model_dir, held)
+    value = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
+    return {"table": table.name, "candidate": name, "seed": seed, "metric": table.metric, "score": value,
+            "seconds": round(seconds, 2), "values": values}
+
+
+def gbdt_reference(table: Table, seed: int) -> dict[str, Any]:
+    """Default gradient boosting on the same rows: printed and kept beside the candidates, for reference."""
+    from automl.datasets.schema import infer_type
+    from benchmarks._harness import gbdt, holdout_split, score
+
+    fit, held = holdout_split(table.frame(), table.target, table.task, seed)
+    types = {c: infer_type(fit[c]) for c in fit.columns}
+    predicted, probabilities, classes, seconds = gbdt(table.task, table.target, fit, held, types)
+    value = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
+    return {"table": table.name, "candidate": GBDT, "seed": seed, "metric": table.metric, "score": value,
+            "seconds": round(seconds, 2), "values": {}}
+
+
+GBDT = "(gbdt)"
+
+
+def evaluate(tables: list[Table], names: list[str], seeds: list[int]) -> None:
+    from benchmarks._harness import Workspace
+
+    rows = _load_results()
+    done = {(r["table"], r["candidate"], r["seed"], json.dumps(r["values"], sort_keys=True)) for r in rows}
+    with tempfile.TemporaryDirectory() as root:
+        workspace = Workspace.create(Path(root))
+        for table in tables:
+            for seed in seeds:
+                if (table.name, GBDT, seed, "{}") not in done:
+                    rows.append(gbdt_reference(table, seed))
+                    print(f"{table.name:14s} {GBDT:18s} seed {seed}: {rows[-1]['metric']} {rows[-1]['score']:.4f}",
+                          flush=True)
+                    _save_results(rows)
+            for name in names:
+                for seed in seeds:
+                    key = (table.name, name, seed, json.dumps(CANDIDATES[name], sort_keys=True))
+                    if key in done:
+                        continue
+                    row = run_one(workspace, table, name, CANDIDATES[name], seed)
+                    print(f"{table.name:14s} {name:18s} seed {seed}: {row['metric']} {row['score']:.4f} "
+                          f"({row['seconds']:.1f} s)", flush=True)
+                    rows.append(row)
+                    _save_results(rows)
+
+
+def run_image_one(workspace: Any, name: str, values: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """Train one image candidate on 80 % of the digits through a one-trial job; held-out accuracy."""
+    from automl.registry import save_model
+    from automl.search.local import run_local_search
+    from automl.search.portfolio import full_assignment
+    from benchmarks._harness import digits_split, image_accuracy
+
+    archive, files, labels = digits_split(workspace.settings.tmp_dir, seed)
+    from automl.datasets.ingest import ingest_file
+    from automl.store.records import DatasetRecord
+
+    ingested = ingest_file(archive, archive.name, workspace.settings.datasets_dir)
+    with workspace.store.session() as session:
+        session.add(DatasetRecord(id=ingested.id, name=ingested.name, source_format=ingested.source_format,
+                                  path=str(ingested.path), n_rows=ingested.n_rows, n_columns=ingested.n_columns,
+                                  size_bytes=ingested.size_bytes, columns=ingested.columns, kind=ingested.kind,
+                                  images=ingested.images))
+    from automl.access import DEFAULT_TEAM, Scope
+    from automl.jobs import JobRequest, create_job, search_spec
+    from automl.store import repository
+
+    fixed = full_assignment(values, "multiclass", "image")
+    with workspace.store.session() as session:
+        job = create_job(session, workspace.settings, JobRequest(dataset_id=ingested.id, target=None, tuner="random",
+                                                                 max_trials=1, search_space=fixed, seed=seed,
+                                                                 refit=False), Scope(DEFAULT_TEAM))
+        session.flush()
+        repository.mark_running(session, job.id)
+        session.flush()
+        spec = search_spec(job, repository.get_dataset(session, ingested.id), workspace.settings)
+    started = time.perf_counter()
+    result = run_local_search(spec)
+    seconds = time.perf_counter() - started
+    model_dir = save_model(result.trained.model, result.trained.metadata(spec, "candidate"),
+                           workspace.settings.models_dir, f"digits-{name}-{seed}")
+    return {"table": IMAGE_TABLE, "candidate": name, "seed": seed, "metric": "accuracy",
+            "score": image_accuracy(model_dir, files, labels), "seconds": round(seconds, 2), "values": values}
+
+
+def evaluate_images(names: list[str], seeds: list[int]) -> None:
+    from benchmarks._harness import Workspace
+
+    rows = _load_results()
+    done = {(r["table"], r["candidate"], r["seed"], json.dumps(r["values"], sort_keys=True)) for r in rows}
+    with tempfile.TemporaryDirectory() as root:
+        workspace = Workspace.create(Path(root))
+        for name in names:
+            for seed in seeds:
+                if (IMAGE_TABLE, name, seed, json.dumps(IMAGE_CANDIDATES[name], sort_keys=True)) in done:
+                    continue
+                row = run_image_one(workspace, name, IMAGE_CANDIDATES[name], seed)
+                print(f"{IMAGE_TABLE} {name:20s} seed {seed}: accuracy {row['score']:.4f} ({row['seconds']:.1f} s)",
+                      flush=True)
+                rows.append(row)
+                _save_results(rows)
+
+
+def scaled_errors(rows: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
+    """table -> candidate -> error scaled to [0, 1] between the best and worst candidate (mean over seeds)."""
+    by_table: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        if r["candidate"] in names and CANDIDATES.get(r["candidate"]) == r["values"]:
+            by_table.setdefault(r["table"], {}).setdefault(r["candidate"], []).append(1.0 - r["score"])
+    out: dict[str, dict[str, float]] = {}
+    for table, errors in by_table.items():
+        if set(errors) != set(names):
+            continue  # a table every candidate has run on
+        means = {name: float(np.mean(e)) for name, e in errors.items()}
+        best, worst = min(means.values()), max(means.values())
+        span = worst - best or 1.0
+        out[table] = {name: (m - best) / span for name, m in means.items()}
+    return out
+
+
+def greedy(scaled: dict[str, dict[str, float]], names: list[str], size: int) -> list[tuple[str, float]]:
+    """Entries in order, each with the mean over tables of the best scaled error once it is added."""
+    chosen: list[tuple[str, float]] = []
+    best = dict.fromkeys(scaled, float("inf"))
+    def after(name: str, best: dict[str, float]) -> float:
+        return float(np.mean([min(best[t], scaled[t][name]) for t in scaled]))
+
+    for _ in range(min(size, len(names))):
+        pick = min((n for n in names if n not in dict(chosen)), key=lambda n: after(n, best))
+        value = after(pick, best)
+        if chosen and value >= chosen[-1][1] - 1e-9:
+            break  # no remaining candidate helps on any table
+        chosen.append((pick, value))
+        best = {t: min(best[t], scaled[t][pick]) for t in scaled}
+    return chosen
+
+
+def select(size: int) -> None:
+    from automl.search.portfolio import PORTFOLIO_FILE
+
+    rows = _load_results()
+    names = sorted(CANDIDATES)
+    scaled = scaled_errors(rows, names)
+    if not scaled:
+        raise SystemExit("no table has results for every candidate; run `evaluate` first")
+    chosen = greedy(scaled, names, size)
+    existing = json.loads(PORTFOLIO_FILE.read_text()) if PORTFOLIO_FILE.exists() else {}
+    existing["tabular"] = [
+        {"name": name, "values": CANDIDATES[name], "mean_scaled_error_with_earlier": round(value, 4)}
+        for name, value in chosen
+    ]
+    existing["tabular_selection"] = {
+        "generated_by": "benchmarks/portfolio.py select",
+        "date": time.strftime("%Y-%m-%d"),
+        "tables": sorted(scaled),
+        "candidates": names,
+        "mean_scaled_error_alone": {n: round(float(np.mean([scaled[t][n] for t in scaled])), 4) for n in names},
+    }
+    images = {r["candidate"]: r for r in rows if r["table"] == IMAGE_TABLE
+              and IMAGE_CANDIDATES.get(r["candidate"]) == r["values"]}
+    ranked = sorted(images.values(), key=lambda r: -r["score"])
+    existing["image"] = DECLARED_IMAGE_ENTRIES + [
+        {"name": r["candidate"], "measured": True, "values": r["values"], "digits_accuracy": round(r["score"], 4),
+         "seconds": r["seconds"]} for r in ranked]
+    existing["image_selection"] = {
+        "generated_by": "benchmarks/portfolio.py select", "date": time.strftime("%Y-%m-%d"),
+        "ranked_on": "held-out accuracy on 20 % of scikit-learn's digits (the only offline image set)",
+        "declared": [e["name"] for e in DECLARED_IMAGE_ENTRIES],
+    }
+    PORTFOLIO_FILE.write_text(json.dumps(existing, indent=1) + "\n")
+    for name, value in chosen:
+        print(f"{name:18s} mean scaled error with the entries before it: {value:.4f}")
+    for r in ranked:
+        print(f"image {r['candidate']:20s} digits accuracy {r['score']:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate")
+    ev.add_argument("--tables", default=",".join(t.name for t in SELECTION))
+    ev.add_argument("--candidates", default=",".join(CANDIDATES))
+    ev.add_argument("--seeds", default="0")
+    im = sub.add_parser("evaluate-images")
+    im.add_argument("--candidates", default=",".join(IMAGE_CANDIDATES))
+    im.add_argument("--seeds", default="0")
+    se = sub.add_parser("select")
+    se.add_argument("--size", type=int, default=8)
+    args = parser.parse_args()
+    if args.command == "evaluate":
+        evaluate([BY_NAME[t] for t in args.tables.split(",")], args.candidates.split(","),
+                 [int(s) for s in args.seeds.split(",")])
+    elif args.command == "evaluate-images":
+        evaluate_images(args.candidates.split(","), [int(s) for s in args.seeds.split(",")])
+    else:
+        select(args.size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The Keras Tuner adapter: the portfolio goes first (projected into a narrowed space), no
+configuration is trained twice, and the Keras Tuner internals the service relies on still exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+import pytest
+from sklearn.datasets import load_iris
+
+from automl.datasets.ingest import ingest_file
+from automl.search import portfolio, runner, tuners
+from automl.search.reporter import NullReporter
+from automl.search.runner import run_trial_step
+from automl.search.spec import SearchSpec
+
+
+class Started(NullReporter):
+    def __init__(self) -> None:
+        self.hyperparameters: list[dict[str, Any]] = []
+
+    def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
+        self.hyperparameters.append(hyperparameters)
+
+
+def _spec(tmp_path: Path, tuner: str = "random", max_trials: int = 3, max_epochs: int = 1,
+          **overrides: dict[str, Any]) -> SearchSpec:
+    csv = tmp_path / "iris.csv"
+    load_iris(as_frame=True).frame.to_csv(csv, index=False)
+    ingested = ingest_file(csv, "iris.csv", tmp_path / "datasets")
+    return SearchSpec(
+        job_id="j", dataset_path=ingested.path, column_types={c["name"]: c["type"] for c in ingested.columns},
+        targets=["target"], task="multiclass", classes=[0, 1, 2], tuner=tuner, objective="val_log_loss",
+        direction="min", max_trials=max_trials, max_epochs=max_epochs, patience=1, seed=1, work_dir=tmp_path / "job",
+        overrides={"units": {"fixed": 16}, **overrides},
+    )
+
+
+ENTRIES = [
+    {"num_layers": 3, "activation": "selu", "numeric_transform": "quantile", "dropout": 0.15},
+    {"num_layers": 1, "activation": "gelu", "numeric_embedding": "periodic", "embedding_units": 4},
+]
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
+def test_portfolio_entries_are_the_first_trials(tuner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    # Hyperband at 3 epochs: a first bracket of 3 configurations trained for 1 epoch each.
+    spec = _spec(tmp_path, tuner, max_trials=3, max_epochs=3 if tuner == "hyperband" else 1)
+    reporter = Started()
+    for _ in range(3):
+        run_trial_step(spec, reporter)
+    first, second, third = reporter.hyperparameters[:3]
+    assert {k: first[k] for k in ENTRIES[0]} == ENTRIES[0]
+    assert {k: second[k] for k in ENTRIES[1]} == ENTRIES[1]
+    # Names an entry leaves out take their defaults (the batch size the data implies).
+    assert first["optimizer"] == "adam" and first["batch_size"] == 32
+    assert third not in (first, second)
+
+
+def test_entries_are_projected_into_a_narrowed_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = _spec(tmp_path, max_trials=2, num_layers={"min": 2, "max": 2, "step": None, "sampling": "linear"},
+                 activation={"values": ["relu", "elu"]}, dropout={"min": 0.0, "max": 0.1, "step": 0.05,
+                                                                   "sampling": "linear"})
+    reporter = Started()
+    run_trial_step(spec, reporter)
+    first = reporter.hyperparameters[0]
+    assert first["num_layers"] == 2  # 3 is outside [2, 2]
+    assert first["activation"] == "relu"  # selu is excluded: the hyperparameter's default
+    assert first["dropout"] == pytest.approx(0.1)  # 0.15 clipped into [0, 0.1]
+    assert first["numeric_transform"] == "quantile"  # what the job leaves open stays as the entry says
+
+
+def test_project_value_rules() -> None:
+    from keras_tuner.engine import hyperparameters as hps
+
+    choice = hps.Choice("l2", [0.0, 1e-4, 1e-2], default=0.0)
+    assert tuners._project_value(choice, 2e-3) == 1e-4  # the nearest allowed value
+    assert tuners._project_value(choice, 1e-2) == 1e-2
+    words = hps.Choice("activation", ["relu", "elu"], default="elu")
+    assert tuners._project_value(words, "selu") == "elu"  # an excluded category: the default
+    backbone = hps.Choice("backbone", ["none"], default="none")
+    assert tuners._project_value(backbone, "resnet50") is None  # an entry for an excluded backbone is skipped
+    assert tuners._project_value(hps.Int("num_layers", 1, 4, default=2), 9) == 4
+    assert tuners._project_value(hps.Float("dropout", 0.0, 0.5, step=0.05), 0.33) == pytest.approx(0.35)
+    assert tuners._project_value(hps.Fixed("units", 16), 256) == 16
+
+
+def test_no_configuration_is_trained_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A space with two configurations: two trials, then the search is exhausted (random search would
+    otherwise draw the same values again, and the portfolio repeats one of them)."""
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: [{"batch_norm": True}, {"batch_norm": True}])
+    fixed = {name: {"fixed": value} for name, value in portfolio.full_assignment({}, "multiclass").items()
+             if name not in ("batch_norm", "units")}
+    spec = _spec(tmp_path, max_trials=5, **fixed)
+    reporter = Started()
+    outcomes = [run_trial_step(spec, reporter).outcome for _ in range(3)]
+    assert outcomes == ["trial_ended", "trial_ended", "exhausted"]
+    assert sorted(h["batch_norm"] for h in reporter.hyperparameters) == [False, True]
+
+
+def test_a_bayesian_proposal_that_repeats_a_trial_is_replaced(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: [])
+    spec = _spec(tmp_path, "bayesian", max_trials=4)
+    reporter = Started()
+    for _ in range(3):  # the initial points
+        run_trial_step(spec, reporter)
+    repeated = dict(reporter.hyperparameters[0])
+
+    def propose_a_repeat(self: Any, trial_id: str) -> dict[str, Any]:
+        values = {hp.name: repeated.get(hp.name, hp.default) for hp in self.hyperparameters.space}
+        return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+
+    monkeypatch.setattr(kt.oracles.BayesianOptimizationOracle, "populate_space", propose_a_repeat)
+    run_trial_step(spec, reporter)
+    assert reporter.hyperparameters[3] not in reporter.hyperparameters[:3]
+
+
+def test_each_trial_keeps_its_best_weights_and_validation_predictions(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, max_trials=1)
+    run_trial_step(spec, NullReporter())
+    from automl.search.data import prepare
+
+    data = prepare(spec)
+    tuner = runner.build_tuner(spec, data, NullReporter())
+    predictions = tuners.validation_predictions(tuner, "0")
+    assert predictions is not None and predictions.shape == (len(data.y_val), 3)
+    record = tuners.fit_record(tuner, "0")
+    assert record["epochs"] == 1 and record["seconds"] > 0
+    assert (tmp_path / "job" / "tensorboard" / "trial_0" / "validation").is_dir()
+
+
+def test_keras_tuner_internals_the_adapter_relies_on() -> None:
+    """If a Keras Tuner upgrade renames any of these, this fails before a search does."""
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_loss", "min"), max_trials=1)
+    assert isinstance(oracle._retry_queue, list) and isinstance(oracle.ongoing_trials, dict)
+    assert callable(oracle._random_values) and callable(oracle._get_trial_dir)
+    assert callable(kt.oracles.GridSearchOracle._get_next_combination)
+    assert callable(kt.Tuner._try_build) and callable(kt.Tuner._get_checkpoint_fname)
+    assert callable(kt.Tuner._deepcopy_callbacks)
+    from keras_tuner.src.engine import tuner_utils
+
+    for name in ("TunerCallback", "convert_to_metrics_dict", "get_best_step", "validate_trial_results"):
+        assert hasattr(tuner_utils, name), name
+    assert callable(kt.Hyperband._build_hypermodel)  # loads a promoted trial's weights
