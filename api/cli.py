@@ -110,13 +110,17 @@ def worker(concurrency: int | None, pool: str, celery_args: tuple[str, ...]) -> 
     from tasks.worker import celery
 
     settings: Settings = celery.conf.automl_settings
+    if concurrency:
+        # The pool processes size their TensorFlow threads by it (cores / concurrency).
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+        celery.conf.automl_settings = settings
     settings.ensure_dirs()
     Store(settings.sqlalchemy_url).migrate()
     argv = [
         "worker",
         "--queues", QUEUE,
         "--pool", pool,
-        "--concurrency", str(concurrency or settings.worker_concurrency),
+        "--concurrency", str(settings.worker_concurrency),
         "--loglevel", settings.log_level,
         *celery_args,
     ]

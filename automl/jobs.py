@@ -112,7 +112,8 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
     n_train = round(dataset.n_rows * TRAIN_FRACTION)
     data_epochs = IMAGE_MAX_EPOCHS if dataset.kind == "image" else default_max_epochs(n_train)
     max_epochs = request.max_epochs or settings.default_max_epochs or data_epochs
-    patience = request.patience or default_patience(max_epochs)
+    # Image trials validate on moving batch-norm statistics that settle over the first epochs.
+    patience = request.patience or (IMAGE_PATIENCE if dataset.kind == "image" else default_patience(max_epochs))
     _limit("max_trials", max_trials, settings.max_trials_limit)
     _limit("max_epochs", max_epochs, settings.max_epochs_limit)
     _limit("executions_per_trial", request.executions_per_trial, MAX_EXECUTIONS_PER_TRIAL)
@@ -181,6 +182,7 @@ def _target_transform_options(dataset: DatasetRecord, target: str,
 MIN_IMAGE_SIZE = 8
 MAX_IMAGE_SIZE = 512
 IMAGE_MAX_EPOCHS = 30  # a CNN epoch is costly on a CPU; early stopping ends most trials sooner
+IMAGE_PATIENCE = 8
 
 
 def _pretrained_backbones(overrides: dict[str, dict[str, Any]], image_size: int,

@@ -41,13 +41,17 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     return data
 
 
-def load_keras_model(model_dir: Path) -> Any:
-    import keras
-
-    # Registers the service's own layers before deserialising.
+def register_custom_objects() -> None:
+    """Make the service's own layers known to Keras (preprocessing, target transforms, ensembles), as
+    loading a downloaded ``.keras`` file needs: ``from automl.registry import register_custom_objects``."""
     import automl.hypermodels.ensemble
     import automl.preprocessing.layers  # noqa: F401
 
+
+def load_keras_model(model_dir: Path) -> Any:
+    import keras
+
+    register_custom_objects()
     return keras.saving.load_model(model_dir / MODEL_FILE, safe_mode=True, compile=False)
 
 

@@ -160,6 +160,7 @@ def digits_split(root: Path, seed: int = 0) -> tuple[Path, list[bytes], list[int
 
     images, labels = digit_images(DIGITS)
     fit, held = train_test_split(np.arange(DIGITS), test_size=HOLDOUT, random_state=seed, stratify=labels)
+    root.mkdir(parents=True, exist_ok=True)
     path = root / f"digits-{seed}.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for i in fit:
@@ -172,6 +173,8 @@ def image_accuracy(model_dir: Path, files: list[bytes], labels: list[int]) -> fl
     from automl.serving.predictor import Predictor
 
     predictor = Predictor(model_dir)
-    inputs = predictor.file_inputs([(f"{i}.png", data) for i, data in enumerate(files)])
-    predicted, _ = predictor.predict_of(inputs)
+    predicted: list[Any] = []
+    for start in range(0, len(files), 200):  # a request takes at most 256 images
+        inputs = predictor.file_inputs([(f"{i}.png", data) for i, data in enumerate(files[start:start + 200])])
+        predicted += predictor.predict_of(inputs)[0]
     return float(np.mean([str(p) == str(t) for p, t in zip(predicted, labels, strict=True)]))

@@ -92,7 +92,7 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 @contextmanager
 def local_service(root: Path, env: dict[str, str] | None = None, api_workers: int = 1,
-                  with_worker: bool = True) -> Iterator[LocalService]:
+                  with_worker: bool = True, concurrency: int = 1) -> Iterator[LocalService]:
     """API (``automl serve``, gunicorn) and optionally a Celery worker on ``root``; both stopped on exit."""
     full_env = {**os.environ, "AUTOML_DATA_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     port = free_port()
@@ -103,7 +103,8 @@ def local_service(root: Path, env: dict[str, str] | None = None, api_workers: in
     worker = None
     if with_worker:
         time.sleep(1)  # the API migrates the database first
-        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--concurrency", "1"], env=full_env,
+        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--concurrency", str(concurrency)],
+                                  env=full_env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     service = LocalService(f"http://127.0.0.1:{port}", root, api, worker)
     try:

@@ -78,7 +78,8 @@ PEERS = {"autogluon": autogluon, "realmlp": realmlp}
 
 
 def main() -> None:
-    request = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as handle:
+        request = json.load(handle)
     fit, held = _frames(request)
     started = time.perf_counter()
     answer = PEERS[request["peer"]](request, fit, held)

@@ -332,7 +332,8 @@ def report(rows: list[dict[str, Any]]) -> str:
                      + ", ".join(f"{k} {v:.4f}" for k, v in spread.items()))
     over = [f"{r['dataset']}@{r['budget']} {r['ours']['seconds']:.0f} s" for r in rows
             if r["ours"]["seconds"] > max(r["budget"] * 1.05, r["budget"] + 10)]
-    lines.append(f"- every job within its budget + 5 % (or 10 s): {'met' if not over else 'NOT met: ' + ', '.join(over)}")
+    verdict = "met" if not over else "NOT met: " + ", ".join(over)
+    lines.append(f"- every job within its budget + 5 % (or 10 s): {verdict}")
     return "\n".join(lines)
 
 

@@ -115,7 +115,7 @@ class ImageCNN(SearchHyperModel):
                 )(x)
                 size = _conv_size(size, kernel, step, pad)
                 if batch_norm:
-                    x = keras.layers.BatchNormalization(name=f"conv_bn_{b}_{c}")(x)
+                    x = training.batch_norm(f"conv_bn_{b}_{c}")(x)
                 x = training.activation_layer(activation, name=f"conv_act_{b}_{c}")(x)
             if residual:
                 if shortcut.shape[-1] != width or reduce > 1:

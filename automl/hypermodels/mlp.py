@@ -72,7 +72,7 @@ class TabularMLP(SearchHyperModel):
                 name=f"dense_{i}",
             )(x)
             if block_norm:
-                y = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(y)
+                y = training.batch_norm(f"batch_norm_{i}")(y)
             y = training.activation_layer(activation, name=f"activation_{i}")(y)
             if dropout > 0:
                 y = training.dropout_layer(activation, dropout, name=f"dropout_{i}")(y)

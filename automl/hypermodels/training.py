@@ -96,6 +96,13 @@ def activation_layer(activation: str, name: str) -> keras.layers.Layer:
     return keras.layers.Activation(activation, name=name)
 
 
+def batch_norm(name: str) -> keras.layers.Layer:
+    """Batch normalization whose moving statistics follow within a few dozen steps (Keras' default
+    momentum, 0.99, needs hundreds: a small dataset's first epochs were then validated, and early
+    stopped, on statistics that were still mostly their initial values)."""
+    return keras.layers.BatchNormalization(momentum=0.9, name=name)
+
+
 def dropout_layer(activation: str, rate: float, name: str) -> keras.layers.Layer:
     # Alpha dropout keeps selu's self-normalising mean and variance.
     if activation == "selu":

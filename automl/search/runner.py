@@ -113,6 +113,7 @@ def run_trial_step(spec: SearchSpec, reporter: SearchReporter, lane: int = 0, ma
     with reporter.exclusive() as claims:
         keras.utils.set_random_seed(spec.seed)
         tuner = build_tuner(spec, data, reporter)
+        tuner.test_inputs = data.x_test
         tuners.reconcile(tuner.oracle, claims.running_elsewhere)
         tuners.give_up_on_crashing_trials(tuner, claims.attempts, max_attempts)
         trial = tuner.oracle.create_trial(tuner_id)
@@ -236,7 +237,7 @@ def _concat(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class _Clock:
     """Seconds left before the job's deadline (None: no time budget), less a margin for saving."""
 
-    SAVE_MARGIN_S = 3.0
+    SAVE_MARGIN_S = 2.0
 
     def __init__(self, deadline: datetime | None) -> None:
         self.deadline = deadline
@@ -252,10 +253,11 @@ class _Clock:
 
 
 def _fit_estimate(record: dict[str, Any], epochs: int, rows_ratio: float) -> float:
-    """Seconds to train ``epochs`` epochs on ``rows_ratio`` times a trial's rows, from the trial's own fit."""
+    """Seconds to train ``epochs`` epochs on ``rows_ratio`` times a trial's rows, from the trial's own fit
+    (whose first seconds went to building and tracing the model)."""
     if not record.get("seconds") or not record.get("epochs"):
         return math.inf
-    per_epoch = float(record["seconds"]) / int(record["epochs"])
+    per_epoch = max(0.0, float(record["seconds"]) - TRACE_S) / int(record["epochs"])
     return TRACE_S + per_epoch * epochs * rows_ratio
 
 
@@ -317,9 +319,10 @@ def _complete_hyperband(spec: SearchSpec, tuner: Any, trial: Any, model: Any, da
     return model, epochs
 
 
-def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: PreparedData, number: int
+def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: PreparedData, number: int, run: str
            ) -> tuple[Any, list[dict[str, float | None]]]:
-    """The trial's hyperparameters retrained on every row (train, validation and test) for ``epochs``."""
+    """The trial's hyperparameters retrained on every row (train, validation and test) for ``epochs``;
+    ``run``: its TensorBoard run."""
     hypermodel = tuner.hypermodel
     hp = trial.hyperparameters
     keras.utils.set_random_seed(spec.seed + 1000 + number)
@@ -328,7 +331,6 @@ def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: Prepared
     hypermodel.n_fit = len(y_all)
     try:
         model = hypermodel.build(hp)
-        run = "final_refit" if number == 0 else f"final_refit_member_{number}"
         fitted = hypermodel.fit(hp, model, x_all, y_all, epochs=epochs, verbose=0,
                                 callbacks=[tuners.epoch_summaries(spec, run)])
     finally:
@@ -358,22 +360,29 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
     labels = spec.targets if spec.task == "multilabel" else spec.classes
     chosen, selection = _select(spec, tuner, completed, data)
 
-    models, members = [], []
+    models, members, outputs = [], [], []
     for trial, weight in chosen:
         model = _load(tuner, trial)
         epochs = int(trial.best_step or 0) + 1
+        kept = (tuners.validation_predictions(tuner, trial.trial_id), tuners.test_predictions(tuner, trial.trial_id))
         if spec.tuner == "hyperband":
-            model, epochs = _complete_hyperband(spec, tuner, trial, model, data, clock)
+            model, completed_epochs = _complete_hyperband(spec, tuner, trial, model, data, clock)
+            if completed_epochs != epochs:
+                epochs, kept = completed_epochs, (None, None)  # trained on: its kept outputs are stale
+        # Outputs the trial kept (the same weights), else predicted now.
+        outputs.append([saved if saved is not None and len(saved) == len(y) else _predict(model, x, data)
+                        for saved, x, y in zip(kept, (data.x_val, data.x_test), (data.y_val, data.y_test),
+                                               strict=True)])
         models.append(model)
         members.append(Member(trial.trial_id, weight, tuners.active_hyperparameters(trial.hyperparameters.values,
                                                                                     spec.kind), epochs, False))
 
-    def blend(x: dict[str, Any]) -> np.ndarray:
-        outputs = [m.weight * _predict(model, x, data) for m, model in zip(members, models, strict=True)]
-        return np.sum(outputs, axis=0)
+    def blend(split: int) -> np.ndarray:
+        return np.sum([m.weight * np.asarray(out[split], dtype="float64")
+                       for m, out in zip(members, outputs, strict=True)], axis=0)
 
-    validation = evaluate(spec.task, data.y_val, blend(data.x_val), labels)
-    test = evaluate(spec.task, data.y_test, blend(data.x_test), labels)
+    validation = evaluate(spec.task, data.y_val, blend(0), labels)
+    test = evaluate(spec.task, data.y_test, blend(1), labels)
 
     history, refit_rows = None, None
     if spec.refit:
@@ -384,7 +393,8 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
                 log.warning("no time left to retrain member %s on every row (needs ~%.0f s)", trial.trial_id,
                             estimate)
                 continue
-            models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number)
+            run = "final_refit" if history is None else f"final_refit_member_{number}"
+            models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
             member.refit = True
             refit_rows = sum(data.split_sizes.values())
             history = history or refit_history

@@ -38,6 +38,7 @@ from automl.search.reporter import SearchReporter
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 
 VALIDATION_PREDICTIONS = "validation_predictions.npy"  # in a trial's folder: the best epoch's outputs
+TEST_PREDICTIONS = "test_predictions.npy"  # ... and on the test rows (for the final model's metrics only)
 FIT_RECORD = "fit.json"  # in a trial's folder: seconds and epochs of its (best) training
 _STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed"}
 
@@ -118,6 +119,7 @@ class ReportingMixin:
     hypermodel: Any
     executions_per_trial: int
     stop_reason: str | None = None
+    test_inputs: Any = None  # the held-out test rows, whose outputs each trial keeps for the final metrics
     _execution: int = -1
 
     def on_trial_begin(self, trial: Any) -> None:
@@ -161,11 +163,13 @@ class ReportingMixin:
               epochs: int) -> None:
         model.save_weights(self._get_checkpoint_fname(trial.trial_id))  # type: ignore[attr-defined]
         folder = Path(self.oracle._get_trial_dir(trial.trial_id))
-        if validation is not None:
-            x_val = validation[0]
-            dataset = self.hypermodel.pipeline(x_val, None, self.hypermodel.eval_batch_size)
-            predictions = np.asarray(model.predict(dataset, verbose=0), dtype="float32")
-            np.save(folder / VALIDATION_PREDICTIONS, predictions)
+        # The final model reads these instead of loading every candidate to predict again; the test
+        # rows' outputs are only ever used for the final model's held-out metrics.
+        for name, x in ((VALIDATION_PREDICTIONS, validation[0] if validation else None),
+                        (TEST_PREDICTIONS, self.test_inputs)):
+            if x is not None:
+                dataset = self.hypermodel.pipeline(x, None, self.hypermodel.eval_batch_size)
+                np.save(folder / name, np.asarray(model.predict(dataset, verbose=0), dtype="float32"))
         (folder / FIT_RECORD).write_text(json.dumps({"seconds": round(seconds, 3), "epochs": epochs}))
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -383,6 +387,11 @@ def record_results(oracle: Any, trial_id: str, results: Any) -> None:
 
 def validation_predictions(tuner: Any, trial_id: str) -> np.ndarray | None:
     path = Path(tuner.oracle._get_trial_dir(trial_id)) / VALIDATION_PREDICTIONS
+    return np.load(path) if path.exists() else None
+
+
+def test_predictions(tuner: Any, trial_id: str) -> np.ndarray | None:
+    path = Path(tuner.oracle._get_trial_dir(trial_id)) / TEST_PREDICTIONS
     return np.load(path) if path.exists() else None
 
 

@@ -95,7 +95,9 @@ def test_export_as_keras_and_savedmodel(distributed: Service, model_id: str, row
     import keras
     import tensorflow as tf
 
-    import automl.preprocessing.layers  # noqa: F401  (the service's own layers, for the .keras file)
+    from automl.registry import register_custom_objects
+
+    register_custom_objects()  # the service's own layers, for the .keras file
 
     expected = _proba(distributed, model_id, rows)
     frame = pd.DataFrame(rows)

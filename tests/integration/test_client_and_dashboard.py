@@ -147,12 +147,13 @@ def test_automl_train_wait_shows_trials_epochs_best_score_and_time_left(followed
     assert followed["stdout"].strip() == followed["job_id"]
     lines = [line.rstrip("\n") for line in followed["progress"]]
     epoch = rf"trial [1-{MAX_TRIALS}] epoch \d+/{MAX_EPOCHS}"
-    assert any(re.fullmatch(rf"running: trials [0-2]/{MAX_TRIALS} \| {epoch} \| best (no score yet|val_loss \S+) "
+    assert any(re.fullmatch(rf"running: trials [0-2]/{MAX_TRIALS} \| {epoch} \| best (no score yet|val_log_loss \S+) "
                             rf"\| (\? left|(\d+m)?\d+s left)", line) for line in lines), lines
-    assert any(re.fullmatch(rf"running: trials [12]/{MAX_TRIALS} \| .* \| best val_loss [0-9.e-]+ \| "
+    assert any(re.fullmatch(rf"running: trials [12]/{MAX_TRIALS} \| .* \| best val_log_loss [0-9.e-]+ \| "
                             r"(\d+m)?\d+s left", line) for line in lines), lines
-    assert f"succeeded: trials {MAX_TRIALS}/{MAX_TRIALS} | - | best val_loss {job['best_score']:.4g} | done" in lines
-    assert lines[-1] == (f"job {job['id']} succeeded (max_trials): best val_loss {job['best_score']:.4g}, "
+    best = f"best val_log_loss {job['best_score']:.4g}"
+    assert f"succeeded: trials {MAX_TRIALS}/{MAX_TRIALS} | - | {best} | done" in lines
+    assert lines[-1] == (f"job {job['id']} succeeded (max_trials): best val_log_loss {job['best_score']:.4g}, "
                          f"model {job['model_id']}")
 
 
@@ -181,7 +182,7 @@ def test_the_dashboard_draws_every_trials_curves_live_while_the_job_runs(followe
     scores = lambda: [float(s) for s in page.eval_on_selector_all(  # noqa: E731
         "#leaderboard tbody tr td:nth-child(4)", "els => els.map(e => e.textContent)")]
     assert len(scores()) == MAX_TRIALS
-    assert scores() == sorted(scores())  # best (lowest val_loss) first
+    assert scores() == sorted(scores())  # best (lowest val_log_loss) first
     page.click("#leaderboard th:nth-child(4)")
     assert scores() == sorted(scores(), reverse=True)
     learning_rate = headers.index("learning_rate") + 1

@@ -21,7 +21,8 @@ from tests.integration.conftest import Service, submit, upload_frame
 pytestmark = pytest.mark.integration
 
 # Everything but activation and depth fixed, so a grid has exactly 2 x 2 points.
-FIXED = {"units": 32, "width_schedule": "funnel", "shrink": 1.0, "residual": False, "wide_deep": False,
+FIXED = {"numeric_transform": "standard", "numeric_embedding": "none", "category_embedding": 0,
+         "units": 32, "width_schedule": "funnel", "shrink": 1.0, "residual": False, "wide_deep": False,
          "dropout": 0.1, "batch_norm": False, "l1": 0.0, "l2": 0.0, "activity_l2": 0.0, "max_norm": 0.0,
          "optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant", "batch_size": 32}
 
@@ -91,31 +92,34 @@ def test_grid_search_over_a_multilabel_task_with_several_executions(distributed:
 def test_random_search_regression_stops_at_the_time_budget_and_refits(distributed: Service, tmp_path: Path) -> None:
     frame = load_diabetes(as_frame=True).frame
     dataset = upload_frame(distributed, frame, tmp_path, "diabetes")
-    budget_s = 8
+    budget_s = 30
     job = submit(distributed, dataset_id=dataset["id"], target="target", tuner="random", max_trials=200,
-                 max_epochs=1000, patience=1000, time_budget_s=budget_s, refit=True, seed=2,
+                 max_epochs=1000, patience=5, time_budget_s=budget_s, seed=2,
                  search_space={"loss": ["huber", "mae"], "lr_schedule": ["exponential", "inverse_time", "step"],
                                "num_layers": {"max": 2}, "dropout": {"min": 0.1}, "batch_size": 32})
     assert job["objective"] == "val_rmse"  # losses differ between trials, so rank by RMSE
+    assert job["refit"] is True and job["ensemble_size"] == 3  # the defaults
     job = finished(distributed, job)
-    assert job["stop_reason"] == "time_budget" and job["trials_done"] < 200
+    assert job["stop_reason"] == "time_budget" and 1 < job["trials_done"] < 200
     started = datetime.fromisoformat(job["started_at"])
+    # The whole job (search, final model, refit on every row) ends close to its budget; the benchmark
+    # holds it to the budget + 5 %, a shared CI machine gets some slack.
+    assert (datetime.fromisoformat(job["finished_at"]) - started).total_seconds() < budget_s + 15
     trials = get(distributed, f"/jobs/{job['id']}/trials")["trials"]
-    last = max(trials, key=lambda t: t["number"])
-    # The trial running at the deadline stopped at an epoch boundary, long before its 1000 epochs.
-    assert last["epochs_done"] < 1000 and last["state"] == "completed"
-    assert (datetime.fromisoformat(last["finished_at"]) - started).total_seconds() < budget_s + 30
     for trial in trials:
         hp = trial["hyperparameters"]
         assert hp["loss"] in ("huber", "mae") and hp["num_layers"] <= 2 and hp["dropout"] >= 0.1
         assert hp["lr_schedule"] in ("exponential", "inverse_time", "step") and "lr_decay_epochs" in hp
+        # No trial ran into the time kept for the final model.
+        assert (datetime.fromisoformat(trial["finished_at"]) - started).total_seconds() < budget_s
 
     model = get(distributed, f"/models/{job['model_id']}")
     assert model["refit"] is True and model["supports_uncertainty"] is True
+    assert model["refit_rows"] == sum(model["split_sizes"].values()) == len(frame)
+    assert any(member["refit"] for member in model["members"])
     assert {"mae", "rmse", "r2"} <= set(model["test_metrics"]) and model["confusion_matrix"] is None
-    assert model["split_sizes"]["train"] + model["split_sizes"]["validation"] > 300
     history = get(distributed, f"/models/{job['model_id']}/history")["epochs"]
-    assert history and "val_loss" not in history[0]  # refit on train + validation: nothing held out
+    assert history and "val_loss" not in history[0]  # refit on every row: nothing held out
     logs = distributed.http.get(f"{distributed.url}/api/v1/jobs/{job['id']}/tensorboard.zip", timeout=60)
     with zipfile.ZipFile(io.BytesIO(logs.content)) as archive:  # the refit is a TensorBoard run of its own
         assert any(n.startswith("tensorboard/final_refit/train/events.out.tfevents") for n in archive.namelist())
@@ -141,7 +145,7 @@ def test_bayesian_binary_search_ends_when_the_target_score_is_reached(distribute
     frame = load_breast_cancer(as_frame=True).frame
     dataset = upload_frame(distributed, frame, tmp_path, "cancer")
     job = submit(distributed, dataset_id=dataset["id"], target="target", tuner="bayesian", max_trials=8,
-                 max_epochs=20, objective="val_accuracy", target_score=0.8, seed=4,
+                 max_epochs=20, objective="val_accuracy", target_score=0.8, seed=4, refit=False,
                  search_space={"class_weight": "balanced", "learning_rate": {"min": 1e-3, "max": 1e-2}})
     job = finished(distributed, job)
     assert job["stop_reason"] == "target_reached" and job["trials_done"] < 8
@@ -174,3 +178,69 @@ def test_max_epochs_and_early_stopping_patience(distributed: Service, tmp_path: 
     assert stopped_early, trials  # a learning rate this high overfits wine well before 40 epochs
     for trial in stopped_early:
         assert trial["epochs_done"] - 1 - trial["best_epoch"] == patience
+
+
+def test_the_final_model_is_an_ensemble_served_like_any_other(distributed: Service, tmp_path: Path) -> None:
+    """Default job options (ensemble of up to 3 trials, refit on every row) on a noisy yes/no table: the
+    served model is a weighted ensemble, answers in the words uploaded, and scores JSON rows, files and
+    exports alike."""
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n), "x3": rng.normal(size=n),
+                          "group": rng.choice(list("abcd"), size=n)})
+    logit = 1.5 * frame["x1"] - frame["x2"] + np.sin(2 * frame["x3"]) + 1.5 * (frame["group"] == "a")
+    frame["answer"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    dataset = upload_frame(distributed, frame, tmp_path, "answers")
+    assert {c["name"]: c["type"] for c in dataset["columns"]}["answer"] == "categorical"  # not true/false
+    job = submit(distributed, dataset_id=dataset["id"], target="answer", tuner="random", max_trials=5,
+                 max_epochs=15, seed=3)
+    assert job["classes"] == ["no", "yes"] and job["objective"] == "val_log_loss"
+    job = finished(distributed, job)
+
+    model = get(distributed, f"/models/{job['model_id']}")
+    assert model["classes"] == ["no", "yes"] and model["confusion_matrix"]["labels"] == ["no", "yes"]
+    ensemble, members = model["ensemble"], model["members"]
+    assert ensemble["kept"] is True and ensemble["validation_loss"] < ensemble["best_single_validation_loss"]
+    assert 2 <= len(members) <= 3 and sum(m["weight"] for m in members) == pytest.approx(1.0, abs=1e-3)
+    trials = {t["trial_id"]: t for t in get(distributed, f"/jobs/{job['id']}/trials")["trials"]}
+    for member in members:
+        assert member["refit"] is True and member["hyperparameters"] == trials[member["trial_id"]]["hyperparameters"]
+        assert member["epochs"] == trials[member["trial_id"]]["best_epoch"] + 1
+    assert model["refit_rows"] == n
+
+    rows = frame.drop(columns=["answer"]).head(40)
+    instances = rows.to_dict("records")
+    answer = post(distributed, f"/models/{job['model_id']}/predict", {"instances": instances})
+    proba = post(distributed, f"/models/{job['model_id']}/predict_proba", {"instances": instances})
+    assert proba["classes"] == ["no", "yes"] and set(answer["predictions"]) <= {"no", "yes"}
+    probabilities = np.array(proba["probabilities"])
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert answer["predictions"] == [["no", "yes"][int(i)] for i in probabilities.argmax(axis=1)]
+    every = post(distributed, f"/models/{job['model_id']}/predict",
+                 {"instances": frame.drop(columns=["answer"]).to_dict("records")})["predictions"]
+    # The labels are drawn from a logistic model whose best possible accuracy is about 0.78.
+    assert np.mean(np.array(every) == frame["answer"].to_numpy()) >= 0.72
+
+    scored = distributed.http.post(f"{distributed.url}/api/v1/models/{job['model_id']}/predict_proba",
+                                   files={"file": ("rows.csv", rows.to_csv(index=False).encode())},
+                                   headers={"Accept": "text/csv"}, timeout=120)
+    assert scored.status_code == 200, scored.text
+    from_file = pd.read_csv(io.StringIO(scored.text))
+    assert np.allclose(from_file[["no", "yes"]].to_numpy(), probabilities, atol=1e-5)
+
+    mc = post(distributed, f"/models/{job['model_id']}/predict_proba", {"instances": instances[:3], "mc_samples": 20})
+    assert model["supports_uncertainty"] and len(mc["std"]) == 3  # MC dropout reaches into the members
+
+    archive = distributed.http.get(f"{distributed.url}/api/v1/models/{job['model_id']}/download",
+                                   params={"format": "savedmodel"}, timeout=120)
+    assert archive.status_code == 200
+    zipfile.ZipFile(io.BytesIO(archive.content)).extractall(tmp_path / "serving")
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(tmp_path / "serving" / "1")).signatures["serving_default"]
+    spec = signature.structured_input_signature[1]
+    tensors = {name: tf.constant(rows[name].to_numpy().reshape(-1, 1).astype("float32" if s.dtype == tf.float32
+                                                                              else object), dtype=s.dtype)
+               for name, s in spec.items()}
+    (output,) = signature(**tensors).values()
+    assert np.allclose(output.numpy().reshape(-1), probabilities[:, 1], atol=1e-5)
