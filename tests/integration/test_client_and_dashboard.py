@@ -218,7 +218,10 @@ def test_the_dashboard_shows_the_dataset_and_the_final_model_and_predicts(follow
                                       ".map(c => c.textContent))")
     assert [[int(c) for c in row] for row in cells] == model["confusion_matrix"]["matrix"]
     page.wait_for_selector(".chart canvas")
-    assert chart(page)["points"] == 2 * len(client.model_history(model["id"]))
+    # The served model was retrained on every row (the default): one training curve, no validation one.
+    history = client.model_history(model["id"])
+    assert model["refit"] and not any(key.startswith("val_") for key in history[0])
+    assert chart(page)["points"] == len(history)
 
     row = pd.read_csv(followed["data"]).iloc[7]
     for feature in FEATURES:
