@@ -35,7 +35,7 @@ def autogluon(request: dict[str, Any], fit: pd.DataFrame, held: pd.DataFrame) ->
         fit[target] = fit[target].astype(str)
     with tempfile.TemporaryDirectory() as path:
         predictor = TabularPredictor(label=target, problem_type=task, path=path, verbosity=0)
-        predictor.fit(fit, time_limit=request["time_limit"], random_seed=request["seed"])
+        predictor.fit(fit, time_limit=request["time_limit"])
         features = held.drop(columns=[target])
         if task == "regression":
             return {"predictions": predictor.predict(features).tolist(), "probabilities": None, "classes": None}
