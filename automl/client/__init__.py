@@ -14,15 +14,18 @@ from automl.client.errors import (
     InvalidRequest,
     JobFailed,
     NotFound,
+    NotReady,
     RateLimited,
     ServerError,
     ServiceError,
     TooLarge,
     Unauthorized,
+    Unavailable,
     WaitTimeout,
 )
 
 __all__ = [
     "AutomlError", "Client", "Conflict", "ConnectionFailed", "Forbidden", "InvalidRequest", "JobFailed",
-    "NotFound", "RateLimited", "ServerError", "ServiceError", "TooLarge", "Unauthorized", "WaitTimeout",
+    "NotFound", "NotReady", "RateLimited", "ServerError", "ServiceError", "TooLarge", "Unauthorized", "Unavailable",
+    "WaitTimeout",
 ]

@@ -1,8 +1,9 @@
 """Typed errors of the client, each carrying the server's own message.
 
 The service answers every failure with ``{"code", "status", "error", "message", "errors"}``;
-:func:`error_from_response` turns that body into the matching exception, so notebook code can
-``except NotFound`` or ``except InvalidRequest as exc: print(exc.errors)``.
+:func:`error_from_response` turns that body into the matching exception, chosen by the body's
+``error`` code (the HTTP status only when the body has none), so notebook code can ``except
+NotFound``, ``except NotReady`` or ``except InvalidRequest as exc: print(exc.errors)``.
 """
 
 from __future__ import annotations
@@ -73,8 +74,17 @@ class RateLimited(ServiceError):
         self.retry_after = retry_after
 
 
+class NotReady(Conflict):
+    """409 ``not_ready``: the resource exists but cannot do this yet (a model still training, a job
+    without TensorBoard logs yet); try again later."""
+
+
 class ServerError(ServiceError):
     """5xx: the service failed (503: a part of it, such as the broker, is down; try again)."""
+
+
+class Unavailable(ServerError):
+    """503 ``broker_unavailable`` / ``database_unavailable``: a part of the service is down; retry shortly."""
 
 
 class JobFailed(AutomlError):
@@ -94,9 +104,18 @@ class WaitTimeout(AutomlError):
         self.job = job
 
 
+# The server's stable error codes (the body's ``error``), as MLflow's and BentoML's clients map
+# them: the code decides the type, the status only when the code is unknown (a proxy's answer).
+BY_CODE: dict[str, type[ServiceError]] = {
+    "invalid_dataset": InvalidRequest, "invalid_job": InvalidRequest, "invalid_instances": InvalidRequest,
+    "invalid_request": InvalidRequest, "unsupported_for_task": InvalidRequest, "too_large": TooLarge,
+    "not_found": NotFound, "conflict": Conflict, "not_ready": NotReady, "unauthorized": Unauthorized,
+    "forbidden": Forbidden, "rate_limited": RateLimited, "broker_unavailable": Unavailable,
+    "database_unavailable": Unavailable, "search_failed": ServerError, "internal_error": ServerError,
+}
 _BY_STATUS: dict[int, type[ServiceError]] = {
     400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
-    413: TooLarge, 415: InvalidRequest, 422: InvalidRequest, 429: RateLimited,
+    413: TooLarge, 415: InvalidRequest, 422: InvalidRequest, 429: RateLimited, 503: Unavailable,
 }
 
 
@@ -108,7 +127,7 @@ def error_from_response(status: int, reason: str, body: Any, retry_after: str | 
     else:
         message = (str(body).strip()[:500] if body else "") or reason
         error, errors = None, None
-    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else InvalidRequest)
+    cls = BY_CODE.get(str(error)) or _BY_STATUS.get(status) or (ServerError if status >= 500 else InvalidRequest)
     kwargs: dict[str, Any] = {"error": error, "errors": errors if isinstance(errors, dict) else None, "body": body}
     if cls is RateLimited:
         kwargs["retry_after"] = _seconds(retry_after)

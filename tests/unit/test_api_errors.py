@@ -165,3 +165,13 @@ def test_search_space_is_documented(client: FlaskClient) -> None:
     binary = client.get("/api/v1/search-space?task=binary").get_json()
     assert "loss" not in {hp["name"] for hp in binary["hyperparameters"]} and list(binary["objectives"]) == ["binary"]
     assert_error(client.get("/api/v1/search-space?task=clustering"), 422, "task")
+
+
+def test_every_domain_error_code_has_an_http_status() -> None:
+    """A new error class without a row in the table would answer 400 whatever it means."""
+    import automl.errors as domain
+    from api.errors import ERROR_CODE_TO_HTTP_STATUS
+
+    codes = {cls.code for cls in vars(domain).values()
+             if isinstance(cls, type) and issubclass(cls, domain.AutomlError) and cls is not domain.AutomlError}
+    assert codes and codes <= set(ERROR_CODE_TO_HTTP_STATUS), codes - set(ERROR_CODE_TO_HTTP_STATUS)

@@ -23,10 +23,12 @@ from automl.client.errors import (
     InvalidRequest,
     JobFailed,
     NotFound,
+    NotReady,
     RateLimited,
     ServerError,
     TooLarge,
     Unauthorized,
+    Unavailable,
     error_from_response,
 )
 from automl.client.progress import JobProgress, describe, line, time_left
@@ -57,7 +59,7 @@ def test_a_plain_install_is_the_light_client_and_the_server_is_an_extra() -> Non
 
 @pytest.mark.parametrize(("status", "cls"), [(400, InvalidRequest), (401, Unauthorized), (404, NotFound),
                                              (409, Conflict), (413, TooLarge), (415, InvalidRequest),
-                                             (422, InvalidRequest), (500, ServerError), (503, ServerError)])
+                                             (422, InvalidRequest), (500, ServerError), (503, Unavailable)])
 def test_errors_are_typed_by_status_and_carry_the_servers_message(status: int, cls: type[Exception]) -> None:
     body = {"code": status, "status": "x", "message": "max_trials must be at least 1.",
             "errors": {"json": {"max_trials": ["Must be greater than or equal to 1."]}}}
@@ -67,6 +69,22 @@ def test_errors_are_typed_by_status_and_carry_the_servers_message(status: int, c
     assert error.errors == body["errors"]
     assert str(error) == (f"{status} max_trials must be at least 1. "
                           "(json: max_trials: Must be greater than or equal to 1.)")
+
+
+def test_the_bodys_error_code_chooses_the_type_before_the_status() -> None:
+    """A 409 ``not_ready`` (a model still training) is NotReady, not just a Conflict; every code the
+    server can send has a client type."""
+    from api.errors import ERROR_CODE_TO_HTTP_STATUS
+    from automl.client.errors import BY_CODE
+
+    error = error_from_response(409, "Conflict", {"error": "not_ready", "message": "Still training."})
+    assert type(error) is NotReady and isinstance(error, Conflict) and error.error == "not_ready"
+    assert type(error_from_response(409, "Conflict", {"error": "conflict", "message": "x"})) is Conflict
+    assert type(error_from_response(503, "x", {"error": "broker_unavailable", "message": "x"})) is Unavailable
+    assert set(ERROR_CODE_TO_HTTP_STATUS) <= set(BY_CODE)
+    for code, cls in BY_CODE.items():
+        status = ERROR_CODE_TO_HTTP_STATUS.get(code, 503 if "unavailable" in code else 500)
+        assert type(error_from_response(status, "x", {"error": code, "message": "m"})) is cls
 
 
 def test_rate_limits_carry_retry_after_and_non_json_bodies_keep_their_text() -> None:
