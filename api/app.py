@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Flask, send_from_directory
 from flask.typing import ResponseReturnValue
 
-from api.auth import KeyRing, RateLimits, authenticate
+from api.auth import authenticate
 from api.dashboard import blueprint as dashboard
 from api.errors import AutomlApi, register_error_handlers
 from api.json import OrjsonProvider
+from api.keys import KeyRing, RateLimits
 from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
 from api.services import Services

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from celery import Celery
 from flask import current_app
 
-from api.auth import KeyRing, RateLimits
+from api.keys import KeyRing, RateLimits
 from automl.serving.cache import ModelCache
 from automl.serving.warmup import Warmup
 from automl.settings import Settings

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from api.auth import KeyRing, RateLimits
+from api.keys import KeyRing, RateLimits
 from automl.access import new_key
 from automl.store import Store, repository
 from benchmarks._docs import write_section

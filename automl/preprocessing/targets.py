@@ -84,7 +84,7 @@ class TargetTransform:
     def forward(self, y: Any) -> Any:
         from keras import ops
 
-        from automl.preprocessing.layers import piecewise_linear
+        from automl.preprocessing.piecewise import piecewise_linear
 
         y = ops.cast(y, "float32")
         if self.kind == "log1p":
@@ -96,7 +96,7 @@ class TargetTransform:
     def inverse(self, t: Any) -> Any:
         from keras import ops
 
-        from automl.preprocessing.layers import piecewise_linear
+        from automl.preprocessing.piecewise import piecewise_linear
 
         if self.kind == "log1p":
             return ops.expm1(ops.clip(t, self.low, self.high))

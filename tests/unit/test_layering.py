@@ -28,3 +28,38 @@ def test_api_and_tasks_import_without_tensorflow(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_no_import_cycles_between_modules_of_the_service() -> None:
+    """Imports (lazy ones inside functions too) form no cycle: each module can be read, and changed,
+    after the ones it imports (api.auth and api.services used to import each other)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    graph: dict[str, set[str]] = {}
+    for package in ("api", "automl", "tasks"):
+        for path in (root / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+            imported = set()
+            for node in ast.walk(ast.parse(path.read_text())):  # lazy imports inside functions too
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module)
+                elif isinstance(node, ast.Import):
+                    imported.update(alias.name for alias in node.names)
+            graph[name] = {m for m in imported if m.split(".")[0] in ("api", "automl", "tasks")}
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    return [*path, nxt]
+                if nxt not in path and len(path) < 12:
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    cycles = [c for c in (cycle_from(m) for m in graph) if c]
+    assert not cycles, cycles[:3]

@@ -1,0 +1,102 @@
+"""Who is calling: API keys checked against the store (cached briefly), and per-key rate limits.
+
+The per-process objects that ``api.services`` holds; ``api.auth`` applies them to each request.
+Nothing here reads the Flask request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from automl.access import Scope, digest, matches, parse_key
+from automl.errors import RateLimited, Unauthorized
+from automl.store import Store, repository
+
+log = logging.getLogger(__name__)
+
+TOUCH_EVERY_S = 60.0  # last_used_at is written at most this often per key and process
+MAX_CACHED_KEYS = 10_000
+RATE_LIMITED_ACTIONS = {"upload": "dataset upload", "jobs": "job submission", "predict": "prediction"}
+HOW_TO_GET_A_KEY = ("Send 'Authorization: Bearer <key>'. An operator creates keys with "
+                    "`automl keys create --team NAME`; the embedded mode stores its admin key in "
+                    "<data_dir>/admin-key.")
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str
+    scope: Scope
+
+
+class KeyRing:
+    """Checks keys against the store, trusting an answer (a valid or an invalid key) for ``ttl_s``."""
+
+    def __init__(self, store: Store, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def caller(self, secret: str) -> Caller:
+        key_id = parse_key(secret)
+        if key_id is None:
+            raise Unauthorized(f"The API key is malformed (keys look like amk_<8 hex>_<43 characters>). "
+                               f"{HOW_TO_GET_A_KEY}")
+        fingerprint = digest(secret)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(fingerprint)
+        if cached is not None and cached[0] > now:
+            found = cached[1]
+        else:
+            found = self._look_up(key_id, secret, now)
+            with self._lock:
+                if len(self._cache) >= MAX_CACHED_KEYS:
+                    self._cache.clear()
+                self._cache[fingerprint] = (now + self.ttl_s, found)
+        if found is None:
+            raise Unauthorized(f"The API key is not valid: unknown or revoked. {HOW_TO_GET_A_KEY}")
+        return found
+
+    def _look_up(self, key_id: str, secret: str, now: float) -> Caller | None:
+        with self.store.session() as session:
+            record = repository.get_key(session, key_id)
+            if record is None or record.revoked_at is not None or not matches(secret, record.digest):
+                return None
+            if now - self._touched.get(key_id, -math.inf) > TOUCH_EVERY_S:
+                repository.touch_key(session, key_id)
+                self._touched[key_id] = now
+            return Caller(key_id=key_id, scope=Scope(team=record.team, admin=record.admin))
+
+
+class RateLimits:
+    """Per-key request counts in a sliding window (the ``limits`` library), in Redis when configured
+    so that every serving process and machine shares them. If the counter store is unreachable the
+    request goes through (logged): an outage of Redis must not stop predictions."""
+
+    def __init__(self, storage_url: str, limits: dict[str, str]) -> None:
+        from limits import parse_many, storage, strategies
+
+        self._storage = storage.storage_from_string(storage_url)
+        self._limiter = strategies.SlidingWindowCounterRateLimiter(self._storage)
+        self._limits = {action: parse_many(text) for action, text in limits.items() if text}
+
+    def hit(self, action: str, key_id: str) -> None:
+        for item in self._limits.get(action, []):
+            try:
+                allowed = self._limiter.hit(item, action, key_id)
+                if allowed:
+                    continue
+                reset = self._limiter.get_window_stats(item, action, key_id).reset_time
+            except Exception as exc:  # the counter store is down: serve rather than refuse
+                log.warning("rate limit store unavailable, not counting: %s", exc)
+                return
+            retry_after = max(1, math.ceil(reset - time.time()))
+            raise RateLimited(
+                f"Too many {RATE_LIMITED_ACTIONS[action]} requests for this API key: the limit is {item}. "
+                f"Retry after {retry_after} s.", retry_after)
