@@ -1,5 +1,7 @@
-"""The search: objectives, the job's prepared data, Keras Tuner driving, and the final fit.
+"""The search: objectives, budgets and data-dependent defaults, the job's prepared data, the starting
+portfolio, Keras Tuner driving and the final model (ensemble selection, refit on every row).
 
-``objectives`` and ``config`` are TensorFlow-free (the API validates requests with them);
-``runner`` imports TensorFlow and Keras Tuner and is only imported inside workers.
+``objectives``, ``budget``, ``defaults``, ``portfolio``, ``ensemble`` and ``spec`` are TensorFlow-free
+(the API validates requests with them); ``tuners`` (the one place that knows Keras Tuner's internals),
+``runner`` and ``data`` import TensorFlow and are only imported inside workers.
 """
