@@ -22,7 +22,7 @@ from automl.datasets.ingest import load_frame
 from automl.datasets.targets import TRAIN_FRACTION, TargetInfo, resolve_multilabel, resolve_target
 from automl.errors import InvalidJobRequest, NotReady
 from automl.hypermodels.backbones import BACKBONES, weights_path
-from automl.hypermodels.space import normalize_overrides, possible_values
+from automl.hypermodels.narrowing import normalize_overrides, possible_values
 from automl.search.defaults import default_max_epochs, default_patience
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec

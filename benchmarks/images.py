@@ -80,7 +80,7 @@ def _training(dataset: Any, work: Path, size: int, overrides: dict[str, Any], ep
     import keras
     import keras_tuner as kt
 
-    from automl.hypermodels.space import normalize_overrides
+    from automl.hypermodels.narrowing import normalize_overrides
     from automl.search.data import prepare
     from automl.search.runner import make_hypermodel
 
@@ -117,7 +117,7 @@ def _pipeline_rate(dataset: Any, work: Path, size: int) -> float:
 
 
 def _quality(dataset: Any, work: Path) -> tuple[Any, Any, float]:
-    from automl.hypermodels.space import normalize_overrides
+    from automl.hypermodels.narrowing import normalize_overrides
     from automl.search.local import run_local_search
 
     overrides = {"conv_blocks": [1, 2, 3], "global_pooling": ["flatten", "average"], "augment": False}

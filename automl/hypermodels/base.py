@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from automl.hypermodels import training
-from automl.hypermodels.space import SpaceUser
+from automl.hypermodels.declare import SpaceUser
 from automl.preprocessing.targets import TargetTransform
 
 Pipeline = Callable[..., tf.data.Dataset]  # (x, y, batch_size, shuffle_seed=, sample_weight=) -> dataset

@@ -1,28 +1,19 @@
-"""The search spaces as data: documented by the API, narrowed per job, declared to Keras Tuner.
+"""The search spaces as data, documented by the API: every hyperparameter, its domain and when it applies.
 
 Two spaces, by dataset kind: ``tabular`` (the MLP) and ``image`` (CNNs and Keras Applications
-backbones); the optimizer, learning-rate and loss hyperparameters are shared objects.
+backbones); the optimizer, learning-rate and loss hyperparameters are shared objects. A new
+hyperparameter is one ``Hyperparameter(...)`` line here and the code in the hypermodel that uses it.
 
-Nothing here imports TensorFlow or Keras Tuner, so the API can document and validate the
-space without loading them. ``declare`` receives a ``keras_tuner.HyperParameters`` object
-from the hypermodel and registers one hyperparameter with the job's narrowing applied.
-
-A job's ``search_space`` maps a name to one of:
-  * a scalar: the value is fixed (``"dropout": 0.2``);
-  * a list: the search chooses among these values (``"activation": ["relu", "elu"]``);
-  * an object: a narrower range (``"num_layers": {"min": 1, "max": 3}``), for numbers.
-``normalize_overrides`` checks that against the space and the task and returns the
-canonical form ``{"fixed": v} | {"values": [...]} | {"min", "max", "step", "sampling"}``.
+A job narrows a space (``automl.hypermodels.narrowing``); a hypermodel declares it to Keras Tuner
+(``automl.hypermodels.declare``). Nothing here imports TensorFlow or Keras Tuner, so the API can
+document and validate the space without loading them.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
-
-from automl.errors import InvalidJobRequest
 
 MAX_LAYERS = 6
 MIN_UNITS = 8
@@ -70,7 +61,7 @@ class Hyperparameter:
     def numeric(self) -> bool:
         if self.type in ("int", "float"):
             return True
-        return self.type == "choice" and all(_is_number(v) for v in self.values)
+        return self.type == "choice" and all(is_number(v) for v in self.values)
 
     def bounds(self) -> tuple[float, float]:
         if self.type in ("int", "float"):
@@ -96,7 +87,7 @@ class Hyperparameter:
         return out
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -259,254 +250,6 @@ def describe(task: str | None = None, kind: str = "tabular") -> list[dict[str, A
     return [hp.describe() for hp in SPACES[kind] if task is None or task in hp.tasks]
 
 
-# --- narrowing -----------------------------------------------------------------------------
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, []).append(message)
-
-
-def _check_value(hp: Hyperparameter, value: Any) -> str | None:
-    """Why ``value`` is not a possible value of ``hp`` (None when it is)."""
-    if hp.type == "boolean":
-        return None if isinstance(value, bool) else "must be true or false"
-    if hp.numeric:
-        if not _is_number(value):
-            return f"must be a number, got {value!r}"
-        if hp.type == "int" and float(value) != int(value):
-            return f"must be a whole number, got {value!r}"
-        low, high = hp.bounds()
-        if not low <= float(value) <= high:
-            return f"{value!r} is outside the allowed range [{_fmt(low)}, {_fmt(high)}]"
-        return None
-    if value not in hp.values:
-        return f"{value!r} is not one of {list(hp.values)}"
-    return None
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
-
-
-def _coerce(hp: Hyperparameter, value: Any) -> Any:
-    if hp.type == "int" or (hp.type == "choice" and all(isinstance(v, int) for v in hp.values)):
-        return int(value)
-    if hp.numeric:
-        return float(value)
-    return value
-
-
-def _normalize_one(hp: Hyperparameter, raw: Any, problems: _Problems) -> dict[str, Any] | None:
-    name = hp.name
-    if isinstance(raw, dict):
-        if not hp.numeric:
-            problems.add(name, f"a range needs a numeric hyperparameter; give a list of values from {_domain(hp)}")
-            return None
-        unknown = set(raw) - {"min", "max", "step", "sampling"}
-        if unknown:
-            problems.add(name, f"unknown keys {sorted(unknown)}; a range has min, max, step and sampling")
-            return None
-        low, high = hp.bounds()
-        lo = raw.get("min", low)
-        hi = raw.get("max", high)
-        for key, bound in (("min", lo), ("max", hi)):
-            reason = _check_value(hp, bound)
-            if reason:
-                problems.add(name, f"{key}: {reason}")
-                return None
-        if lo > hi:
-            problems.add(name, f"min ({lo}) is greater than max ({hi})")
-            return None
-        if hp.type == "choice":
-            if set(raw) - {"min", "max"}:
-                problems.add(name, "step and sampling do not apply to a list of values")
-                return None
-            kept = [v for v in hp.values if lo <= v <= hi]
-            if not kept:
-                problems.add(name, f"no value of {list(hp.values)} lies in [{lo}, {hi}]")
-                return None
-            return {"fixed": kept[0]} if len(kept) == 1 else {"values": kept}
-        sampling = raw.get("sampling", hp.sampling)
-        if sampling not in ("linear", "log"):
-            problems.add(name, "sampling must be 'linear' or 'log'")
-            return None
-        if sampling == "log" and lo <= 0:
-            problems.add(name, "log sampling needs min > 0")
-            return None
-        step = raw.get("step", hp.step if sampling == hp.sampling else None)
-        if step is not None and (not _is_number(step) or step <= 0 or (hp.type == "int" and step != int(step))):
-            problems.add(name, "step must be a positive number (a whole number for an int)")
-            return None
-        if lo == hi:
-            return {"fixed": _coerce(hp, lo)}
-        return {"min": _coerce(hp, lo), "max": _coerce(hp, hi), "step": step, "sampling": sampling}
-    if isinstance(raw, list):
-        if not raw:
-            problems.add(name, "an empty list leaves nothing to search")
-            return None
-        for value in raw:
-            reason = _check_value(hp, value)
-            if reason:
-                problems.add(name, reason)
-                return None
-        values = list(dict.fromkeys(_coerce(hp, v) for v in raw))
-        return {"fixed": values[0]} if len(values) == 1 else {"values": values}
-    reason = _check_value(hp, raw)
-    if reason:
-        problems.add(name, reason)
-        return None
-    return {"fixed": _coerce(hp, raw)}
-
-
-def _domain(hp: Hyperparameter) -> list[Any]:
-    return [False, True] if hp.type == "boolean" else list(hp.values)
-
-
-def possible_values(name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular") -> list[Any] | None:
-    """The values ``name`` can take under ``overrides``; None for a continuous range."""
-    hp = SPACE_BY_KIND[kind][name]
-    override = overrides.get(name)
-    if override is not None:
-        if "fixed" in override:
-            return [override["fixed"]]
-        if "values" in override:
-            return list(override["values"])
-        if hp.type == "int":
-            return list(range(int(override["min"]), int(override["max"]) + 1))
-        return None
-    if hp.searched:
-        return list(hp.searched)
-    if hp.type == "int":
-        assert hp.min is not None and hp.max is not None
-        return list(range(int(hp.min), int(hp.max) + 1))
-    if hp.type in ("choice", "boolean"):
-        return _domain(hp)
-    return None
-
-
-def unmet_condition(name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular") -> Condition | None:
-    """A condition of ``name`` that no trial can meet under ``overrides`` (None: reachable)."""
-    for condition in SPACE_BY_KIND[kind][name].conditions:
-        parent_values = possible_values(condition.parent, overrides, kind)
-        if parent_values is not None and not set(parent_values) & set(condition.values):
-            return condition
-    return None
-
-
-def normalize_overrides(raw: dict[str, Any] | None, task: str, kind: str = "tabular") -> dict[str, dict[str, Any]]:
-    """A job's ``search_space`` in canonical form; a 422 naming every problem otherwise."""
-    if not raw:
-        return {}
-    problems = _Problems()
-    overrides: dict[str, dict[str, Any]] = {}
-    by_name = SPACE_BY_KIND[kind]
-    for name, value in raw.items():
-        hp = by_name.get(name)
-        if hp is None:
-            problems.add(name, f"unknown hyperparameter for {kind} datasets; known: {', '.join(by_name)}")
-            continue
-        if task not in hp.tasks:
-            problems.add(name, f"does not apply to a {task} task (only to {', '.join(sorted(hp.tasks))})")
-            continue
-        canonical = _normalize_one(hp, value, problems)
-        if canonical is not None:
-            overrides[name] = canonical
-    for name in overrides:
-        condition = unmet_condition(name, overrides, kind)
-        if condition is not None:
-            problems.add(
-                name,
-                f"can never be used: it applies only when {condition.parent} is one of "
-                f"{list(condition.values)}, which this search space excludes",
-            )
-    if problems.errors:
-        names = ", ".join(sorted(problems.errors))
-        raise InvalidJobRequest(f"The search_space cannot be used; fix: {names}.",
-                                errors={"search_space": [f"{k}: {'; '.join(v)}" for k, v in problems.errors.items()]})
-    return overrides
-
-
-# --- declaring to Keras Tuner --------------------------------------------------------------
-
-
-def _default(hp: Hyperparameter, candidates: list[Any] | None, low: Any = None, high: Any = None) -> Any:
-    if candidates is not None:
-        return hp.default if hp.default in candidates else candidates[0]
-    return hp.default if low <= hp.default <= high else low
-
-
-def declare(hps: Any, name: str, overrides: dict[str, dict[str, Any]], kind: str = "tabular",
-            default: Any = None) -> Any:
-    """Register ``name`` on a ``keras_tuner.HyperParameters`` (within its conditions); its value.
-
-    ``default`` replaces the space's default for this job (a batch size chosen from the data).
-    Returns None when the hyperparameter is inactive in this trial (its condition is unmet).
-    """
-    hp = SPACE_BY_KIND[kind][name]
-    if default is not None:
-        hp = replace(hp, default=default)
-    with ExitStack() as stack:
-        # Keras Tuner only nests a scope under a parent declared inside the enclosing scope, so
-        # it is told the last condition, inside the scopes its parent was declared in;
-        # ``is_active`` applies them all, and ``declare`` returns None when any is unmet, so
-        # the model never uses an inactive value.
-        for condition in _scope_chain(hp, kind):
-            stack.enter_context(hps.conditional_scope(condition.parent, list(condition.values)))
-        value = _register(hps, hp, overrides.get(name))
-    return value if is_active(name, hps.values, kind) else None
-
-
-def _scope_chain(hp: Hyperparameter, kind: str) -> list[Condition]:
-    if not hp.conditions:
-        return []
-    last = hp.conditions[-1]
-    return [*_scope_chain(SPACE_BY_KIND[kind][last.parent], kind), last]
-
-
 def is_active(name: str, values: dict[str, Any], kind: str = "tabular") -> bool:
     """Whether ``name`` takes part in a trial with these hyperparameter values."""
     return all(values.get(c.parent) in c.values for c in SPACE_BY_KIND[kind][name].conditions)
-
-
-class SpaceUser:
-    """What a hypermodel needs to read its hyperparameters: its task, kind, the job's narrowing, and
-    defaults that depend on the job's data (``defaults``: name -> value)."""
-
-    task: str
-    kind: str = "tabular"
-    overrides: dict[str, dict[str, Any]]
-    defaults: dict[str, Any] = {}
-
-    def _hp(self, hp: Any, name: str) -> Any:
-        # Hyperparameters the task or the job's narrowing rules out are never declared, so
-        # the tuner (a grid above all) does not vary values the model would ignore.
-        if self.task not in SPACE_BY_KIND[self.kind][name].tasks or unmet_condition(name, self.overrides, self.kind):
-            return None
-        return declare(hp, name, self.overrides, self.kind, self.defaults.get(name))
-
-
-def _register(hps: Any, hp: Hyperparameter, override: dict[str, Any] | None) -> Any:
-    name = hp.name
-    if override is None and hp.searched:
-        override = {"fixed": hp.searched[0]} if len(hp.searched) == 1 else {"values": list(hp.searched)}
-    if override and "fixed" in override:
-        return hps.Fixed(name, override["fixed"])
-    if override and "values" in override:
-        values = list(override["values"])
-        return hps.Choice(name, values, default=_default(hp, values))
-    if hp.type == "boolean":
-        return hps.Boolean(name, default=hp.default)
-    if hp.type == "choice":
-        return hps.Choice(name, list(hp.values), default=hp.default)
-    low, high = (override["min"], override["max"]) if override else hp.bounds()
-    step = override.get("step") if override else hp.step
-    sampling = override.get("sampling", hp.sampling) if override else hp.sampling
-    default = _default(hp, None, low, high)
-    if hp.type == "int":
-        return hps.Int(name, int(low), int(high), step=int(step) if step else None, sampling=sampling,
-                       default=int(default))
-    return hps.Float(name, float(low), float(high), step=step, sampling=sampling, default=float(default))

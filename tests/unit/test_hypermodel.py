@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from automl.hypermodels.mlp import TabularMLP
-from automl.hypermodels.space import is_active, normalize_overrides
+from automl.hypermodels.narrowing import normalize_overrides
+from automl.hypermodels.space import is_active
 from automl.hypermodels.training import StandardizedLoss
 from automl.preprocessing.features import FeatureSpec
 

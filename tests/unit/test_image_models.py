@@ -23,7 +23,8 @@ from automl.datasets.ingest import ingest_file
 from automl.errors import InvalidInstances, InvalidJobRequest
 from automl.hypermodels.backbones import BACKBONES, weights_path
 from automl.hypermodels.cnn import ImageCNN
-from automl.hypermodels.space import describe, normalize_overrides
+from automl.hypermodels.narrowing import normalize_overrides
+from automl.hypermodels.space import describe
 from automl.jobs import JobRequest, create_job
 from automl.registry import load_keras_model, save_model
 from automl.serving.predictor import Predictor

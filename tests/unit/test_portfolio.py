@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from automl.hypermodels.space import SPACE_BY_KIND, normalize_overrides
+from automl.hypermodels.narrowing import normalize_overrides
+from automl.hypermodels.space import SPACE_BY_KIND
 from automl.search import portfolio
 from benchmarks.portfolio import CANDIDATES, IMAGE_CANDIDATES, greedy, scaled_errors
 

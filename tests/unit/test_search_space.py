@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from automl.errors import InvalidJobRequest
-from automl.hypermodels.space import SPACE_BY_NAME, describe, is_active, normalize_overrides
+from automl.hypermodels.narrowing import normalize_overrides
+from automl.hypermodels.space import SPACE_BY_NAME, describe, is_active
 
 
 def problems(raw: dict[str, Any], task: str = "binary") -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 from scipy.special import ndtri
 
 from automl.hypermodels.mlp import TabularMLP
-from automl.hypermodels.space import normalize_overrides
+from automl.hypermodels.narrowing import normalize_overrides
 from automl.hypermodels.training import SmoothedSparseCrossentropy, make_dataset, task_head
 from automl.preprocessing.features import fit_features, frame_to_inputs, quantile_knots, robust_scale
 from automl.preprocessing.layers import Encoding, build_inputs
