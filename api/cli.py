@@ -145,11 +145,11 @@ def _first_admin_key(settings: Settings, store: Store) -> None:
     """Embedded mode: without any key nobody could call the API, so the first start makes an admin key,
     prints it once and keeps it in ``<data_dir>/admin-key`` (readable by this user only)."""
     from automl.access import DEFAULT_TEAM, new_key
-    from automl.store import repository
+    from automl.store import api_keys
 
     path = settings.admin_key_file
     with store.session() as session:
-        if repository.count_keys(session):
+        if api_keys.count_keys(session):
             if path.is_file():
                 click.echo(f"automl: the admin API key is in {path}", err=True)
             return
@@ -158,7 +158,7 @@ def _first_admin_key(settings: Settings, store: Store) -> None:
                        err=True)
             return
         key = new_key()
-        repository.add_key(session, key.key_id, key.digest, DEFAULT_TEAM, True, "embedded admin (first start)")
+        api_keys.add_key(session, key.key_id, key.digest, DEFAULT_TEAM, True, "embedded admin (first start)")
         # Written before the key is committed: a key nobody can read is never left behind.
         path.unlink(missing_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -188,7 +188,7 @@ def _store() -> Store:
 def create_key(team: str, admin: bool, name: str | None) -> None:
     """Create a key and print it (on stdout, alone, so `KEY=$(automl keys create ...)` works)."""
     from automl.access import check_team, new_key
-    from automl.store import repository
+    from automl.store import api_keys
 
     try:
         check_team(team)
@@ -196,7 +196,7 @@ def create_key(team: str, admin: bool, name: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--team") from None
     key = new_key()
     with _store().session() as session:
-        repository.add_key(session, key.key_id, key.digest, team, admin, name)
+        api_keys.add_key(session, key.key_id, key.digest, team, admin, name)
     kind = "an admin key" if admin else "a key"
     click.echo(f"automl: created {kind} for team '{team}' (id {key.key_id}); it is shown only now.", err=True)
     click.echo(key.secret)
@@ -207,10 +207,10 @@ def create_key(team: str, admin: bool, name: str | None) -> None:
 @click.option("--all", "show_revoked", is_flag=True, help="Include revoked keys.")
 def list_keys(team: str | None, show_revoked: bool) -> None:
     """Keys by id (never the keys themselves): team, admin, label, created, last used."""
-    from automl.store import repository
+    from automl.store import api_keys
 
     with _store().session() as session:
-        rows = repository.list_keys(session, team, revoked=show_revoked)
+        rows = api_keys.list_keys(session, team, revoked=show_revoked)
     header = ("ID", "TEAM", "ADMIN", "CREATED", "LAST USED", "REVOKED", "NAME")
     table = [header] + [(r.id, r.team, "yes" if r.admin else "", _when(r.created_at), _when(r.last_used_at),
                          _when(r.revoked_at), r.name or "") for r in rows]
@@ -230,12 +230,12 @@ def revoke_key(key_id: str) -> None:
     AUTOML_KEY_CACHE_S seconds."""
     from automl.access import parse_key
     from automl.errors import NotFound
-    from automl.store import repository
+    from automl.store import api_keys
 
     key_id = parse_key(key_id) or key_id
     try:
         with _store().session() as session:
-            record = repository.revoke_key(session, key_id)
+            record = api_keys.revoke_key(session, key_id)
     except NotFound as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"revoked key {record.id} (team '{record.team}')")

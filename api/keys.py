@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from automl.access import Scope, digest, matches, parse_key
 from automl.errors import RateLimited, Unauthorized
-from automl.store import Store, repository
+from automl.store import Store, api_keys
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,11 @@ class KeyRing:
 
     def _look_up(self, key_id: str, secret: str, now: float) -> Caller | None:
         with self.store.session() as session:
-            record = repository.get_key(session, key_id)
+            record = api_keys.get_key(session, key_id)
             if record is None or record.revoked_at is not None or not matches(secret, record.digest):
                 return None
             if now - self._touched.get(key_id, -math.inf) > TOUCH_EVERY_S:
-                repository.touch_key(session, key_id)
+                api_keys.touch_key(session, key_id)
                 self._touched[key_id] = now
             return Caller(key_id=key_id, scope=Scope(team=record.team, admin=record.admin))
 

@@ -27,7 +27,7 @@ from automl.search.defaults import default_max_epochs, default_patience
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 from automl.settings import Settings
-from automl.store import repository
+from automl.store import catalogue, coordination, searches
 from automl.store.records import DatasetRecord, JobRecord, JobState, TrialRecord, TrialState, utcnow
 
 MAX_EXECUTIONS_PER_TRIAL = 10
@@ -94,7 +94,7 @@ def _limit(name: str, value: int, limit: int) -> None:
 def create_job(session: Session, settings: Settings, request: JobRequest, scope: Scope,
                idempotency_key: str | None = None, fingerprint: str | None = None) -> JobRecord:
     """Validate ``request`` against a dataset ``scope`` may see and record the job in ``scope``'s team."""
-    dataset = repository.get_dataset(session, request.dataset_id, scope)
+    dataset = catalogue.get_dataset(session, request.dataset_id, scope)
     targets, info = _resolve(dataset, request)
     overrides = normalize_overrides(request.search_space, info.task, dataset.kind)
     if info.task == "regression":
@@ -154,7 +154,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
     )
     session.add(job)
     session.flush()
-    repository.create_lanes(session, job.id, lanes)
+    coordination.create_lanes(session, job.id, lanes)
     return job
 
 
@@ -231,18 +231,18 @@ def _image_options(dataset: DatasetRecord, request: JobRequest, overrides: dict[
 def cancel_job(session: Session, job_id: str, scope: Scope | None = None) -> JobRecord:
     """Stop a job. A queued job is cancelled at once; a running one at its trials' next epoch
     boundary, keeping the finished trials and the best model so far."""
-    job = repository.get_job(session, job_id, scope=scope)
+    job = searches.get_job(session, job_id, scope=scope)
     state = JobState(job.state)
     if state == JobState.cancelled or (state == JobState.running and job.cancel_requested):
         return job
     if state.finished:
         raise NotReady(f"Job '{job_id}' has already {state.value}; there is nothing to cancel.")
-    if repository.cancel_queued_job(session, job_id):
-        repository.add_event(session, job_id, "job_ended", {"state": JobState.cancelled.value, "model_id": None,
+    if searches.cancel_queued_job(session, job_id):
+        searches.add_event(session, job_id, "job_ended", {"state": JobState.cancelled.value, "model_id": None,
                                                             "stop_reason": "cancelled"})
     else:
-        repository.request_cancel(session, job_id)
-        repository.add_event(session, job_id, "cancel_requested", {})
+        searches.request_cancel(session, job_id)
+        searches.add_event(session, job_id, "cancel_requested", {})
     session.flush()
     session.refresh(job)
     return job
@@ -257,7 +257,7 @@ def _duration(trial: TrialRecord) -> float | None:
 def progress(session: Session, job: JobRecord) -> dict[str, Any]:
     """The job record plus what is happening now: running trials, elapsed time, time left."""
     view: dict[str, Any] = {column.key: getattr(job, column.key) for column in JobRecord.__table__.columns}
-    trials = repository.list_trials(session, job.id) if job.started_at else []
+    trials = searches.list_trials(session, job.id) if job.started_at else []
     running = [t for t in trials if t.state == TrialState.running.value]
     view["running_trials"] = [
         {"trial_id": t.trial_id, "number": t.number, "epoch": t.epochs_done, "lane": t.lane, "attempt": t.attempts,

@@ -88,13 +88,13 @@ class StoreCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-        from automl.store import repository
+        from automl.store import searches
         from automl.store.records import JobState, utcnow
 
         with self.store.session() as session:
-            jobs = repository.count_jobs_by_state(session)
-            leases = repository.held_leases(session)
-            durations = repository.trial_durations(session)
+            jobs = searches.count_jobs_by_state(session)
+            leases = searches.held_leases(session)
+            durations = searches.trial_durations(session)
         states = GaugeMetricFamily("automl_jobs", "Jobs by state.", labels=["state"])
         for state in JobState:
             states.add_metric([state.value], jobs.get(state.value, 0))

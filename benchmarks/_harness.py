@@ -23,7 +23,7 @@ from automl.datasets.ingest import ingest_file
 from automl.jobs import JobRequest, create_job, search_spec
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
-from automl.store import Store, repository
+from automl.store import Store, catalogue, searches
 from automl.store.records import DatasetRecord
 
 HOLDOUT = 0.2
@@ -61,9 +61,9 @@ class Workspace:
         with self.store.session() as session:
             job = create_job(session, self.settings, JobRequest(dataset_id=dataset_id, **request), Scope(DEFAULT_TEAM))
             session.flush()
-            repository.mark_running(session, job.id)
+            searches.mark_running(session, job.id)
             session.flush()
-            return search_spec(job, repository.get_dataset(session, dataset_id), self.settings)
+            return search_spec(job, catalogue.get_dataset(session, dataset_id), self.settings)
 
 
 def holdout_split(frame: pd.DataFrame, target: str, task: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

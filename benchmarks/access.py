@@ -20,7 +20,7 @@ from pathlib import Path
 
 from api.keys import KeyRing, RateLimits
 from automl.access import new_key
-from automl.store import Store, repository
+from automl.store import Store, api_keys
 from benchmarks._docs import write_section
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -44,7 +44,7 @@ def measure() -> dict[str, float | str]:
     store.migrate()
     key = new_key()
     with store.session() as session:
-        repository.add_key(session, key.key_id, key.digest, "bench", False, None)
+        api_keys.add_key(session, key.key_id, key.digest, "bench", False, None)
     cached, uncached = KeyRing(store, ttl_s=60), KeyRing(store, ttl_s=0)
     cached.caller(key.secret)
     figures: dict[str, float | str] = {

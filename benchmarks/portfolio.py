@@ -199,7 +199,7 @@ def run_image_one(workspace: Any, name: str, values: dict[str, Any], seed: int =
                                   images=ingested.images))
     from automl.access import DEFAULT_TEAM, Scope
     from automl.jobs import JobRequest, create_job, search_spec
-    from automl.store import repository
+    from automl.store import catalogue, searches
 
     fixed = full_assignment(values, "multiclass", "image")
     with workspace.store.session() as session:
@@ -207,9 +207,9 @@ def run_image_one(workspace: Any, name: str, values: dict[str, Any], seed: int =
                                                                  max_trials=1, search_space=fixed, seed=seed,
                                                                  refit=False), Scope(DEFAULT_TEAM))
         session.flush()
-        repository.mark_running(session, job.id)
+        searches.mark_running(session, job.id)
         session.flush()
-        spec = search_spec(job, repository.get_dataset(session, ingested.id), workspace.settings)
+        spec = search_spec(job, catalogue.get_dataset(session, ingested.id), workspace.settings)
     started = time.perf_counter()
     result = run_local_search(spec)
     seconds = time.perf_counter() - started

@@ -206,7 +206,7 @@ def run_digits(workspace: Workspace) -> dict[str, Any]:
     from automl.jobs import JobRequest, create_job, search_spec
     from automl.registry import save_model
     from automl.search.local import run_local_search
-    from automl.store import repository
+    from automl.store import catalogue, searches
     from automl.store.records import DatasetRecord
 
     archive, files, labels = digits_split(workspace.settings.tmp_dir)
@@ -220,9 +220,9 @@ def run_digits(workspace: Workspace) -> dict[str, Any]:
         job = create_job(session, workspace.settings, JobRequest(dataset_id=ingested.id, target=None,
                                                                  time_budget_s=DIGITS_BUDGET), Scope(DEFAULT_TEAM))
         session.flush()
-        repository.mark_running(session, job.id)
+        searches.mark_running(session, job.id)
         session.flush()
-        spec = search_spec(job, repository.get_dataset(session, ingested.id), workspace.settings)
+        spec = search_spec(job, catalogue.get_dataset(session, ingested.id), workspace.settings)
     started = time.perf_counter()
     result = run_local_search(spec, budget_s=DIGITS_BUDGET)
     model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,

@@ -58,7 +58,7 @@ def breakdown() -> dict[str, float]:
     import keras
 
     from automl.search import runner, tuners
-    from automl.store import repository
+    from automl.store import coordination
     from benchmarks._harness import Workspace
     from tasks.reporting import StoreReporter
 
@@ -92,7 +92,7 @@ def breakdown() -> dict[str, float]:
                                  "dropout": [0.0, 0.05, 0.1, 0.15, 0.2]}, seed=0)
         owner = "bench"
         with workspace.store.session() as session:
-            assert repository.claim_lane(session, spec.job_id, 0, 0, owner, 3600) == repository.ACQUIRED
+            assert coordination.claim_lane(session, spec.job_id, 0, 0, owner, 3600) == coordination.ACQUIRED
         reporter = StoreReporter(workspace.store, spec.job_id, owner, lane=0)
         for name in ("trial_started", "epoch_ended", "trial_ended"):
             setattr(reporter, name, timed("store writes", getattr(reporter, name)))

@@ -11,7 +11,7 @@ import logging
 import threading
 from types import TracebackType
 
-from automl.store import Store, repository
+from automl.store import Store, coordination
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ class Heartbeat:
 
     def beat(self) -> None:
         with self.store.session() as session:
-            if self.lane is not None and not repository.renew_lane(session, self.job_id, self.lane, self.owner,
+            if self.lane is not None and not coordination.renew_lane(session, self.job_id, self.lane, self.owner,
                                                                    self.lease_s):
                 self.lost = True
-            if self.job_lease and not repository.renew_lease(session, self.job_id, self.owner, self.lease_s):
+            if self.job_lease and not coordination.renew_lease(session, self.job_id, self.owner, self.lease_s):
                 self.lost = True
 
     def _run(self) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from automl import observability
 from automl.search.reporter import Claims
-from automl.store import Store, repository
+from automl.store import Store, coordination, searches
 from automl.store.records import JobRecord, JobState, LaneRecord
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,10 @@ class StoreReporter:
     @contextmanager
     def exclusive(self) -> Iterator[Claims]:
         with self.store.session() as session:
-            repository.lock_oracle(session, self.job_id)
+            coordination.lock_oracle(session, self.job_id)
             claims = Claims(
-                running_elsewhere=repository.running_elsewhere(session, self.job_id, self.lane),
-                attempts=repository.trial_attempts(session, self.job_id),
+                running_elsewhere=coordination.running_elsewhere(session, self.job_id, self.lane),
+                attempts=searches.trial_attempts(session, self.job_id),
             )
             self._locked = session
             try:
@@ -57,10 +57,10 @@ class StoreReporter:
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
         observability.trial_id.set(trial_id)  # on every log line of this task from here on
         with self._session() as session:
-            attempt = repository.start_trial(session, self.job_id, trial_id, number, hyperparameters,
+            attempt = searches.start_trial(session, self.job_id, trial_id, number, hyperparameters,
                                              lane=self.lane, worker=self.owner)
-            repository.set_lane_trial(session, self.job_id, self.lane, trial_id)
-            repository.add_event(session, self.job_id, "trial_started",
+            coordination.set_lane_trial(session, self.job_id, self.lane, trial_id)
+            searches.add_event(session, self.job_id, "trial_started",
                                  {"trial_id": trial_id, "number": number, "attempt": attempt, "lane": self.lane,
                                   "hyperparameters": hyperparameters})
         log.info("job %s trial %s started (attempt %d): %s", self.job_id, trial_id, attempt, hyperparameters)
@@ -68,8 +68,8 @@ class StoreReporter:
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, Any], execution: int = 0) -> None:
         try:
             with self._session() as session:
-                repository.record_epoch(session, self.job_id, trial_id, epoch, metrics, execution)
-                repository.add_event(session, self.job_id, "epoch_ended", {
+                searches.record_epoch(session, self.job_id, trial_id, epoch, metrics, execution)
+                searches.add_event(session, self.job_id, "epoch_ended", {
                     "trial_id": trial_id, "epoch": epoch, "execution": execution, "metrics": metrics})
                 self._read_signals(session)
         except OperationalError as exc:
@@ -90,9 +90,9 @@ class StoreReporter:
         self, trial_id: str, state: str, score: float | None, best_epoch: int | None, message: str | None
     ) -> None:
         with self._session() as session:
-            repository.finish_trial(session, self.job_id, trial_id, state, score, best_epoch, message)
-            repository.set_lane_trial(session, self.job_id, self.lane, None)
-            repository.add_event(session, self.job_id, "trial_ended",
+            searches.finish_trial(session, self.job_id, trial_id, state, score, best_epoch, message)
+            coordination.set_lane_trial(session, self.job_id, self.lane, None)
+            searches.add_event(session, self.job_id, "trial_ended",
                                  {"trial_id": trial_id, "state": state, "score": score, "best_epoch": best_epoch,
                                   "message": message})
         log.info("job %s trial %s %s, score %s", self.job_id, trial_id, state, score)
@@ -100,8 +100,8 @@ class StoreReporter:
     def handed_back(self, trial_id: str) -> None:
         """The trial stopped unfinished because this worker let go; it will run again elsewhere."""
         with self.store.session() as session:
-            repository.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested)
-            repository.add_event(session, self.job_id, "trial_interrupted",
+            searches.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested)
+            searches.add_event(session, self.job_id, "trial_interrupted",
                                  {"trial_id": trial_id, "reason": "worker shutdown" if self.release_requested
                                   else "lease lost"})
 

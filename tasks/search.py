@@ -28,7 +28,7 @@ from automl.jobs import search_spec
 from automl.search.budget import EXHAUSTED, MAX_TRIALS, finalize_reserve, search_stop_reason
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
-from automl.store import Store, repository
+from automl.store import Store, catalogue, coordination, searches
 from automl.store.records import JobRecord, JobState, ModelRecord, ModelState, TrialState
 from tasks import supervision
 from tasks.celery_app import ADVANCE_JOB, send_advance
@@ -68,17 +68,17 @@ def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  
     owner = _owner()
     with store.session() as session:
         try:
-            job = repository.get_job(session, job_id)
+            job = searches.get_job(session, job_id)
         except AutomlError:
             log.warning("job %s does not exist; dropping the message", job_id)
             return "missing"
-        claim = repository.claim_lane(session, job_id, lane, generation, owner, settings.job_lease_s)
-        if claim != repository.ACQUIRED:
+        claim = coordination.claim_lane(session, job_id, lane, generation, owner, settings.job_lease_s)
+        if claim != coordination.ACQUIRED:
             log.info("job %s lane %d generation %d: %s; dropping the message", job_id, lane, generation, claim)
             return claim
-        lane_done = bool(repository.get_lane(session, job_id, lane).done)  # type: ignore[union-attr]
+        lane_done = bool(coordination.get_lane(session, job_id, lane).done)  # type: ignore[union-attr]
         session.refresh(job)  # the claim set started_at, which the time budget counts from
-        spec = search_spec(job, repository.get_dataset(session, job.dataset_id), settings)
+        spec = search_spec(job, catalogue.get_dataset(session, job.dataset_id), settings)
 
     try:
         if lane_done:
@@ -88,18 +88,18 @@ def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  
                 outcome = _lane_step(store, spec, lane, owner, settings, heartbeat)
         if outcome in ("next_trial", "idle"):
             with store.session() as session:
-                next_generation = repository.release_lane(session, job_id, lane, owner, advance=True)
+                next_generation = coordination.release_lane(session, job_id, lane, owner, advance=True)
             if next_generation >= 0:
                 _send(self.app, job_id, lane, next_generation, IDLE_RETRY_S if outcome == "idle" else None)
             return outcome
         if outcome in ("handed_over", "lease_lost"):
             with store.session() as session:
-                current = repository.release_lane(session, job_id, lane, owner, advance=False)
+                current = coordination.release_lane(session, job_id, lane, owner, advance=False)
             if outcome == "handed_over" and current >= 0:
                 _send(self.app, job_id, lane, current)  # another worker takes it now, not after a timeout
             return outcome
         with store.session() as session:
-            repository.release_lane(session, job_id, lane, owner, advance=False, done=True)
+            coordination.release_lane(session, job_id, lane, owner, advance=False, done=True)
         return _finish(store, spec, job_id, owner, settings)
     except OperationalError as exc:
         # The metadata store blinked: leave the job as it is. The heartbeat has stopped, so the
@@ -119,8 +119,8 @@ def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  
 
 def _fail(store: Store, job_id: str, message: str) -> None:
     with store.session() as session:
-        repository.finish_job(session, job_id, JobState.failed, error=message)
-        repository.add_event(session, job_id, "job_ended", {"state": JobState.failed.value, "error": message})
+        searches.finish_job(session, job_id, JobState.failed, error=message)
+        searches.add_event(session, job_id, "job_ended", {"state": JobState.failed.value, "error": message})
 
 
 def _stop_reason(session: Session, job: JobRecord, spec: SearchSpec, settings: Settings) -> str | None:
@@ -130,7 +130,7 @@ def _stop_reason(session: Session, job: JobRecord, spec: SearchSpec, settings: S
         return CANCELLED
     if job.stop_reason:
         return job.stop_reason
-    streak, message = repository.failure_streak(session, job.id)
+    streak, message = searches.failure_streak(session, job.id)
     if streak >= settings.max_consecutive_failed_trials:
         last = (message or "no message").strip().splitlines()[-1][:500]
         raise SearchFailed(f"{streak} trials in a row failed, so the search stopped. The last one failed with: {last}")
@@ -156,8 +156,8 @@ def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: 
 
     job_id = spec.job_id
     with store.session() as session:
-        job = repository.get_job(session, job_id)
-        durations = [(t.finished_at - t.started_at).total_seconds() for t in repository.list_trials(session, job_id)
+        job = searches.get_job(session, job_id)
+        durations = [(t.finished_at - t.started_at).total_seconds() for t in searches.list_trials(session, job_id)
                      if t.state == TrialState.completed.value and t.finished_at and t.started_at]
         spec = replace(spec, finalize_reserve_s=finalize_reserve(job.time_budget_s, durations, spec.ensemble_size,
                                                                  spec.refit))
@@ -178,7 +178,7 @@ def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: 
     if result.outcome == "exhausted":
         return "lane_done"
     with store.session() as session:
-        job = repository.get_job(session, job_id)
+        job = searches.get_job(session, job_id)
         # A budget spent inside this trial ends every lane at its next epoch boundary.
         if result.stop_reason and not job.stop_reason and not job.cancel_requested:
             job.stop_reason = result.stop_reason
@@ -190,13 +190,13 @@ def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: 
 def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> str:
     """When every lane is done, one worker (holding the job lease) produces the final model."""
     with store.session() as session:
-        if not repository.all_lanes_done(session, job_id):
+        if not coordination.all_lanes_done(session, job_id):
             return "lane_done"
-        if not repository.acquire_lease(session, job_id, owner, settings.job_lease_s):
+        if not coordination.acquire_lease(session, job_id, owner, settings.job_lease_s):
             return "lane_done"  # another worker is finishing the job
-        attempts = repository.add_attempt(session, job_id)
-        repository.refresh_job_progress(session, job_id)
-        job = repository.get_job(session, job_id)
+        attempts = searches.add_attempt(session, job_id)
+        searches.refresh_job_progress(session, job_id)
+        job = searches.get_job(session, job_id)
         cancelled = job.cancel_requested
         stop_reason = CANCELLED if cancelled else job.stop_reason or (
             MAX_TRIALS if job.trials_done >= job.max_trials else EXHAUSTED
@@ -209,10 +209,10 @@ def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: S
         )
     if cancelled and not has_model:
         with store.session() as session:
-            job = repository.get_job(session, job_id)
+            job = searches.get_job(session, job_id)
             job.stop_reason = stop_reason
-            repository.finish_job(session, job_id, JobState.cancelled)
-            repository.add_event(session, job_id, "job_ended", {"state": JobState.cancelled.value, "model_id": None})
+            searches.finish_job(session, job_id, JobState.cancelled)
+            searches.add_event(session, job_id, "job_ended", {"state": JobState.cancelled.value, "model_id": None})
         return JobState.cancelled.value
     final_state = JobState.cancelled if cancelled else JobState.succeeded
     with Heartbeat(store, job_id, None, owner, settings.job_lease_s, job_lease=True):
@@ -229,7 +229,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
     from automl.search.runner import train_final_model
 
     with store.session() as session:
-        job = repository.get_job(session, job_id)
+        job = searches.get_job(session, job_id)
         model = session.get(ModelRecord, job.model_id) if job.model_id else None
         if model is None:
             model = ModelRecord(id=uuid.uuid4().hex, team=job.team, job_id=job_id, dataset_id=job.dataset_id,
@@ -246,12 +246,12 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         path = save_model(trained.model, trained.metadata(spec, model_id), settings.models_dir, model_id)
     except BaseException as exc:
         with store.session() as session:
-            failed = repository.get_model(session, model_id)
+            failed = catalogue.get_model(session, model_id)
             failed.state = ModelState.failed.value
             failed.error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         raise
     with store.session() as session:
-        model = repository.get_model(session, model_id)
+        model = catalogue.get_model(session, model_id)
         model.input_schema = trained.input_schema
         model.hyperparameters = trained.hyperparameters
         model.validation_metrics = trained.validation_metrics
@@ -264,11 +264,11 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         model.supports_uncertainty = trained.supports_uncertainty
         model.history = trained.history if trained.history is not None else [
             {"epoch": e.epoch, "execution": e.execution, **e.metrics}
-            for e in repository.trial_history(session, job_id, trained.best_trial_id)
+            for e in searches.trial_history(session, job_id, trained.best_trial_id)
         ]
         model.split_sizes = trained.split_sizes
         model.path = str(path)
         model.state = ModelState.ready.value
-        repository.finish_job(session, job_id, final_state, model_id=model_id)
-        repository.add_event(session, job_id, "job_ended",
+        searches.finish_job(session, job_id, final_state, model_id=model_id)
+        searches.add_event(session, job_id, "job_ended",
                              {"state": final_state.value, "model_id": model_id, "stop_reason": stop_reason})

@@ -23,7 +23,7 @@ from typing import Any
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
 from automl.settings import Settings
-from automl.store import Store, repository
+from automl.store import Store, coordination
 from tasks.celery_app import queue_depth, send_advance
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Reaper:
     def sweep(self) -> int:
         idle = self.queue_is_empty()
         with self.store.session() as session:
-            revive = repository.lanes_to_revive(session, self.settings.requeue_after_s, revive_idle=idle)
+            revive = coordination.lanes_to_revive(session, self.settings.requeue_after_s, revive_idle=idle)
         for job_id, lane, generation in revive:
             log.warning("job %s lane %d: no live worker or message; queueing its step again", job_id, lane)
             try:
@@ -74,7 +74,7 @@ class Reaper:
             except Exception as exc:  # broker still down: the lane's sent_at stays old enough to retry
                 log.error("job %s lane %d: could not re-queue (%s)", job_id, lane, exc)
                 with self.store.session() as session:
-                    repository.unmark_sent(session, job_id, lane)
+                    coordination.unmark_sent(session, job_id, lane)
         return len(revive)
 
     def _run(self) -> None:
@@ -113,7 +113,7 @@ def _hand_back(sig: str | None = None, how: str | None = None, **_: Any) -> None
     _reaper.stop()
     try:
         with _reaper.store.session() as session:
-            released = repository.request_release(session, owner_prefix())
+            released = coordination.request_release(session, owner_prefix())
         log.warning("worker stopping (%s): %d running trial(s) will be handed back at their next epoch", sig,
                     released)
     except Exception as exc:

@@ -53,11 +53,11 @@ def write(tmp_path: Path, name: str, content: bytes | str) -> Path:
 def make_key(store: Any, team: str = "default", admin: bool = False) -> str:
     """A new API key for ``team`` in ``store`` (as `automl keys create` makes them); returns the key."""
     from automl.access import new_key
-    from automl.store import repository
+    from automl.store import api_keys
 
     key = new_key()
     with store.session() as session:
-        repository.add_key(session, key.key_id, key.digest, team, admin, None)
+        api_keys.add_key(session, key.key_id, key.digest, team, admin, None)
     return key.secret
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.serving.cache import ModelCache
-from automl.store import Store, repository
+from automl.store import Store, catalogue
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Warmup:
 
     def _deployed(self) -> dict[str, Path]:
         with self.store.session() as session:
-            return {m.id: Path(m.path or "") for m in repository.deployed_models(session)}
+            return {m.id: Path(m.path or "") for m in catalogue.deployed_models(session)}
 
     def run(self) -> None:
         started = time.monotonic()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api import create_app
 from automl.settings import Settings
-from automl.store import Store, repository
+from automl.store import Store, coordination, searches
 from automl.store.records import DatasetRecord, JobRecord
 from tasks.reporting import StoreReporter
 from tests.conftest import client_for
@@ -36,13 +36,13 @@ def _job(store: Store, job_id: str) -> None:
                               requested_task="auto", tuner="random", objective="val_loss",
                               objective_direction="min", max_trials=3, max_epochs=2, patience=1, seed=0))
         session.flush()
-        repository.create_lanes(session, job_id, 2)
+        coordination.create_lanes(session, job_id, 2)
 
 
 def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp_path: Path) -> None:
     _job(store, "live")
     with store.session() as session:
-        assert repository.claim_lane(session, "live", 0, 0, "me", 60) == repository.ACQUIRED
+        assert coordination.claim_lane(session, "live", 0, 0, "me", 60) == coordination.ACQUIRED
     reporter = StoreReporter(store, "live", "me", lane=0)
     reporter.trial_started("0", 0, {"num_layers": 2})
     reporter.epoch_ended("0", 0, {"loss": 0.9, "val_loss": 1.0})
@@ -57,12 +57,12 @@ def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp
     assert not reporter.should_stop()
 
     with store.session() as session:  # a duplicate delivery of the same step is turned away
-        assert repository.claim_lane(session, "live", 0, 0, "other", 60) == repository.BUSY
-        assert repository.running_elsewhere(session, "live", 1) == {"0"}
-        assert repository.running_elsewhere(session, "live", 0) == set()
+        assert coordination.claim_lane(session, "live", 0, 0, "other", 60) == coordination.BUSY
+        assert coordination.running_elsewhere(session, "live", 1) == {"0"}
+        assert coordination.running_elsewhere(session, "live", 0) == set()
     with store.session() as session:  # the reaper gave the lane to another worker
-        repository.release_lane(session, "live", 0, "me", advance=False)
-        assert repository.claim_lane(session, "live", 0, 0, "other", 60) == repository.ACQUIRED
+        coordination.release_lane(session, "live", 0, "me", advance=False)
+        assert coordination.claim_lane(session, "live", 0, 0, "other", 60) == coordination.ACQUIRED
     reporter.epoch_ended("0", 2, {"loss": 0.6})
     assert reporter.should_stop() and reporter.interrupted()
     events = [e.kind for e in _events(store, "live")]
@@ -71,19 +71,19 @@ def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp
 
 def _events(store: Store, job_id: str) -> list[object]:
     with store.session() as session:
-        return list(repository.events_after(session, job_id, 0))
+        return list(searches.events_after(session, job_id, 0))
 
 
 def test_cancel_and_budget_stop_every_lane_at_its_next_epoch(store: Store) -> None:
     _job(store, "stop")
     with store.session() as session:
-        assert repository.claim_lane(session, "stop", 1, 0, "me", 60) == repository.ACQUIRED
+        assert coordination.claim_lane(session, "stop", 1, 0, "me", 60) == coordination.ACQUIRED
     reporter = StoreReporter(store, "stop", "me", lane=1)
     reporter.trial_started("3", 3, {})
     reporter.epoch_ended("3", 0, {"loss": 1.0})
     assert not reporter.should_stop()
     with store.session() as session:
-        repository.request_cancel(session, "stop")
+        searches.request_cancel(session, "stop")
     reporter.epoch_ended("3", 1, {"loss": 0.9})
     assert reporter.should_stop() and not reporter.interrupted()  # ends the trial with what it has
 
@@ -111,11 +111,11 @@ def test_only_one_of_many_concurrent_workers_claims_a_lane(store: Store) -> None
     _job(store, "lanes")
 
     def claim(session: Session, owner: str) -> bool:
-        return repository.claim_lane(session, "lanes", 0, 0, owner, 60) == repository.ACQUIRED
+        return coordination.claim_lane(session, "lanes", 0, 0, owner, 60) == coordination.ACQUIRED
 
     assert len(_winners(store, claim)) == 1
 
 
 def test_only_one_of_many_concurrent_workers_gets_the_lease(store: Store) -> None:
     _job(store, "race")
-    assert len(_winners(store, lambda session, owner: repository.acquire_lease(session, "race", owner, 60))) == 1
+    assert len(_winners(store, lambda session, owner: coordination.acquire_lease(session, "race", owner, 60))) == 1

@@ -9,7 +9,7 @@ import pytest
 
 from automl.errors import NotReady
 from automl.jobs import cancel_job, progress
-from automl.store import Store, repository
+from automl.store import Store, coordination, searches
 from automl.store.records import DatasetRecord, JobRecord, JobState, LaneRecord, TrialRecord
 
 
@@ -29,34 +29,34 @@ def _job(store: Store, lanes: int = 2, max_trials: int = 4) -> str:
                               tuner="random", objective="val_loss", objective_direction="min",
                               max_trials=max_trials, max_epochs=2, patience=1, seed=0, parallel_trials=lanes))
         session.flush()
-        repository.create_lanes(session, "j", lanes)
+        coordination.create_lanes(session, "j", lanes)
     return "j"
 
 
 def _claim(store: Store, lane: int, generation: int, owner: str, ttl: int = 60) -> str:
     with store.session() as session:
-        return repository.claim_lane(session, "j", lane, generation, owner, ttl)
+        return coordination.claim_lane(session, "j", lane, generation, owner, ttl)
 
 
 def test_a_step_runs_once_and_old_copies_of_its_message_drop_out(store: Store) -> None:
     _job(store)
-    assert _claim(store, 0, 0, "a") == repository.ACQUIRED
-    assert _claim(store, 0, 0, "b") == repository.BUSY  # a redelivered copy while "a" works
-    assert _claim(store, 1, 0, "b") == repository.ACQUIRED  # the other lane is independent
+    assert _claim(store, 0, 0, "a") == coordination.ACQUIRED
+    assert _claim(store, 0, 0, "b") == coordination.BUSY  # a redelivered copy while "a" works
+    assert _claim(store, 1, 0, "b") == coordination.ACQUIRED  # the other lane is independent
     with store.session() as session:
-        assert repository.get_job(session, "j").state == "running"
-        assert repository.release_lane(session, "j", 0, "a", advance=True) == 1
-    assert _claim(store, 0, 0, "c") == repository.STALE  # the copy arrives after the step finished
-    assert _claim(store, 0, 1, "c") == repository.ACQUIRED
+        assert searches.get_job(session, "j").state == "running"
+        assert coordination.release_lane(session, "j", 0, "a", advance=True) == 1
+    assert _claim(store, 0, 0, "c") == coordination.STALE  # the copy arrives after the step finished
+    assert _claim(store, 0, 1, "c") == coordination.ACQUIRED
 
 
 def test_dead_workers_and_lost_messages_are_revived_once(store: Store) -> None:
     _job(store)
-    assert _claim(store, 0, 0, "dead", ttl=60) == repository.ACQUIRED
+    assert _claim(store, 0, 0, "dead", ttl=60) == coordination.ACQUIRED
     with store.session() as session:
-        repository.set_lane_trial(session, "j", 0, "00")
-        repository.start_trial(session, "j", "00", 0, {}, lane=0, worker="dead")
-        assert repository.lanes_to_revive(session, requeue_after_s=60) == []  # all fresh
+        coordination.set_lane_trial(session, "j", 0, "00")
+        searches.start_trial(session, "j", "00", 0, {}, lane=0, worker="dead")
+        assert coordination.lanes_to_revive(session, requeue_after_s=60) == []  # all fresh
     with store.session() as session:  # the lease runs out (no heartbeat), lane 1's message is lost
         lane0 = session.get(LaneRecord, ("j", 0))
         lane1 = session.get(LaneRecord, ("j", 1))
@@ -64,39 +64,39 @@ def test_dead_workers_and_lost_messages_are_revived_once(store: Store) -> None:
         lane0.lease_expires_at = datetime.now(UTC) - timedelta(seconds=1)
         lane1.sent_at = datetime.now(UTC) - timedelta(seconds=120)
     with store.session() as session:  # messages wait in the broker: only the dead worker's lane
-        assert repository.lanes_to_revive(session, requeue_after_s=60, revive_idle=False) == [("j", 0, 0)]
+        assert coordination.lanes_to_revive(session, requeue_after_s=60, revive_idle=False) == [("j", 0, 0)]
     with store.session() as session:  # the queue is empty: lane 1's message is lost
-        assert repository.lanes_to_revive(session, requeue_after_s=60) == [("j", 1, 0)]
+        assert coordination.lanes_to_revive(session, requeue_after_s=60) == [("j", 1, 0)]
     with store.session() as session:  # a second reaper finds nothing left to do
-        assert repository.lanes_to_revive(session, requeue_after_s=60) == []
+        assert coordination.lanes_to_revive(session, requeue_after_s=60) == []
         trial = session.get(TrialRecord, ("j", "00"))
         assert trial is not None and trial.state == "interrupted" and trial.attempts == 1
-    assert _claim(store, 0, 0, "alive") == repository.ACQUIRED
+    assert _claim(store, 0, 0, "alive") == coordination.ACQUIRED
 
 
 def test_finished_lanes_revive_the_final_training_when_its_worker_died(store: Store) -> None:
     _job(store)
     with store.session() as session:
         for lane in (0, 1):
-            assert repository.claim_lane(session, "j", lane, 0, "w", 60) == repository.ACQUIRED
-            repository.release_lane(session, "j", lane, "w", advance=False, done=True)
-        assert repository.all_lanes_done(session, "j")
-        assert repository.acquire_lease(session, "j", "finisher", 60)
-        assert repository.lanes_to_revive(session, requeue_after_s=0.001) == []
-        repository.get_job(session, "j").lease_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+            assert coordination.claim_lane(session, "j", lane, 0, "w", 60) == coordination.ACQUIRED
+            coordination.release_lane(session, "j", lane, "w", advance=False, done=True)
+        assert coordination.all_lanes_done(session, "j")
+        assert coordination.acquire_lease(session, "j", "finisher", 60)
+        assert coordination.lanes_to_revive(session, requeue_after_s=0.001) == []
+        searches.get_job(session, "j").lease_expires_at = datetime.now(UTC) - timedelta(seconds=1)
     with store.session() as session:
-        assert repository.lanes_to_revive(session, requeue_after_s=60) == [("j", 0, 0)]
-        assert repository.get_job(session, "j").lease_owner is None
+        assert coordination.lanes_to_revive(session, requeue_after_s=60) == [("j", 0, 0)]
+        assert searches.get_job(session, "j").lease_owner is None
 
 
 def test_shutdown_asks_only_that_workers_lanes_to_hand_back(store: Store) -> None:
     _job(store)
-    assert _claim(store, 0, 0, "host:10:11:ab") == repository.ACQUIRED
-    assert _claim(store, 1, 0, "host:100:12:cd") == repository.ACQUIRED
+    assert _claim(store, 0, 0, "host:10:11:ab") == coordination.ACQUIRED
+    assert _claim(store, 1, 0, "host:100:12:cd") == coordination.ACQUIRED
     with store.session() as session:
-        assert repository.request_release(session, "host:10:") == 1
+        assert coordination.request_release(session, "host:10:") == 1
     with store.session() as session:
-        flags = {lane.lane: lane.release_requested for lane in repository.list_lanes(session, "j")}
+        flags = {lane.lane: lane.release_requested for lane in coordination.list_lanes(session, "j")}
     assert flags == {0: True, 1: False}
 
 
@@ -105,20 +105,20 @@ def test_cancelling_a_queued_job_ends_it_at_once(store: Store) -> None:
     with store.session() as session:
         job = cancel_job(session, "j")
         assert job.state == "cancelled" and job.cancel_requested and job.finished_at is not None
-    assert _claim(store, 0, 0, "late-worker") == repository.FINISHED
+    assert _claim(store, 0, 0, "late-worker") == coordination.FINISHED
     with store.session() as session:
         assert cancel_job(session, "j").state == "cancelled"  # idempotent
-        assert [e.kind for e in repository.events_after(session, "j", 0)] == ["job_ended"]
+        assert [e.kind for e in searches.events_after(session, "j", 0)] == ["job_ended"]
 
 
 def test_cancelling_a_running_job_asks_its_workers_to_stop(store: Store) -> None:
     _job(store)
-    assert _claim(store, 0, 0, "a") == repository.ACQUIRED
+    assert _claim(store, 0, 0, "a") == coordination.ACQUIRED
     with store.session() as session:
         job = cancel_job(session, "j")
         assert job.state == "running" and job.cancel_requested
     with store.session() as session:
-        job = repository.get_job(session, "j")
+        job = searches.get_job(session, "j")
         job.state = "succeeded"
     with store.session() as session, pytest.raises(NotReady, match="already succeeded"):
         cancel_job(session, "j")
@@ -135,14 +135,14 @@ def test_failure_streak_counts_trailing_failures_by_finishing_time(store: Store)
         session.add(TrialRecord(job_id="j", trial_id="9", number=9, state="running", hyperparameters={},
                                 attempts=1, started_at=now))
     with store.session() as session:
-        assert repository.failure_streak(session, "j") == (2, "boom 3")
+        assert searches.failure_streak(session, "j") == (2, "boom 3")
 
 
 def test_progress_reports_running_trials_and_a_time_estimate(store: Store) -> None:
     _job(store, lanes=2, max_trials=6)
     now = datetime.now(UTC)
     with store.session() as session:
-        job = repository.get_job(session, "j")
+        job = searches.get_job(session, "j")
         assert progress(session, job)["eta_s"] is None and progress(session, job)["elapsed_s"] is None
         job.state, job.started_at = "running", now - timedelta(seconds=40)
         for number in range(2):
@@ -152,7 +152,7 @@ def test_progress_reports_running_trials_and_a_time_estimate(store: Store) -> No
         session.add(TrialRecord(job_id="j", trial_id="2", number=2, state="running", hyperparameters={},
                                 attempts=1, lane=1, epochs_done=3, started_at=now - timedelta(seconds=4)))
         session.flush()
-        repository.refresh_job_progress(session, "j")
+        searches.refresh_job_progress(session, "j")
         view = progress(session, job)
     assert view["trials_done"] == 2
     assert [(t["trial_id"], t["epoch"], t["lane"]) for t in view["running_trials"]] == [("2", 3, 1)]
@@ -165,12 +165,12 @@ def test_a_lane_stops_training_when_another_lane_failed_the_job(store: Store) ->
     from tasks.reporting import StoreReporter
 
     _job(store)
-    assert _claim(store, 1, 0, "me") == repository.ACQUIRED
+    assert _claim(store, 1, 0, "me") == coordination.ACQUIRED
     reporter = StoreReporter(store, "j", "me", lane=1)
     reporter.trial_started("1", 1, {})
     reporter.epoch_ended("1", 0, {"loss": 1.0})
     assert not reporter.should_stop()
     with store.session() as session:
-        repository.finish_job(session, "j", JobState.failed, error="3 trials in a row failed")
+        searches.finish_job(session, "j", JobState.failed, error="3 trials in a row failed")
     reporter.epoch_ended("1", 1, {"loss": 0.9})
     assert reporter.should_stop() and not reporter.interrupted()

@@ -26,7 +26,7 @@ from automl.serving.batch import escape_formula, score_file
 from automl.serving.cache import ModelCache
 from automl.serving.predictor import Predictor
 from automl.settings import Settings
-from automl.store import Store, repository
+from automl.store import Store, catalogue
 from automl.store.records import ModelRecord, utcnow
 from tests.conftest import add_job, client_for
 from tests.seed import CLASSES, tiny_model
@@ -287,8 +287,8 @@ def test_running_processes_follow_deploys_made_elsewhere(served: tuple[Flask, th
     services = app.extensions["automl"]
     assert services.warmup.wait(60)
     with services.store.session() as session:  # as another serving process would
-        repository.set_deployed(session, repository.get_model(session, "m2"), True)
-        repository.set_deployed(session, repository.get_model(session, "m1"), False)
+        catalogue.set_deployed(session, catalogue.get_model(session, "m2"), True)
+        catalogue.set_deployed(session, catalogue.get_model(session, "m1"), False)
     services.warmup.refresh()
     assert services.models.pinned == {"m2"} and services.models.peek("m2") is not None
     assert services.warmup.status()["deployed_models"] == 2  # m2 and the unloadable "gone"

@@ -7,7 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from automl.store import Store, repository
+from automl.store import Store, coordination, searches
 from automl.store.records import Base
 from tests.conftest import add_job
 
@@ -33,35 +33,35 @@ def _job(store: Store) -> str:
 def test_lease_excludes_a_second_owner_until_expiry(store: Store) -> None:
     job_id = _job(store)
     with store.session() as session:
-        assert repository.acquire_lease(session, job_id, "a", ttl_s=1)
+        assert coordination.acquire_lease(session, job_id, "a", ttl_s=1)
     with store.session() as session:
-        assert not repository.acquire_lease(session, job_id, "b", ttl_s=1)
-        assert repository.renew_lease(session, job_id, "a", ttl_s=1)
-        assert not repository.renew_lease(session, job_id, "b", ttl_s=1)
+        assert not coordination.acquire_lease(session, job_id, "b", ttl_s=1)
+        assert coordination.renew_lease(session, job_id, "a", ttl_s=1)
+        assert not coordination.renew_lease(session, job_id, "b", ttl_s=1)
     deadline = time.monotonic() + 5
     acquired = False
     while time.monotonic() < deadline and not acquired:
         with store.session() as session:
-            acquired = repository.acquire_lease(session, job_id, "b", ttl_s=60)
+            acquired = coordination.acquire_lease(session, job_id, "b", ttl_s=60)
         time.sleep(0.1)
     assert acquired
     with store.session() as session:
-        assert not repository.renew_lease(session, job_id, "a", ttl_s=1)
+        assert not coordination.renew_lease(session, job_id, "a", ttl_s=1)
 
 
 def test_progress_is_recomputed_from_trials(store: Store) -> None:
     job_id = _job(store)
     with store.session() as session:
-        repository.start_trial(session, job_id, "0", 0, {"units": 8})
-        repository.record_epoch(session, job_id, "0", 0, {"loss": 1.0})
-        repository.finish_trial(session, job_id, "0", "completed", 0.5, 0, None)
-        repository.start_trial(session, job_id, "1", 1, {"units": 16})
-        repository.finish_trial(session, job_id, "1", "completed", 0.25, 3, None)
-        repository.start_trial(session, job_id, "2", 2, {"units": 32})
-        repository.finish_trial(session, job_id, "2", "failed", None, None, "boom")
+        searches.start_trial(session, job_id, "0", 0, {"units": 8})
+        searches.record_epoch(session, job_id, "0", 0, {"loss": 1.0})
+        searches.finish_trial(session, job_id, "0", "completed", 0.5, 0, None)
+        searches.start_trial(session, job_id, "1", 1, {"units": 16})
+        searches.finish_trial(session, job_id, "1", "completed", 0.25, 3, None)
+        searches.start_trial(session, job_id, "2", 2, {"units": 32})
+        searches.finish_trial(session, job_id, "2", "failed", None, None, "boom")
     with store.session() as session:
-        job = repository.get_job(session, job_id)
+        job = searches.get_job(session, job_id)
         assert (job.trials_done, job.best_score, job.best_trial_id) == (3, 0.25, "1")
         # A retried trial starts again from epoch 0: its old epochs go.
-        repository.start_trial(session, job_id, "0", 0, {"units": 8})
-        assert repository.trial_history(session, job_id, "0") == []
+        searches.start_trial(session, job_id, "0", 0, {"units": 8})
+        assert searches.trial_history(session, job_id, "0") == []

@@ -16,7 +16,7 @@ from automl.search.reporter import Claims, NullReporter
 from automl.search.runner import run_trial_step
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
-from automl.store import Store, repository
+from automl.store import Store, searches
 from automl.store.records import DatasetRecord, JobRecord, TrialRecord
 from tasks.celery_app import make_celery
 
@@ -127,12 +127,12 @@ def test_a_streak_of_failed_trials_fails_the_job_naming_the_last_error(tmp_path:
                                     hyperparameters={}, attempts=1, message=f"Traceback\nValueError: bad {number}",
                                     started_at=now, finished_at=now + timedelta(seconds=number)))
     with store.session() as session:
-        assert _stop_reason(session, repository.get_job(session, "j"), spec, settings) is None
+        assert _stop_reason(session, searches.get_job(session, "j"), spec, settings) is None
         session.add(TrialRecord(job_id="j", trial_id="2", number=2, state="failed", hyperparameters={}, attempts=1,
                                 message="Traceback\nResourceExhaustedError: OOM", started_at=now,
                                 finished_at=now + timedelta(seconds=5)))
     with store.session() as session, pytest.raises(SearchFailed, match=r"3 trials in a row failed.*OOM"):
-        _stop_reason(session, repository.get_job(session, "j"), spec, settings)
+        _stop_reason(session, searches.get_job(session, "j"), spec, settings)
 
 
 def test_celery_settings_fit_long_gpu_work() -> None:

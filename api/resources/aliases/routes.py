@@ -12,7 +12,7 @@ from api.auth import scope
 from api.resources.aliases.schemas import ALIAS_PATTERN, AliasSchema, AliasSetSchema
 from api.services import services
 from automl.errors import InvalidRequest, NotReady
-from automl.store import repository
+from automl.store import catalogue
 from automl.store.records import ModelState
 
 blp = Blueprint("aliases", __name__, url_prefix="/api/v1/aliases",
@@ -36,7 +36,7 @@ class Aliases(MethodView):
     def get(self) -> Any:
         """Every alias and the model it points at."""
         with services().store.session() as session:
-            return repository.list_aliases(session, scope())
+            return catalogue.list_aliases(session, scope())
 
 
 @blp.route("/<string:name>")
@@ -45,7 +45,7 @@ class Alias(MethodView):
     def get(self, name: str) -> Any:
         """The model an alias points at."""
         with services().store.session() as session:
-            return repository.get_alias(session, name, scope())
+            return catalogue.get_alias(session, name, scope())
 
     @blp.arguments(AliasSetSchema)
     @blp.response(200, AliasSchema, description="The alias now points at the model.")
@@ -54,14 +54,14 @@ class Alias(MethodView):
         """Create the alias, or move it to another ready model (atomically: no request sees neither)."""
         _check_name(name)
         with services().store.session() as session:
-            model = repository.get_model(session, body["model_id"], scope())
+            model = catalogue.get_model(session, body["model_id"], scope())
             if model.state != ModelState.ready.value:
                 raise NotReady(f"Model '{model.id}' is {model.state}; only a ready model can get an alias.")
-            alias, created = repository.set_alias(session, scope().team, name, model.id)
+            alias, created = catalogue.set_alias(session, scope().team, name, model.id)
             return (alias, 201) if created else alias
 
     @blp.response(204)
     def delete(self, name: str) -> None:
         """Remove the alias (the model stays)."""
         with services().store.session() as session:
-            repository.delete_alias(session, name, scope())
+            catalogue.delete_alias(session, name, scope())

@@ -16,7 +16,7 @@ from api.resources.datasets.schemas import DatasetSchema, UploadSchema
 from api.services import services
 from automl.datasets.ingest import ingest_file
 from automl.errors import InvalidDataset
-from automl.store import repository
+from automl.store import catalogue
 from automl.store.records import DatasetRecord
 
 blp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets", description="Upload and inspect datasets.")
@@ -29,7 +29,7 @@ class Datasets(MethodView):
     def get(self, page: dict[str, int]) -> Any:
         """List datasets, newest first."""
         with services().store.session() as session:
-            return repository.list_datasets(session, page["limit"], page["offset"], scope())
+            return catalogue.list_datasets(session, page["limit"], page["offset"], scope())
 
     @rate_limited("upload")
     @blp.arguments(UploadSchema, location="files")
@@ -79,4 +79,4 @@ class Dataset(MethodView):
     def get(self, dataset_id: str) -> Any:
         """A dataset and its inferred schema."""
         with services().store.session() as session:
-            return repository.get_dataset(session, dataset_id, scope())
+            return catalogue.get_dataset(session, dataset_id, scope())

@@ -28,7 +28,7 @@ from api.resources.jobs.schemas import (
 from api.services import services
 from automl.errors import BrokerUnavailable, InvalidJobRequest
 from automl.jobs import JobRequest, cancel_job, create_job, progress, tensorboard_archive
-from automl.store import Store, repository
+from automl.store import Store, searches
 from automl.store.records import JobRecord, JobState
 from tasks.celery_app import send_advance
 
@@ -43,7 +43,7 @@ class Jobs(MethodView):
     def get(self, page: dict[str, int]) -> Any:
         """List jobs, newest first."""
         with services().store.session() as session:
-            jobs = repository.list_jobs(session, page["limit"], page["offset"], scope())
+            jobs = searches.list_jobs(session, page["limit"], page["offset"], scope())
             return [progress(session, job) for job in jobs]
 
     @rate_limited("jobs")
@@ -78,17 +78,17 @@ class Jobs(MethodView):
         except Exception as exc:
             log.error("could not queue job %s: %s", job.id, exc)
             with svc.store.session() as session:
-                session.delete(repository.get_job(session, job.id))
+                session.delete(searches.get_job(session, job.id))
             raise BrokerUnavailable(
                 "The task queue is unreachable, so the job was not created. Try again shortly."
             ) from exc
         with svc.store.session() as session:
-            return progress(session, repository.get_job(session, job.id))
+            return progress(session, searches.get_job(session, job.id))
 
 
 def _replay(store: Store, key: str, given: str, fingerprint: str) -> Any:
     with store.session() as session:
-        job = repository.find_job_by_idempotency_key(session, key)
+        job = searches.find_job_by_idempotency_key(session, key)
         if job is None:
             return None
         if job.request_fingerprint != fingerprint:
@@ -107,7 +107,7 @@ class Job(MethodView):
         """State, trials done out of the budget, running trials and their epoch, best score so far,
         elapsed time, an estimate of the time left, and the model when done."""
         with services().store.session() as session:
-            return progress(session, repository.get_job(session, job_id, scope=scope()))
+            return progress(session, searches.get_job(session, job_id, scope=scope()))
 
 
 @blp.route("/<string:job_id>/cancel")
@@ -137,7 +137,7 @@ class Events(MethodView):
         """Live progress as Server-Sent Events, from the start of the job (or after Last-Event-ID)."""
         svc = services()
         with svc.store.session() as session:
-            repository.get_job(session, job_id, scope=scope())
+            searches.get_job(session, job_id, scope=scope())
         raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
         try:
             after = max(int(raw), 0)
@@ -160,7 +160,7 @@ def _events(store: Store, job_id: str, after: int, poll_s: float, max_s: float) 
             # The state first: a job seen finished has its job_ended event committed already.
             job = session.get(JobRecord, job_id)
             finished = job is None or JobState(job.state).finished
-            rows = repository.events_after(session, job_id, after)
+            rows = searches.events_after(session, job_id, after)
         for row in rows:
             after = row.id
             data = {"job_id": job_id, "at": row.created_at.isoformat(), **row.data}
@@ -185,8 +185,8 @@ class Trials(MethodView):
     def get(self, job_id: str) -> Any:
         """The leaderboard: every trial's hyperparameters, score and state, best first."""
         with services().store.session() as session:
-            job = repository.get_job(session, job_id, scope=scope())
-            trials = repository.list_trials(session, job_id)
+            job = searches.get_job(session, job_id, scope=scope())
+            trials = searches.list_trials(session, job_id)
         reverse = job.objective_direction == "max"
         scored = sorted((t for t in trials if t.score is not None), key=lambda t: t.score or 0.0, reverse=reverse)
         unscored = [t for t in trials if t.score is None]
@@ -196,9 +196,9 @@ class Trials(MethodView):
 
 def _trial_history(job_id: str, trial_id: str) -> dict[str, Any]:
     with services().store.session() as session:
-        repository.get_job(session, job_id, scope=scope())
-        trial = repository.get_trial(session, job_id, trial_id)
-        epochs = repository.trial_history(session, job_id, trial_id)
+        searches.get_job(session, job_id, scope=scope())
+        trial = searches.get_trial(session, job_id, trial_id)
+        epochs = searches.trial_history(session, job_id, trial_id)
     return {
         "job_id": job_id,
         "trial_id": trial_id,
@@ -224,7 +224,7 @@ class TensorBoardLogs(MethodView):
         """The job's TensorBoard logs so far: loss, metrics and learning rate per epoch for every trial."""
         svc = services()
         with svc.store.session() as session:
-            repository.get_job(session, job_id, scope=scope())
+            searches.get_job(session, job_id, scope=scope())
         handle = tempfile.TemporaryFile(dir=svc.settings.tmp_dir)  # noqa: SIM115 (send_file closes it: removed)
         try:
             tensorboard_archive(svc.settings, job_id, handle)

@@ -31,7 +31,7 @@ from api.services import services
 from automl.errors import InvalidInstances, InvalidRequest, NotReady
 from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
-from automl.store import repository
+from automl.store import catalogue
 from automl.store.records import ModelState
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
@@ -48,7 +48,7 @@ def predictor_for(ref: str) -> Predictor:
         if cached is not None:
             return cached
     with svc.store.session() as session:
-        record = repository.resolve_model(session, ref, caller)
+        record = catalogue.resolve_model(session, ref, caller)
     svc.model_owners[record.id] = record.team
     if record.state != ModelState.ready.value or not record.path:
         detail = f" ({record.error})" if record.error else ""
@@ -66,7 +66,7 @@ class Models(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """List models, newest first (``?deployed=true``: the deployed ones)."""
         with services().store.session() as session:
-            return repository.list_models(session, args["limit"], args["offset"], args["deployed"], scope())
+            return catalogue.list_models(session, args["limit"], args["offset"], args["deployed"], scope())
 
 
 @blp.route("/<string:model_id>")
@@ -76,7 +76,7 @@ class Model(MethodView):
         """Task, target, classes, input schema, hyperparameters, validation and test metrics
         (``model_id`` may also be an alias)."""
         with services().store.session() as session:
-            return repository.resolve_model(session, model_id, scope())
+            return catalogue.resolve_model(session, model_id, scope())
 
 
 @blp.route("/<string:model_id>/deploy")
@@ -88,10 +88,10 @@ class Deploy(MethodView):
         ones pick it up within ``AUTOML_DEPLOYED_REFRESH_S``."""
         svc = services()
         with svc.store.session() as session:
-            record = repository.resolve_model(session, model_id, scope())
+            record = catalogue.resolve_model(session, model_id, scope())
             if record.state != ModelState.ready.value or not record.path:
                 raise NotReady(f"Model '{record.id}' is {record.state}; only a ready model can be deployed.")
-            repository.set_deployed(session, record, True)
+            catalogue.set_deployed(session, record, True)
         svc.warmup.load(record.id, Path(record.path))
         return record
 
@@ -100,7 +100,7 @@ class Deploy(MethodView):
         """Undeploy: serving processes stop loading it at start; it stays servable (loaded on demand)."""
         svc = services()
         with svc.store.session() as session:
-            record = repository.set_deployed(session, repository.resolve_model(session, model_id, scope()), False)
+            record = catalogue.set_deployed(session, catalogue.resolve_model(session, model_id, scope()), False)
         svc.warmup.forget(record.id)
         return record
 
@@ -111,7 +111,7 @@ class ModelHistory(MethodView):
     def get(self, model_id: str) -> Any:
         """Per-epoch metrics of the final model's training."""
         with services().store.session() as session:
-            record = repository.get_model(session, model_id, scope())
+            record = catalogue.get_model(session, model_id, scope())
         return {"model_id": record.id, "epochs": record.history}
 
 
@@ -122,7 +122,7 @@ class ModelHistoryPlot(MethodView):
     def get(self, args: dict[str, Any], model_id: str) -> Any:
         """The final model's learning curves as a PNG."""
         with services().store.session() as session:
-            record = repository.get_model(session, model_id, scope())
+            record = catalogue.get_model(session, model_id, scope())
         png = learning_curves(record.history or [], f"model {record.id} ({record.task}, target {record.target})",
                               args["width"], args["height"])
         return Response(png, mimetype="image/png")
@@ -295,7 +295,7 @@ class Download(MethodView):
         from automl.registry import MODEL_FILE, saved_model_archive
 
         with services().store.session() as session:
-            record = repository.resolve_model(session, model_id, scope())
+            record = catalogue.resolve_model(session, model_id, scope())
         if record.state != ModelState.ready.value or not record.path:
             raise NotReady(f"Model '{record.id}' is {record.state}; it can be downloaded once it is ready.")
         folder = Path(record.path)

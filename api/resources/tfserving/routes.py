@@ -17,7 +17,7 @@ from api.resources.models.routes import predictor_for
 from api.resources.tfserving.schemas import TFServingPredictionsSchema, TFServingPredictSchema, TFServingStatusSchema
 from api.services import services
 from automl.errors import InvalidInstances
-from automl.store import repository
+from automl.store import catalogue
 from automl.store.records import ModelState
 
 blp = Blueprint("tfserving", __name__, url_prefix="/v1/models",
@@ -49,7 +49,7 @@ class Status(MethodView):
     def get(self, name: str) -> Any:
         """Model status in TensorFlow Serving's form (one version, "1")."""
         with services().store.session() as session:
-            record = repository.resolve_model(session, name, scope())
+            record = catalogue.resolve_model(session, name, scope())
         failed = record.state == ModelState.failed.value
         return {"model_version_status": [{
             "version": "1",

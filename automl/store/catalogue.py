@@ -1,0 +1,123 @@
+"""Storage calls for what a team owns and serves: datasets, models (and their deployment) and aliases.
+
+Functions take a ``Session`` (the caller owns the transaction) and return records or plain
+values; no HTTP, Celery or TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from automl.access import Scope
+from automl.errors import Conflict, NotFound
+from automl.store.common import owned, visible
+from automl.store.records import (
+    AliasRecord,
+    DatasetRecord,
+    ModelRecord,
+    ModelState,
+    utcnow,
+)
+
+
+def get_dataset(session: Session, dataset_id: str, scope: Scope | None = None) -> DatasetRecord:
+    record = session.get(DatasetRecord, dataset_id)
+    if not visible(record, scope):
+        raise NotFound(f"No dataset with id '{dataset_id}'.")
+    return record  # type: ignore[return-value]
+
+
+def list_datasets(session: Session, limit: int = 100, offset: int = 0,
+                  scope: Scope | None = None) -> list[DatasetRecord]:
+    query = select(DatasetRecord).order_by(DatasetRecord.created_at.desc()).limit(limit).offset(offset)
+    return list(session.scalars(owned(query, DatasetRecord, scope)))
+
+
+def get_model(session: Session, model_id: str, scope: Scope | None = None) -> ModelRecord:
+    record = session.get(ModelRecord, model_id)
+    if not visible(record, scope):
+        raise NotFound(f"No model with id '{model_id}'.")
+    return record  # type: ignore[return-value]
+
+
+def list_models(session: Session, limit: int = 100, offset: int = 0,
+                deployed: bool | None = None, scope: Scope | None = None) -> list[ModelRecord]:
+    query = select(ModelRecord).order_by(ModelRecord.created_at.desc()).limit(limit).offset(offset)
+    if deployed is not None:
+        query = query.where(ModelRecord.deployed.is_(deployed))
+    return list(session.scalars(owned(query, ModelRecord, scope)))
+
+
+def deployed_models(session: Session) -> list[ModelRecord]:
+    """Ready models marked deployed, oldest deployment first (the order serving processes load them)."""
+    query = (select(ModelRecord)
+             .where(ModelRecord.deployed.is_(True), ModelRecord.state == ModelState.ready.value)
+             .order_by(ModelRecord.deployed_at))
+    return list(session.scalars(query))
+
+
+def set_deployed(session: Session, record: ModelRecord, deployed: bool) -> ModelRecord:
+    if record.deployed != deployed:
+        record.deployed = deployed
+        record.deployed_at = utcnow() if deployed else None
+        session.flush()
+    return record
+
+
+# --- aliases: names are per team ---------------------------------------------------------
+
+
+def find_alias(session: Session, name: str, scope: Scope | None = None) -> AliasRecord | None:
+    """The caller's alias ``name``. An admin (or an internal caller) also finds another team's
+    alias when its name is unique across teams; the caller's own team wins a tie."""
+    query = select(AliasRecord).where(AliasRecord.name == name).order_by(AliasRecord.team)
+    found = list(session.scalars(owned(query, AliasRecord, scope)))
+    own = [a for a in found if scope is not None and a.team == scope.team]
+    if own:
+        return own[0]
+    if len(found) > 1:
+        teams = ", ".join(a.team for a in found)
+        raise Conflict(f"Alias '{name}' exists in several teams ({teams}); use the model id instead.")
+    return found[0] if found else None
+
+
+def get_alias(session: Session, name: str, scope: Scope | None = None) -> AliasRecord:
+    record = find_alias(session, name, scope)
+    if record is None:
+        raise NotFound(f"No alias named '{name}'.")
+    return record
+
+
+def list_aliases(session: Session, scope: Scope | None = None) -> list[AliasRecord]:
+    query = select(AliasRecord).order_by(AliasRecord.name, AliasRecord.team)
+    return list(session.scalars(owned(query, AliasRecord, scope)))
+
+
+def set_alias(session: Session, team: str, name: str, model_id: str) -> tuple[AliasRecord, bool]:
+    """Point ``team``'s alias ``name`` at ``model_id``; True when the alias is new."""
+    record = session.get(AliasRecord, (team, name), with_for_update=True)
+    created = record is None
+    if record is None:
+        record = AliasRecord(team=team, name=name, model_id=model_id)
+        session.add(record)
+    record.model_id = model_id
+    record.updated_at = utcnow()
+    session.flush()
+    return record, created
+
+
+def delete_alias(session: Session, name: str, scope: Scope | None = None) -> None:
+    session.delete(get_alias(session, name, scope))
+
+
+def resolve_model(session: Session, name: str, scope: Scope | None = None) -> ModelRecord:
+    """A model by id, or by an alias pointing at it; another team's is reported as missing."""
+    record = session.get(ModelRecord, name)
+    if visible(record, scope):
+        return record  # type: ignore[return-value]
+    alias = find_alias(session, name, scope)
+    model = session.get(ModelRecord, alias.model_id) if alias is not None else None
+    if not visible(model, scope):
+        raise NotFound(f"No model with id or alias '{name}'.")
+    return model  # type: ignore[return-value]
