@@ -19,6 +19,7 @@ from automl.serving.images import MAX_IMAGES
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
+from automl.usecases.models import ModelResolver
 from tasks.celery_app import broker_reachable, make_celery, queue_depth
 
 DOCS_STATIC = "/api/v1/docs/static/"
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
                                                       "jobs": settings.rate_limit_jobs,
                                                       "predict": settings.rate_limit_predict})
     app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup,
-                                        keys=KeyRing(store, settings.key_cache_s), limits=limits)
+                                        keys=KeyRing(store, settings.key_cache_s), limits=limits,
+                                        resolver=ModelResolver(store, models))
 
     api = AutomlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",

@@ -1,8 +1,8 @@
-"""Per-app service objects (settings, store, Celery, model cache), built by the factory."""
+"""Per-app service objects (settings, store, Celery, model cache and resolver), built by the factory."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from celery import Celery
 from flask import current_app
@@ -12,6 +12,7 @@ from automl.serving.cache import ModelCache
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
+from automl.usecases.models import ModelResolver
 
 
 @dataclass
@@ -23,8 +24,7 @@ class Services:
     warmup: Warmup
     keys: KeyRing
     limits: RateLimits
-    # model id -> owning team, for the loaded-model fast path (a model's team never changes)
-    model_owners: dict[str, str] = field(default_factory=dict)
+    resolver: ModelResolver  # model id or alias -> the caller's loaded model
 
 
 def services() -> Services:

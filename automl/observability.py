@@ -61,7 +61,7 @@ def configure_logging(level: str, fmt: str) -> None:
 
         handler.setFormatter(JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
             reserved_attrs=[*_RESERVED, "context"],
         ))
     else:
@@ -69,10 +69,11 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
 
 
-# Standard LogRecord attributes: not repeated as JSON fields (the ids from the context are kept).
+# Standard LogRecord attributes: not repeated as JSON fields (the ids from the context are kept, and
+# the process id, as "pid": which gunicorn or pool process wrote the line).
 _RESERVED = [
     "args", "created", "exc_info", "exc_text", "filename", "funcName", "levelno", "lineno", "module", "msecs",
-    "msg", "pathname", "process", "processName", "relativeCreated", "stack_info", "thread", "threadName",
+    "msg", "pathname", "processName", "relativeCreated", "stack_info", "thread", "threadName",
     "taskName",
 ]
 

@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 
 from automl.access import DEFAULT_TEAM, Scope
-from automl.datasets.ingest import ingest_file
 from automl.jobs import JobRequest, create_job, search_spec
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, catalogue, searches
-from automl.store.records import DatasetRecord
+from automl.usecases.datasets import register_dataset
 
 HOLDOUT = 0.2
 
@@ -46,24 +45,24 @@ class Workspace:
         path = self.settings.tmp_dir / f"{name}-{uuid.uuid4().hex[:6]}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False)
-        ingested = ingest_file(path, path.name, self.settings.datasets_dir)
-        with self.store.session() as session:
-            session.add(DatasetRecord(
-                id=ingested.id, name=ingested.name, source_format=ingested.source_format, path=str(ingested.path),
-                n_rows=ingested.n_rows, n_columns=ingested.n_columns, size_bytes=ingested.size_bytes,
-                columns=ingested.columns,
-            ))
-        return ingested.id
+        return self.register(path)
 
-    def job(self, frame: pd.DataFrame, name: str, **request: Any) -> SearchSpec:
-        """Upload and submit exactly as the API does; the search spec a worker would build."""
-        dataset_id = self.upload(frame, name)
+    def register(self, path: Path) -> str:
+        """A file (CSV, Parquet, image zip) registered as ``POST /datasets`` does; the dataset id."""
+        return register_dataset(self.store, self.settings, path, path.name, Scope(DEFAULT_TEAM)).id
+
+    def spec(self, dataset_id: str, **request: Any) -> SearchSpec:
+        """Submit a job exactly as the API does, marked running; the search spec a worker would build."""
         with self.store.session() as session:
             job = create_job(session, self.settings, JobRequest(dataset_id=dataset_id, **request), Scope(DEFAULT_TEAM))
             session.flush()
             searches.mark_running(session, job.id)
             session.flush()
             return search_spec(job, catalogue.get_dataset(session, dataset_id), self.settings)
+
+    def job(self, frame: pd.DataFrame, name: str, **request: Any) -> SearchSpec:
+        """Upload and submit exactly as the API does; the search spec a worker would build."""
+        return self.spec(self.upload(frame, name), **request)
 
 
 def holdout_split(frame: pd.DataFrame, target: str, task: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

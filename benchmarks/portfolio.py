@@ -188,28 +188,8 @@ def run_image_one(workspace: Any, name: str, values: dict[str, Any], seed: int =
     from benchmarks._harness import digits_split, image_accuracy
 
     archive, files, labels = digits_split(workspace.settings.tmp_dir, seed)
-    from automl.datasets.ingest import ingest_file
-    from automl.store.records import DatasetRecord
-
-    ingested = ingest_file(archive, archive.name, workspace.settings.datasets_dir)
-    with workspace.store.session() as session:
-        session.add(DatasetRecord(id=ingested.id, name=ingested.name, source_format=ingested.source_format,
-                                  path=str(ingested.path), n_rows=ingested.n_rows, n_columns=ingested.n_columns,
-                                  size_bytes=ingested.size_bytes, columns=ingested.columns, kind=ingested.kind,
-                                  images=ingested.images))
-    from automl.access import DEFAULT_TEAM, Scope
-    from automl.jobs import JobRequest, create_job, search_spec
-    from automl.store import catalogue, searches
-
-    fixed = full_assignment(values, "multiclass", "image")
-    with workspace.store.session() as session:
-        job = create_job(session, workspace.settings, JobRequest(dataset_id=ingested.id, target=None, tuner="random",
-                                                                 max_trials=1, search_space=fixed, seed=seed,
-                                                                 refit=False), Scope(DEFAULT_TEAM))
-        session.flush()
-        searches.mark_running(session, job.id)
-        session.flush()
-        spec = search_spec(job, catalogue.get_dataset(session, ingested.id), workspace.settings)
+    spec = workspace.spec(workspace.register(archive), target=None, tuner="random", max_trials=1,
+                          search_space=full_assignment(values, "multiclass", "image"), seed=seed, refit=False)
     started = time.perf_counter()
     result = run_local_search(spec)
     seconds = time.perf_counter() - started

@@ -201,28 +201,11 @@ def run_table(workspace: Workspace, table: Table, budget: int, peers: tuple[str,
 
 
 def run_digits(workspace: Workspace) -> dict[str, Any]:
-    from automl.access import DEFAULT_TEAM, Scope
-    from automl.datasets.ingest import ingest_file
-    from automl.jobs import JobRequest, create_job, search_spec
     from automl.registry import save_model
     from automl.search.local import run_local_search
-    from automl.store import catalogue, searches
-    from automl.store.records import DatasetRecord
 
     archive, files, labels = digits_split(workspace.settings.tmp_dir)
-    ingested = ingest_file(archive, archive.name, workspace.settings.datasets_dir)
-    with workspace.store.session() as session:
-        session.add(DatasetRecord(id=ingested.id, name=ingested.name, source_format=ingested.source_format,
-                                  path=str(ingested.path), n_rows=ingested.n_rows, n_columns=ingested.n_columns,
-                                  size_bytes=ingested.size_bytes, columns=ingested.columns, kind=ingested.kind,
-                                  images=ingested.images))
-    with workspace.store.session() as session:
-        job = create_job(session, workspace.settings, JobRequest(dataset_id=ingested.id, target=None,
-                                                                 time_budget_s=DIGITS_BUDGET), Scope(DEFAULT_TEAM))
-        session.flush()
-        searches.mark_running(session, job.id)
-        session.flush()
-        spec = search_spec(job, catalogue.get_dataset(session, ingested.id), workspace.settings)
+    spec = workspace.spec(workspace.register(archive), target=None, time_budget_s=DIGITS_BUDGET)
     started = time.perf_counter()
     result = run_local_search(spec, budget_s=DIGITS_BUDGET)
     model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,

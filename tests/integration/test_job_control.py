@@ -87,16 +87,26 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
 
 
 def test_events_stream_live_while_the_job_runs(distributed: Service, wine: str) -> None:
+    """Events arrive as they happen: the first epoch_ended is read while the job is still running (a
+    server holding events back until job_ended would fail here), and every epoch is there."""
     url = distributed.url
-    job = distributed.http.post(f"{url}/api/v1/jobs", timeout=30, json={
-        "dataset_id": wine, "target": "target", "tuner": "random", "max_trials": 2, "max_epochs": 4, "seed": 12})
+    job_id = distributed.http.post(f"{url}/api/v1/jobs", timeout=30, json={
+        "dataset_id": wine, "target": "target", "tuner": "random", "max_trials": 2, "max_epochs": 4, "seed": 12,
+        "patience": 4}).json()["id"]
     seen: list[str] = []
-    with distributed.http.get(f"{url}/api/v1/jobs/{job.json()['id']}/events", stream=True, timeout=300) as response:
+    state_at_first_epoch = None
+    with distributed.http.get(f"{url}/api/v1/jobs/{job_id}/events", stream=True, timeout=300) as response:
         for line in response.iter_lines(decode_unicode=True):
             if line and line.startswith("event: "):
                 seen.append(line.removeprefix("event: "))
+                if seen[-1] == "epoch_ended" and state_at_first_epoch is None:
+                    state_at_first_epoch = distributed.http.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()[
+                        "state"]
+    assert state_at_first_epoch == "running"
+    trials = distributed.http.get(f"{url}/api/v1/jobs/{job_id}/trials", timeout=10).json()["trials"]
     assert seen[0] == "trial_started" and seen[-1] == "job_ended"
-    assert seen.count("trial_started") == 2 and seen.count("epoch_ended") >= 2
+    assert seen.count("trial_started") == seen.count("trial_ended") == len(trials) == 2
+    assert seen.count("epoch_ended") == sum(t["epochs_done"] for t in trials) > 0
 
 
 def test_same_idempotency_key_returns_the_same_job(distributed: Service, wine: str) -> None:

@@ -22,6 +22,8 @@ from tests.integration.conftest import (
     pg_schema,
 )
 
+pytestmark = pytest.mark.integration
+
 RATE_REDIS = "redis://127.0.0.1:6379/13"
 MAX_UPLOAD = 64 * 1024
 

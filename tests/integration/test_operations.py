@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 
 from tests.integration.conftest import Service
 
@@ -34,16 +36,24 @@ def _metric(text: str, name: str, **labels: str) -> float:
 def test_metrics_logs_and_readiness(distributed: Service, penguins_model: str) -> None:
     row = {"island": "Biscoe", "bill_length_mm": 45.0, "bill_depth_mm": 15.0, "flipper_length_mm": 215,
            "body_mass_g": 5000, "sex": "male", "year": 2008}
-    for i in range(6):  # spread over both gunicorn worker processes
-        answer = distributed.http.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
-                                       json={"instances": [row, row]}, headers={"X-Request-ID": f"ops-test-{i}"},
-                                       timeout=30)
+    before = distributed.http.get(f"{distributed.url}/metrics", timeout=30).text
+    counted = _metric(before, "automl_predictions_total", model_id=penguins_model, endpoint="predict")
+    def predict(i: int) -> None:  # a connection of its own, several at once: both gunicorn processes serve
+        answer = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
+                               json={"instances": [row, row]}, timeout=30,
+                               headers={**distributed.http.headers, "X-Request-ID": f"ops-test-{i}"})
         assert answer.status_code == 200 and answer.headers["X-Request-ID"] == f"ops-test-{i}"
 
-    text = distributed.http.get(f"{distributed.url}/metrics", timeout=30).text
-    assert _metric(text, "automl_predictions_total", model_id=penguins_model, endpoint="predict") >= 12
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(predict, range(12)))
+    served_by = {line["pid"] for line in _json_lines((distributed.log_dir / "api.log").read_text())
+                 if str(line.get("request_id", "")).startswith("ops-test-")}
+    assert len(served_by) == 2, served_by
+
+    text = distributed.http.get(f"{distributed.url}/metrics", timeout=30).text  # whichever process answers
+    assert _metric(text, "automl_predictions_total", model_id=penguins_model, endpoint="predict") == counted + 24
     assert _metric(text, "automl_http_requests_total", method="POST", route="/api/v1/models/<string:model_id>/predict",
-                   status="200") >= 6
+                   status="200") >= 12
     assert _metric(text, "automl_jobs", state="succeeded") >= 1
     assert re.search(r"^automl_queue_depth \d+\.0$", text, re.MULTILINE)  # Redis answers
     assert re.search(r"^automl_trial_duration_seconds_count [1-9]", text, re.MULTILINE)

@@ -79,3 +79,27 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     response = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [bad]}, timeout=30)
     assert response.status_code == 422
     assert "island" in response.json()["message"] and "wingspan" in str(response.json()["errors"])
+
+
+def test_a_parquet_upload_keeps_its_types_and_trains(distributed: Service, penguins: pd.DataFrame,
+                                                      tmp_path: Path) -> None:
+    base = f"{distributed.url}/api/v1"
+    frame = penguins.copy()
+    frame["heavy"] = frame["body_mass_g"] > 4200  # a real boolean column
+    frame.loc[frame["body_mass_g"].isna(), "heavy"] = None
+    path = tmp_path / "penguins.parquet"
+    frame.to_parquet(path, index=False)
+    with path.open("rb") as handle:
+        answer = distributed.http.post(f"{base}/datasets", files={"file": ("penguins.parquet", handle)}, timeout=60)
+    assert answer.status_code == 201, answer.text
+    dataset = answer.json()
+    assert dataset["source_format"] == "parquet" and dataset["n_rows"] == len(frame)
+    columns = {c["name"]: c for c in dataset["columns"]}
+    assert columns["species"]["type"] == "categorical" and columns["year"]["type"] == "numeric"
+    assert columns["heavy"]["type"] == "boolean"
+    assert columns["sex"]["missing"] == int(frame["sex"].isna().sum())
+    job = submit(distributed, dataset_id=dataset["id"], target="heavy", tuner="random", max_trials=1,
+                 max_epochs=5, ensemble_size=0, refit=False, search_space={"num_layers": 1})
+    assert job["task"] == "binary" and job["classes"] == [False, True]
+    job = distributed.wait_for_job(job["id"])
+    assert job["state"] == "succeeded", (job["error"], distributed.logs())

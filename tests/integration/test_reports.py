@@ -7,10 +7,13 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.integration.conftest import Service, as_key, create_key
+
+pytestmark = pytest.mark.integration
 
 
 def test_tensorboard_logs_and_learning_curve_images(distributed: Service, penguins_model: str,

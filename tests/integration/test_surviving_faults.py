@@ -225,14 +225,16 @@ def test_sigterm_hands_the_running_trial_to_another_worker_at_once(stack: Stack,
 def test_redis_and_api_restarts_mid_job_and_503_while_the_broker_is_down(stack: Stack, dataset: str) -> None:
     stack.start_worker("a")
     job = submit(stack.api, dataset_id=dataset, target="target", max_trials=3, seed=6, **SLOW_TRIALS)
-    wait_until(lambda: stack.running(job["id"], 0, min_epoch=2), 300, "trial 0 to be mid-training")
+    mid = wait_until(lambda: stack.running(job["id"], 0, min_epoch=2), 300, "trial 0 to be mid-training")
     stack.redis.stop()
     refused = stack.api.http.post(f"{stack.api.url}/api/v1/jobs", timeout=60,
                                   json={"dataset_id": dataset, "target": "target", "max_trials": 1})
     assert refused.status_code == 503, refused.text
     assert "queue is unreachable" in refused.json()["message"]
     assert stack.api.http.get(f"{stack.api.url}/api/v1/jobs/{job['id']}", timeout=10).status_code == 200
-    time.sleep(2)  # the broker stays away across a few epochs, not just a blink
+    # The broker stays away across a few epochs of the running trial, not just a blink.
+    wait_until(lambda: stack.running(job["id"], 0, min_epoch=mid["epoch"] + 2), 120,
+               "trial 0 to train two more epochs while the broker is down")
     stack.redis.start()
     stack.restart_api()  # the API keeps nothing of its own: all state is in the metadata store
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import Service, as_key, create_key
+
+pytestmark = pytest.mark.integration
 
 
 def test_another_team_cannot_see_or_use_a_trained_model(distributed: Service, penguins_model: str) -> None:

@@ -11,9 +11,9 @@ from flask_smorest import Blueprint
 from api.auth import scope
 from api.resources.aliases.schemas import ALIAS_PATTERN, AliasSchema, AliasSetSchema
 from api.services import services
-from automl.errors import InvalidRequest, NotReady
+from automl.errors import InvalidRequest
 from automl.store import catalogue
-from automl.store.records import ModelState
+from automl.usecases.models import set_alias
 
 blp = Blueprint("aliases", __name__, url_prefix="/api/v1/aliases",
                 description="Stable names (e.g. churn-prod) for models; usable wherever a model id is.")
@@ -53,12 +53,8 @@ class Alias(MethodView):
     def put(self, body: dict[str, Any], name: str) -> Any:
         """Create the alias, or move it to another ready model (atomically: no request sees neither)."""
         _check_name(name)
-        with services().store.session() as session:
-            model = catalogue.get_model(session, body["model_id"], scope())
-            if model.state != ModelState.ready.value:
-                raise NotReady(f"Model '{model.id}' is {model.state}; only a ready model can get an alias.")
-            alias, created = catalogue.set_alias(session, scope().team, name, model.id)
-            return (alias, 201) if created else alias
+        alias, created = set_alias(services().store, name, body["model_id"], scope())
+        return (alias, 201) if created else alias
 
     @blp.response(204)
     def delete(self, name: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from typing import Any
 
@@ -14,10 +13,9 @@ from api.auth import rate_limited, scope
 from api.resources.common import PageArgs
 from api.resources.datasets.schemas import DatasetSchema, UploadSchema
 from api.services import services
-from automl.datasets.ingest import ingest_file
 from automl.errors import InvalidDataset
 from automl.store import catalogue
-from automl.store.records import DatasetRecord
+from automl.usecases.datasets import register_dataset
 
 blp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets", description="Upload and inspect datasets.")
 
@@ -47,30 +45,9 @@ class Datasets(MethodView):
         staging = svc.settings.tmp_dir / f"upload-{uuid.uuid4().hex}"
         try:
             upload.save(staging)
-            dataset = ingest_file(staging, upload.filename or "dataset.csv", svc.settings.datasets_dir,
-                                  svc.settings.upload_limits)
+            return register_dataset(svc.store, svc.settings, staging, upload.filename or "dataset.csv", scope())
         finally:
             staging.unlink(missing_ok=True)
-        record = DatasetRecord(
-            id=dataset.id,
-            team=scope().team,
-            name=dataset.name,
-            source_format=dataset.source_format,
-            path=str(dataset.path),
-            n_rows=dataset.n_rows,
-            n_columns=dataset.n_columns,
-            size_bytes=dataset.size_bytes,
-            columns=dataset.columns,
-            kind=dataset.kind,
-            images=dataset.images,
-        )
-        try:
-            with svc.store.session() as session:
-                session.add(record)
-        except BaseException:
-            shutil.rmtree(dataset.path.parent, ignore_errors=True)
-            raise
-        return record
 
 
 @blp.route("/<string:dataset_id>")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from flask import Response, request, send_file, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy.exc import IntegrityError
 
 from api.auth import rate_limited, scope
 from api.plots import learning_curves
@@ -26,10 +25,11 @@ from api.resources.jobs.schemas import (
     TrialHistorySchema,
 )
 from api.services import services
-from automl.errors import BrokerUnavailable, InvalidJobRequest
-from automl.jobs import JobRequest, cancel_job, create_job, progress, tensorboard_archive
+from automl.errors import InvalidJobRequest
+from automl.jobs import JobRequest, cancel_job, progress, tensorboard_archive
 from automl.store import Store, searches
 from automl.store.records import JobRecord, JobState
+from automl.usecases.jobs import submit_job
 from tasks.celery_app import send_advance
 
 log = logging.getLogger(__name__)
@@ -56,48 +56,9 @@ class Jobs(MethodView):
         With an ``Idempotency-Key`` header, a repeated request (a client retrying after a
         timeout) gets the job the first one created, not a second search."""
         svc = services()
-        given = headers.get("idempotency_key")
-        # Keys are per team: another team's identical key is another request (and reveals nothing).
-        key = hashlib.sha256(f"{scope().team}\0{given}".encode()).hexdigest() if given else ""
-        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-        if given:
-            replay = _replay(svc.store, key, given, fingerprint)
-            if replay is not None:
-                return replay
-        try:
-            with svc.store.session() as session:
-                job = create_job(session, svc.settings, JobRequest(**body), scope(), key or None, fingerprint)
-        except IntegrityError:
-            replay = _replay(svc.store, key, given, fingerprint) if given else None
-            if replay is None:
-                raise
-            return replay
-        try:
-            for lane in range(job.parallel_trials):
-                send_advance(svc.celery, job.id, lane, 0)
-        except Exception as exc:
-            log.error("could not queue job %s: %s", job.id, exc)
-            with svc.store.session() as session:
-                session.delete(searches.get_job(session, job.id))
-            raise BrokerUnavailable(
-                "The task queue is unreachable, so the job was not created. Try again shortly."
-            ) from exc
-        with svc.store.session() as session:
-            return progress(session, searches.get_job(session, job.id))
-
-
-def _replay(store: Store, key: str, given: str, fingerprint: str) -> Any:
-    with store.session() as session:
-        job = searches.find_job_by_idempotency_key(session, key)
-        if job is None:
-            return None
-        if job.request_fingerprint != fingerprint:
-            raise InvalidJobRequest(
-                f"Idempotency-Key '{given[:80]}' was already used for a different job request (job '{job.id}'). "
-                "Use a new key for a new request, or resend the original body.",
-                {"Idempotency-Key": ["reused with a different body"]},
-            )
-        return progress(session, job), 202, {"Idempotent-Replayed": "true"}
+        job, replayed = submit_job(svc.store, svc.settings, JobRequest(**body), scope(),
+                                   partial(send_advance, svc.celery), headers.get("idempotency_key"))
+        return (job, 202, {"Idempotent-Replayed": "true"}) if replayed else job
 
 
 @blp.route("/<string:job_id>")

@@ -33,30 +33,14 @@ from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
 from automl.store import catalogue
 from automl.store.records import ModelState
+from automl.usecases.models import deploy, undeploy
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
 
 
 def predictor_for(ref: str) -> Predictor:
-    """The loaded model for a model id or an alias the caller may see (aliases are looked up on every
-    call: they move)."""
-    svc = services()
-    caller = scope()
-    owner = svc.model_owners.get(ref)
-    if owner is not None and caller.sees(owner):
-        cached = svc.models.peek(ref)  # ready models never change: skip the database when loaded
-        if cached is not None:
-            return cached
-    with svc.store.session() as session:
-        record = catalogue.resolve_model(session, ref, caller)
-    svc.model_owners[record.id] = record.team
-    if record.state != ModelState.ready.value or not record.path:
-        detail = f" ({record.error})" if record.error else ""
-        raise NotReady(
-            f"Model '{record.id}' is {record.state}{detail}; it can predict once its job "
-            f"'{record.job_id}' has succeeded."
-        )
-    return svc.models.get(record.id, Path(record.path))
+    """The loaded model for a model id or an alias the caller may see."""
+    return services().resolver.predictor(ref, scope())
 
 
 @blp.route("")
@@ -87,22 +71,13 @@ class Deploy(MethodView):
         ``/readyz``, waits for that) and keeps it loaded. This process loads it before answering; running
         ones pick it up within ``AUTOML_DEPLOYED_REFRESH_S``."""
         svc = services()
-        with svc.store.session() as session:
-            record = catalogue.resolve_model(session, model_id, scope())
-            if record.state != ModelState.ready.value or not record.path:
-                raise NotReady(f"Model '{record.id}' is {record.state}; only a ready model can be deployed.")
-            catalogue.set_deployed(session, record, True)
-        svc.warmup.load(record.id, Path(record.path))
-        return record
+        return deploy(svc.store, svc.warmup, model_id, scope())
 
     @blp.response(200, ModelSchema)
     def delete(self, model_id: str) -> Any:
         """Undeploy: serving processes stop loading it at start; it stays servable (loaded on demand)."""
         svc = services()
-        with svc.store.session() as session:
-            record = catalogue.set_deployed(session, catalogue.resolve_model(session, model_id, scope()), False)
-        svc.warmup.forget(record.id)
-        return record
+        return undeploy(svc.store, svc.warmup, model_id, scope())
 
 
 @blp.route("/<string:model_id>/history")

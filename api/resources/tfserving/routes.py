@@ -13,7 +13,6 @@ from flask_smorest import Blueprint
 
 from api.auth import rate_limited, scope
 from api.metrics import count_predictions
-from api.resources.models.routes import predictor_for
 from api.resources.tfserving.schemas import TFServingPredictionsSchema, TFServingPredictSchema, TFServingStatusSchema
 from api.services import services
 from automl.errors import InvalidInstances
@@ -65,7 +64,7 @@ class Predict(MethodView):
     @blp.response(200, TFServingPredictionsSchema)
     def post(self, body: dict[str, Any], name: str) -> Any:
         """``{"instances": [...]}`` or ``{"inputs": ...}`` → ``{"predictions": [...]}``."""
-        predictor = predictor_for(name)
+        predictor = services().resolver.predictor(name, scope())
         rows = _rows(body)
         if predictor.task == "regression":
             values, _ = predictor.predict(rows)

@@ -1,0 +1,71 @@
+"""A model by id or alias, as the caller's team may see it: its loaded predictor, deployment and aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from automl.access import Scope
+from automl.errors import NotReady
+from automl.serving.cache import ModelCache
+from automl.serving.predictor import Predictor
+from automl.serving.warmup import Warmup
+from automl.store import Store, catalogue
+from automl.store.records import AliasRecord, ModelRecord, ModelState
+
+
+class ModelResolver:
+    """Turns a model id or alias into the loaded model, for a caller's scope.
+
+    Aliases are looked up on every call (they move); a ready model never changes, so once it is
+    loaded and its owner known, a call for its id skips the database.
+    """
+
+    def __init__(self, store: Store, cache: ModelCache) -> None:
+        self.store = store
+        self.cache = cache
+        self._owners: dict[str, str] = {}  # model id -> owning team (a model's team never changes)
+
+    def predictor(self, ref: str, scope: Scope) -> Predictor:
+        owner = self._owners.get(ref)
+        if owner is not None and scope.sees(owner):
+            cached = self.cache.peek(ref)
+            if cached is not None:
+                return cached
+        with self.store.session() as session:
+            record = catalogue.resolve_model(session, ref, scope)
+        self._owners[record.id] = record.team
+        _require_ready(record, "predict")
+        return self.cache.get(record.id, Path(record.path or ""))
+
+
+def _require_ready(record: ModelRecord, action: str) -> None:
+    if record.state != ModelState.ready.value or not record.path:
+        detail = f" ({record.error})" if record.error else ""
+        raise NotReady(f"Model '{record.id}' is {record.state}{detail}; it can {action} once its job "
+                       f"'{record.job_id}' has succeeded.")
+
+
+def deploy(store: Store, warmup: Warmup, ref: str, scope: Scope) -> ModelRecord:
+    """Mark the model deployed (every serving process loads it at start) and load it in this one."""
+    with store.session() as session:
+        record = catalogue.resolve_model(session, ref, scope)
+        _require_ready(record, "be deployed")
+        catalogue.set_deployed(session, record, True)
+    warmup.load(record.id, Path(record.path or ""))
+    return record
+
+
+def undeploy(store: Store, warmup: Warmup, ref: str, scope: Scope) -> ModelRecord:
+    """Serving processes stop loading it at start; it stays servable, loaded on demand."""
+    with store.session() as session:
+        record = catalogue.set_deployed(session, catalogue.resolve_model(session, ref, scope), False)
+    warmup.forget(record.id)
+    return record
+
+
+def set_alias(store: Store, name: str, model_id: str, scope: Scope) -> tuple[AliasRecord, bool]:
+    """Point ``name`` at a ready model of the caller's team (created: True for a new alias)."""
+    with store.session() as session:
+        model = catalogue.get_model(session, model_id, scope)
+        _require_ready(model, "get an alias")
+        return catalogue.set_alias(session, scope.team, name, model.id)
