@@ -35,3 +35,30 @@ def test_max_trials() -> None:
     budget = Budget("val_loss", "min")
     assert search_stop_reason(budget, 0.1, 4, 5) is None
     assert search_stop_reason(budget, 0.1, 5, 5) == MAX_TRIALS
+
+
+def test_the_final_model_gets_a_reserve_that_follows_the_trials() -> None:
+    from automl.search.budget import FINALIZE_OVERHEAD_S, finalize_reserve
+
+    assert finalize_reserve(None, [5.0], 3, True) == 0.0  # no budget, nothing to keep
+    assert finalize_reserve(60, [], 3, True) == 15.0  # before any trial: a quarter
+    # Refitting up to 3 members takes about as long as their trials did.
+    assert finalize_reserve(300, [4.0, 6.0, 5.0], 3, True) == FINALIZE_OVERHEAD_S + 3 * 5.0
+    assert finalize_reserve(300, [4.0, 6.0, 5.0], 3, False) == FINALIZE_OVERHEAD_S + 3 * 0.5
+    assert finalize_reserve(300, [10.0], 3, True) == FINALIZE_OVERHEAD_S + 10.0  # one trial: one member
+    assert finalize_reserve(60, [30.0, 30.0], 3, True) == 0.4 * 60  # never more than 40 %
+
+
+def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from automl.search.spec import SearchSpec
+
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    spec = SearchSpec(job_id="j", dataset_path=Path("/x"), column_types={}, targets=["y"], task="binary",
+                      classes=[0, 1], tuner="random", objective="val_log_loss", direction="min", max_trials=9,
+                      max_epochs=2, patience=1, seed=0, work_dir=Path("/x"), deadline=deadline)
+    assert not spec.budget.time_up()
+    assert replace(spec, finalize_reserve_s=30).budget.time_up()  # the search's part of the budget is spent

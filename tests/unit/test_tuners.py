@@ -147,3 +147,31 @@ def test_keras_tuner_internals_the_adapter_relies_on() -> None:
     for name in ("TunerCallback", "convert_to_metrics_dict", "get_best_step", "validate_trial_results"):
         assert hasattr(tuner_utils, name), name
     assert callable(kt.Hyperband._build_hypermodel)  # loads a promoted trial's weights
+
+
+def test_the_final_model_refits_only_what_the_budget_leaves_time_for(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, max_trials=2, max_epochs=3), ensemble_size=2)
+    for _ in range(2):
+        run_trial_step(spec, NullReporter())
+    unlimited = runner.train_final_model(spec)
+    assert unlimited.refit and all(m.refit for m in unlimited.members) and unlimited.refit_rows == 150
+    rushed = runner.train_final_model(replace(spec, deadline=datetime.now(UTC) + timedelta(seconds=1)))
+    assert not rushed.refit and rushed.refit_rows is None  # no time left: the trials' own weights
+    assert rushed.test_metrics == unlimited.test_metrics  # measured before any refit, either way
+
+
+def test_a_hyperband_trial_cut_short_by_its_round_trains_on_before_it_is_served(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, "hyperband", max_trials=3, max_epochs=9), patience=100, refit=False,
+                   ensemble_size=0)
+    run_trial_step(spec, NullReporter())  # the first bracket's first trial: 1 epoch of 9
+    trained = runner.train_final_model(spec)
+    assert trained.members[0].epochs > 1  # trained on to max_epochs with early stopping, not served at 1 epoch
