@@ -36,7 +36,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "portfolio_runs.json"
 # The candidate pool: published tuned defaults for tabular MLPs and variations around them. Only
 # the values that differ from the space's defaults are named (see GET /api/v1/search-space).
 _ADAMW = {"optimizer": "adamw", "lr_schedule": "cosine"}
-CANDIDATES: dict[str, dict[str, Any]] = {
+_POOL: dict[str, dict[str, Any]] = {
     # RealMLP-TD (Holzmüller et al., NeurIPS 2024): robust scaling with smooth clipping, periodic
     # (PBLD) embeddings, 3 x 256 SELU, dropout 0.15, label smoothing 0.1, AdamW with a decaying rate.
     "realmlp": {"numeric_transform": "robust", "numeric_embedding": "periodic", "embedding_units": 4,
@@ -69,6 +69,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                     "activation": "relu", "dropout": 0.25, "learning_rate": 0.0003, "weight_decay": 0.0001,
                     "optimizer": "adamw", "lr_schedule": "constant"},
 }
+# Every candidate also one-hot encodes whole-number columns (the space's default); two variants keep
+# them numeric only, so the selection can prefer either.
+CANDIDATES: dict[str, dict[str, Any]] = {name: {**values, "one_hot_integers": True} for name, values in _POOL.items()}
+CANDIDATES["mlp_ple_numeric_ints"] = {**CANDIDATES["mlp_ple"], "one_hot_integers": False}
+CANDIDATES["deep_narrow_numeric_ints"] = {**CANDIDATES["deep_narrow"], "one_hot_integers": False}
 
 
 # Images. The only image set available offline is scikit-learn's digits (also in the quality suite),

@@ -55,6 +55,7 @@ class TabularMLP(SearchHyperModel):
             numeric_embedding=str(self._hp(hp, "numeric_embedding")),
             embedding_units=int(self._hp(hp, "embedding_units") or 8),
             category_embedding=int(self._hp(hp, "category_embedding")),
+            one_hot_integers=bool(self._hp(hp, "one_hot_integers")),
         )
 
         inputs, encoded = build_inputs(self.features, encoding)

@@ -22,6 +22,7 @@ import pandas as pd
 MAX_VOCABULARY = 1000
 MISSING_TOKEN = ""
 MAX_KNOTS = 33  # quantile knots per numeric column: 32 segments for the quantile map and PLE bins
+MAX_CODES = 100  # a numeric column of at most this many distinct whole numbers may also be one-hot encoded
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class FeatureSpec:
     robust_scale: float = 1.0  # 1 / interquartile range (half the range, then 1, when that is 0)
     knots: list[float] = field(default_factory=list)  # distinct training quantiles, increasing
     scores: list[float] = field(default_factory=list)  # the normal score of each knot's quantile level
+    codes: list[float] = field(default_factory=list)  # whole-number columns: their distinct training values
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +95,7 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
                     robust_scale=robust_scale(finite),
                     knots=knots,
                     scores=scores,
+                    codes=integer_codes(finite) if kind == "numeric" else [],
                 )
             )
         else:
@@ -112,6 +115,17 @@ def robust_scale(values: np.ndarray) -> float:
         return float(1.0 / (q75 - q25))
     low, high = float(values.min()), float(values.max())
     return float(2.0 / (high - low)) if high > low else 1.0
+
+
+def integer_codes(values: np.ndarray, max_codes: int = MAX_CODES) -> list[float]:
+    """The distinct values of a column of whole numbers with 3 to ``max_codes`` of them, each seen at
+    least twice on average (school ids, teacher years, counts): what a one-hot view of it needs."""
+    if values.size == 0 or not np.all(values == np.round(values)):
+        return []
+    distinct = np.unique(values)
+    if not 3 <= distinct.size <= max_codes or distinct.size > values.size / 2:
+        return []
+    return [float(v) for v in distinct]
 
 
 def quantile_knots(values: np.ndarray, max_knots: int = MAX_KNOTS) -> tuple[list[float], list[float]]:

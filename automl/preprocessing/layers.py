@@ -116,6 +116,27 @@ class MissingIndicators(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="automl")
+class ValueIndicators(keras.layers.Layer):
+    """One-hot view of a whole-number column: 1.0 where the value equals each training value (a
+    missing or unseen value: all zeros). Lets the network learn an effect per school id or per
+    count, which a single scaled input cannot."""
+
+    def __init__(self, values: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.values = [float(v) for v in values]
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.cast(inputs, "float32")
+        return ops.cast(ops.equal(x, ops.convert_to_tensor([self.values])), "float32")
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], len(self.values))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "values": self.values}
+
+
+@keras.saving.register_keras_serializable(package="automl")
 class PiecewiseLinearEncoding(keras.layers.Layer):
     """PLE (Gorishniy et al., 2022) of some raw numeric columns: one value in [0, 1] per quantile bin
     saying how far past the bin's left edge the value lies; ``(batch, columns, bins)``. Missing values
@@ -234,6 +255,7 @@ class Encoding:
     numeric_embedding: str = "none"  # none | periodic | ple
     embedding_units: int = 8  # per embedded numeric column
     category_embedding: int = 0  # 0: one-hot everywhere; else the embedding size of wide categorical columns
+    one_hot_integers: bool = False  # also one-hot encode numeric columns of a few distinct whole numbers
 
 
 def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> tuple[dict[str, Any], Any]:
@@ -262,6 +284,10 @@ def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> 
         indicated = [i for i, s in enumerate(numeric) if s.missing_indicator]
         if indicated:
             encoded.append(MissingIndicators(indicated, name="missing_indicators")(raw))
+        if encoding.one_hot_integers:
+            for spec in numeric:
+                if spec.codes:
+                    encoded.append(ValueIndicators(spec.codes, name=f"{spec.key}_codes")(inputs[spec.key]))
         embedded = [i for i, s in enumerate(numeric) if len(s.knots) >= 3]
         if embedded and encoding.numeric_embedding == "periodic":
             encoded.append(PeriodicEmbedding(embedded, units=encoding.embedding_units,

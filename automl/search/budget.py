@@ -13,6 +13,7 @@ from typing import Any
 from automl.search.objectives import reached
 
 TIME_BUDGET = "time_budget"
+FITS = 0.6  # a new trial starts only while this share of a typical trial's duration is left
 TARGET_REACHED = "target_reached"
 MAX_TRIALS = "max_trials"
 EXHAUSTED = "search_space_exhausted"
@@ -25,6 +26,7 @@ class Budget:
     deadline: datetime | None = None
     target_score: float | None = None
     stop_on_epoch_target: bool = True  # False when several executions average into the score
+    typical_trial_s: float = 0.0  # how long the job's trials take (median), 0 before the first ends
 
     def time_up(self, now: datetime | None = None) -> bool:
         return self.deadline is not None and (now or datetime.now(UTC)) >= self.deadline
@@ -38,10 +40,15 @@ class Budget:
         return None
 
     def search_stop_reason(self, best_score: float | None) -> str | None:
+        """Before a trial starts. Once a model exists, a trial that would mostly run past the deadline
+        (less than ``FITS`` of a typical trial's time is left) does not start: its time goes to the
+        final model (the refit on every row) instead of a trial cut short with its rate still high."""
         if reached(best_score, self.target_score, self.direction):
             return TARGET_REACHED
-        if self.time_up() and best_score is not None:
-            return TIME_BUDGET
+        if best_score is not None and self.deadline is not None:
+            left = (self.deadline - datetime.now(UTC)).total_seconds()
+            if left <= FITS * self.typical_trial_s or left <= 0:
+                return TIME_BUDGET
         return None
 
 
@@ -58,6 +65,11 @@ FIRST_RESERVE = 0.25  # of the budget, before any trial has shown how long train
 MAX_RESERVE = 0.4
 
 
+def typical(trial_seconds: list[float]) -> float:
+    """The median duration of the finished trials (0 without any)."""
+    return sorted(trial_seconds)[len(trial_seconds) // 2] if trial_seconds else 0.0
+
+
 def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool) -> float:
     """Seconds of a time budget kept for the final model: no trial runs into them.
 
@@ -70,6 +82,5 @@ def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensembl
     if not trial_seconds:
         return FIRST_RESERVE * budget_s
     members = max(1, min(ensemble_size, len(trial_seconds)))
-    typical = sorted(trial_seconds)[len(trial_seconds) // 2]
-    estimate = FINALIZE_OVERHEAD_S + members * (typical if refit else 0.5)
+    estimate = FINALIZE_OVERHEAD_S + members * (typical(trial_seconds) if refit else 0.5)
     return min(estimate, MAX_RESERVE * budget_s)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from automl.search.budget import EXHAUSTED, finalize_reserve, search_stop_reason
+from automl.search.budget import EXHAUSTED, finalize_reserve, search_stop_reason, typical
 from automl.search.reporter import Claims, NullReporter, SearchReporter
 from automl.search.runner import TrainedModel, run_trial_step, train_final_model
 from automl.search.spec import SearchSpec
@@ -69,7 +69,8 @@ def run_local_search(spec: SearchSpec, reporter: SearchReporter | None = None,
     durations: list[float] = []
 
     def reserved() -> SearchSpec:
-        return replace(spec, finalize_reserve_s=finalize_reserve(budget_s, durations, spec.ensemble_size, spec.refit))
+        return replace(spec, typical_trial_s=typical(durations),
+                       finalize_reserve_s=finalize_reserve(budget_s, durations, spec.ensemble_size, spec.refit))
 
     reason = search_stop_reason(reserved().budget, tracker.best, tracker.trials, spec.max_trials)
     while reason is None:

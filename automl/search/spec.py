@@ -35,6 +35,7 @@ class SearchSpec:
     refit: bool = True  # retrain the served model (each ensemble member) on every row at the end
     ensemble_size: int = 3  # most distinct trials in the final ensemble (0 or 1: the best trial alone)
     finalize_reserve_s: float = 0.0  # of the time budget, kept for the final model (no trial runs into it)
+    typical_trial_s: float = 0.0  # median duration of the job's finished trials (0 before the first)
     kind: str = "tabular"  # or "image"
     image_size: int | None = None  # image jobs: the side length images are resized to
     channels: int = 3  # image jobs: 1 (grayscale) or 3
@@ -61,4 +62,5 @@ class SearchSpec:
             deadline=self.deadline - timedelta(seconds=self.finalize_reserve_s) if self.deadline else None,
             target_score=self.target_score,
             stop_on_epoch_target=self.executions_per_trial == 1,
+            typical_trial_s=self.typical_trial_s,
         )

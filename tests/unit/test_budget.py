@@ -62,3 +62,15 @@ def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
                       max_epochs=2, patience=1, seed=0, work_dir=Path("/x"), deadline=deadline)
     assert not spec.budget.time_up()
     assert replace(spec, finalize_reserve_s=30).budget.time_up()  # the search's part of the budget is spent
+
+
+def test_no_trial_starts_that_would_mostly_run_past_the_deadline() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from automl.search.budget import TIME_BUDGET, Budget
+
+    soon = datetime.now(UTC) + timedelta(seconds=10)
+    budget = Budget("val_loss", "min", deadline=soon, typical_trial_s=30)
+    assert budget.search_stop_reason(best_score=0.5) == TIME_BUDGET  # 10 s left, trials take 30 s
+    assert budget.search_stop_reason(best_score=None) is None  # but never without a model yet
+    assert Budget("val_loss", "min", deadline=soon, typical_trial_s=5).search_stop_reason(0.5) is None

@@ -188,3 +188,27 @@ def test_training_budgets_follow_the_rows() -> None:
     assert passes_per_epoch(84) > 1 and passes_per_epoch(20_000) == 1  # tiny tables: several passes an epoch
     assert default_max_epochs(300) > default_max_epochs(30_000)
     assert 5 <= default_patience(default_max_epochs(300)) <= 20
+
+
+def test_whole_number_columns_get_a_one_hot_view(tmp_path: Path) -> None:
+    from automl.preprocessing.features import integer_codes
+    from automl.preprocessing.layers import ValueIndicators
+
+    assert integer_codes(np.array([3.0, 7.0, 3.0, 9.0, 7.0, 9.0])) == [3.0, 7.0, 9.0]  # ids, codes, counts
+    assert integer_codes(np.array([0.5, 1.0, 2.0, 0.5])) == []  # not whole numbers
+    assert integer_codes(np.array([0.0, 1.0] * 5)) == []  # two values: the numeric input says it all
+    assert integer_codes(np.arange(300, dtype=float).repeat(2)) == []  # too many values
+    assert integer_codes(np.arange(10, dtype=float)) == []  # each value seen once: nothing to learn per value
+    layer = ValueIndicators([3.0, 7.0, 9.0])
+    out = np.asarray(layer(np.array([[7.0], [4.0], [np.nan]], dtype="float32")))
+    assert out.tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]  # unseen and missing: no indicator
+
+    frame = pd.DataFrame({"school": RNG.integers(1, 30, 400).astype(float), "y": RNG.normal(size=400)})
+    specs = fit_features(frame, {"school": "numeric", "y": "numeric"}, {"y"})
+    assert len(specs[0].codes) == 29
+    with_codes = keras.Model(*build_inputs(specs, Encoding(one_hot_integers=True)))
+    assert with_codes.get_layer("school_codes").values == specs[0].codes
+    assert with_codes.output.shape[-1] == keras.Model(*build_inputs(specs)).output.shape[-1] + 29
+    reloaded = _roundtrip(with_codes, tmp_path)
+    x = frame_to_inputs(frame, specs)
+    assert np.allclose(np.asarray(reloaded.predict_on_batch(x)), np.asarray(with_codes.predict_on_batch(x)))
