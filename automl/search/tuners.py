@@ -12,8 +12,8 @@ and pinned by ``tests/unit/test_tuners.py`` so that an upgrade that changes it f
 
 A trial trains with early stopping that restores its best epoch; the tuner then writes that
 epoch's weights once (Keras Tuner's own checkpoint callback wrote them at every improvement,
-about 0.2 s each) and the model's predictions on the validation rows, which ensemble selection
-reads at the end of the job.
+about 0.2 s each), its outputs on the validation rows, which ensemble selection reads at the end
+of the job, and on the test rows, from which the final model's held-out metrics are computed.
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ class ReportingMixin:
                                     active_hyperparameters(trial.hyperparameters.values, self.spec.kind))
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        """Keras Tuner's ``run_trial`` with one write of the best weights (and of the validation
-        predictions) per trial instead of a checkpoint at every improved epoch."""
+        """Keras Tuner's ``run_trial`` with one write of the best weights (and of the outputs on the
+        validation and test rows) per trial instead of a checkpoint at every improved epoch."""
         objective = self.oracle.objective
         callbacks = kwargs.pop("callbacks", [])
         histories: list[Any] = []
