@@ -88,6 +88,10 @@ SELECTION: list[Table] = [
     Table("yogurt", _r("Yogurt"), "choice", "multiclass", "accuracy", drop=("id",)),
     Table("slid", _r("SLID"), "wages", "regression", "r2"),
     Table("verbagg", _r("VerbAgg"), "resp", "multiclass", "accuracy", drop=("id", "r2")),
+    # Tables whose integer columns are codes (states, counties, survey answers on a 1-5 scale).
+    Table("cigar", _r("Cigar"), "sales", "regression", "r2"),
+    Table("crime", _r("Crime"), "crmrte", "regression", "r2"),
+    Table("kakadu", _r("Kakadu"), "answer", "multiclass", "accuracy", drop=("lower", "upper")),
 ]
 
 BY_NAME = {t.name: t for t in SUITE + SELECTION}
