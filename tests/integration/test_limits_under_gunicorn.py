@@ -62,6 +62,16 @@ def test_a_body_over_the_limit_is_413(limited: Service) -> None:
     assert requests.get(f"{limited.url}/healthz", timeout=10).status_code == 200
 
 
+def test_an_upload_without_a_key_gets_its_401_not_a_reset(limited: Service) -> None:
+    """Refused before the body is read, like 413 and 429: the body is drained first, so the client
+    reads the 401 instead of a connection reset."""
+    big = b"a,b\n" + b"1,2\n" * (MAX_UPLOAD * 8)
+    for _ in range(10):
+        answer = requests.post(f"{limited.url}/api/v1/datasets", files={"file": ("big.csv", big)}, timeout=30)
+        assert answer.status_code == 401, answer.text
+        assert "API key" in answer.json()["message"]
+
+
 def test_too_many_form_parts_is_413(limited: Service) -> None:
     parts = {f"field{i}": "x" for i in range(400)}
     answer = limited.http.post(f"{limited.url}/api/v1/models/{'0' * 32}/predict", files={"file": ("a.png", b"x")},
