@@ -18,7 +18,7 @@ from automl.hypermodels import training
 from automl.hypermodels.base import SearchHyperModel
 from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS
 from automl.preprocessing.features import FeatureSpec
-from automl.preprocessing.layers import Encoding, build_inputs
+from automl.preprocessing.layers import Encoding, build_inputs, idle_encoding_options
 
 
 class TabularMLP(SearchHyperModel):
@@ -27,6 +27,14 @@ class TabularMLP(SearchHyperModel):
     def __init__(self, features: list[FeatureSpec], task: str, *args: Any, **kwargs: Any) -> None:
         super().__init__("tabular_mlp", task, *args, **kwargs)
         self.features = features
+        # Options this table gives nothing to act on are never declared: a grid does not double
+        # over them, and two configurations that differ only there are one configuration.
+        self.idle = idle_encoding_options(features)
+
+    def _hp(self, hp: kt.HyperParameters, name: str) -> Any:
+        if name in self.idle or (name == "embedding_units" and "numeric_embedding" in self.idle):
+            return None
+        return super()._hp(hp, name)
 
     def widths(self, hp: kt.HyperParameters) -> list[int]:
         num_layers = int(self._hp(hp, "num_layers"))
@@ -51,10 +59,10 @@ class TabularMLP(SearchHyperModel):
         regression_loss = self._hp(hp, "loss")
         label_smoothing = self._hp(hp, "label_smoothing")
         encoding = Encoding(
-            numeric_transform=str(self._hp(hp, "numeric_transform")),
-            numeric_embedding=str(self._hp(hp, "numeric_embedding")),
+            numeric_transform=str(self._hp(hp, "numeric_transform") or "standard"),
+            numeric_embedding=str(self._hp(hp, "numeric_embedding") or "none"),
             embedding_units=int(self._hp(hp, "embedding_units") or 8),
-            category_embedding=int(self._hp(hp, "category_embedding")),
+            category_embedding=int(self._hp(hp, "category_embedding") or 0),
             one_hot_integers=bool(self._hp(hp, "one_hot_integers")),
         )
 

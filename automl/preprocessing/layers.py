@@ -258,6 +258,22 @@ class Encoding:
     one_hot_integers: bool = False  # also one-hot encode numeric columns of a few distinct whole numbers
 
 
+def idle_encoding_options(specs: list[FeatureSpec]) -> set[str]:
+    """The ``Encoding`` options that would leave these columns' encoding unchanged, so a search does
+    not spend trials varying them: no numeric column (numeric_transform), no whole-number codes
+    (one_hot_integers), no numeric column with three or more distinct values (numeric_embedding),
+    no categorical column wider than ``ONE_HOT_MAX_CATEGORIES`` (category_embedding)."""
+    numeric = [s for s in specs if s.kind != "categorical"]
+    idle = set() if numeric else {"numeric_transform"}
+    if not any(s.codes for s in numeric):
+        idle.add("one_hot_integers")
+    if not any(len(s.knots) >= 3 for s in numeric):
+        idle.add("numeric_embedding")
+    if not any(s.kind == "categorical" and len(s.vocabulary) > ONE_HOT_MAX_CATEGORIES for s in specs):
+        idle.add("category_embedding")
+    return idle
+
+
 def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> tuple[dict[str, Any], Any]:
     """One ``keras.Input`` per column (the serving contract) and the concatenated encoded features.
 

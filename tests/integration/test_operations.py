@@ -24,12 +24,15 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     return lines
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
+def _metric(text: str, name: str, missing: float | None = None, **labels: str) -> float:
+    """A sample's value; ``missing``: its value when the series was never created (a counter not yet counted)."""
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     pattern = re.compile(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", re.MULTILINE)
     for found, value in pattern.findall(text):
         if ",".join(sorted(found.split(","))) == wanted:
             return float(value)
+    if missing is not None:
+        return missing
     raise AssertionError(f"{name}{{{wanted}}} not in /metrics")
 
 
@@ -37,7 +40,7 @@ def test_metrics_logs_and_readiness(distributed: Service, penguins_model: str) -
     row = {"island": "Biscoe", "bill_length_mm": 45.0, "bill_depth_mm": 15.0, "flipper_length_mm": 215,
            "body_mass_g": 5000, "sex": "male", "year": 2008}
     before = distributed.http.get(f"{distributed.url}/metrics", timeout=30).text
-    counted = _metric(before, "automl_predictions_total", model_id=penguins_model, endpoint="predict")
+    counted = _metric(before, "automl_predictions_total", missing=0.0, model_id=penguins_model, endpoint="predict")
     def predict(i: int) -> None:  # a connection of its own, several at once: both gunicorn processes serve
         answer = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
                                json={"instances": [row, row]}, timeout=30,

@@ -85,8 +85,8 @@ def test_a_parquet_upload_keeps_its_types_and_trains(distributed: Service, pengu
                                                       tmp_path: Path) -> None:
     base = f"{distributed.url}/api/v1"
     frame = penguins.copy()
-    frame["heavy"] = frame["body_mass_g"] > 4200  # a real boolean column
-    frame.loc[frame["body_mass_g"].isna(), "heavy"] = None
+    # A real boolean column, missing where the mass is.
+    frame["heavy"] = (frame["body_mass_g"] > 4200).astype("boolean").mask(frame["body_mass_g"].isna())
     path = tmp_path / "penguins.parquet"
     frame.to_parquet(path, index=False)
     with path.open("rb") as handle:

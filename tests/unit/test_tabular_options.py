@@ -212,3 +212,23 @@ def test_whole_number_columns_get_a_one_hot_view(tmp_path: Path) -> None:
     reloaded = _roundtrip(with_codes, tmp_path)
     x = frame_to_inputs(frame, specs)
     assert np.allclose(np.asarray(reloaded.predict_on_batch(x)), np.asarray(with_codes.predict_on_batch(x)))
+
+
+def test_options_a_table_gives_nothing_to_act_on_are_not_searched() -> None:
+    # _frame: no whole-number codes, one categorical column wider than the one-hot limit.
+    declared = kt.HyperParameters()
+    _hypermodel("regression").build(declared)
+    assert "one_hot_integers" not in declared.values  # a grid would otherwise double over it
+    assert {"numeric_embedding", "category_embedding", "numeric_transform"} <= set(declared.values)
+
+    frame = pd.DataFrame({"code": RNG.integers(1, 6, 400).astype(float), "narrow": RNG.choice(["a", "b"], 400),
+                          "y": RNG.normal(size=400)})
+    specs = fit_features(frame, {"code": "numeric", "narrow": "categorical", "y": "numeric"}, {"y"})
+    declared = kt.HyperParameters()
+    TabularMLP(specs, "regression", 1, "val_rmse", "min", patience=3, n_train=400).build(declared)
+    assert "one_hot_integers" in declared.values and "category_embedding" not in declared.values
+
+    only_categories = fit_features(frame[["narrow", "y"]], {"narrow": "categorical", "y": "numeric"}, {"y"})
+    declared = kt.HyperParameters()
+    TabularMLP(only_categories, "regression", 1, "val_rmse", "min", patience=3, n_train=400).build(declared)
+    assert not {"numeric_transform", "numeric_embedding", "embedding_units", "one_hot_integers"} & set(declared.values)
