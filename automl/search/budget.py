@@ -75,12 +75,16 @@ def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensembl
 
     With ``refit`` every member is trained once more on all rows, which takes about as long as
     its trial did; so the reserve follows the trials' median duration, and never exceeds 40 %
-    of the budget (the final step then refits as many members as the rest of the budget allows).
+    of the budget. It holds only the refits that fit under that cap: when not even one does,
+    the final step cannot refit, and the time goes to trials instead of waiting unused.
     """
     if not budget_s:
         return 0.0
     if not trial_seconds:
         return FIRST_RESERVE * budget_s
+    cap = MAX_RESERVE * budget_s
     members = max(1, min(ensemble_size, len(trial_seconds)))
-    estimate = FINALIZE_OVERHEAD_S + members * (typical(trial_seconds) if refit else 0.5)
-    return min(estimate, MAX_RESERVE * budget_s)
+    scoring = FINALIZE_OVERHEAD_S + members * 0.5
+    per_refit = typical(trial_seconds)
+    refits = min(members, int(max(0.0, cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
+    return min(scoring + refits * per_refit, cap)
