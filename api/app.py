@@ -76,12 +76,16 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> ResponseReturnValue:
-        """Readiness: deployed models loaded and warmed in this process, database and broker reachable."""
+        """Readiness: deployed models loaded and warmed in this process, database and broker reachable.
+
+        Counts only: which models failed to load, and why, is in the log (probes are unauthenticated)."""
         status = warmup.status()
         database = store.ping()
         broker = broker_reachable(celery)
         ready = status["ready"] and database and broker
-        body = {"status": "ready" if ready else "not_ready", "database": database, "broker": broker, **status}
+        body = {"status": "ready" if ready else "not_ready", "database": database, "broker": broker,
+                "listed": status["listed"], "deployed_models": status["deployed_models"], "loaded": status["loaded"],
+                "failed": len(status["failed"])}
         if not status["listed"]:
             body["message"] = f"Looking up the deployed models ({status['error'] or 'starting'})."
         elif not status["ready"]:

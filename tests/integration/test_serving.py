@@ -67,7 +67,7 @@ def test_deployed_models_are_loaded_before_a_new_serving_process_is_ready(
             return body if answer.status_code == 200 else None
 
         ready = wait_until(probe, 180, "the new serving process to be ready")
-        assert ready["deployed_models"] == 1 and ready["loaded"] == 1 and ready["failed"] == {}
+        assert ready["deployed_models"] == 1 and ready["loaded"] == 1 and ready["failed"] == 0
         assert ready["database"] is True
         rows = _json_rows(penguins.head(3))
         answer = distributed.http.post(f"{fresh}/api/v1/models/{penguins_model}/predict", json={"instances": rows},

@@ -253,7 +253,9 @@ def test_readiness_waits_for_deployed_models_to_load(served: tuple[Flask, thread
     assert services.warmup.wait(60)
     ready = client.get("/readyz").get_json()
     assert ready["status"] == "ready" and ready["loaded"] == 1 and ready["deployed_models"] == 2
-    assert list(ready["failed"]) == ["gone"]  # reported, and not holding the process out of service
+    assert ready["failed"] == 1  # counted, and not holding the process out of service
+    assert "gone" not in json.dumps(ready)  # no model id or exception text on an unauthenticated probe
+    assert list(services.warmup.status()["failed"]) == ["gone"]  # the process itself knows which
     assert services.models.pinned == {"m1"} and services.models.peek("m1") is not None
     answer = client.post("/api/v1/models/m1/predict", json={"instances": records(frame(3))})
     assert answer.status_code == 200 and len(answer.get_json()["predictions"]) == 3
