@@ -16,7 +16,7 @@ import keras_tuner as kt
 
 from automl.hypermodels import training
 from automl.hypermodels.base import SearchHyperModel
-from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS
+from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS, SPACE_BY_KIND
 from automl.preprocessing.features import FeatureSpec
 from automl.preprocessing.layers import Encoding, build_inputs, idle_encoding_options
 
@@ -32,7 +32,8 @@ class TabularMLP(SearchHyperModel):
         self.idle = idle_encoding_options(features)
 
     def _hp(self, hp: kt.HyperParameters, name: str) -> Any:
-        if name in self.idle or (name == "embedding_units" and "numeric_embedding" in self.idle):
+        # A hyperparameter that applies only under an idle one (embedding_units) is idle too.
+        if name in self.idle or any(c.parent in self.idle for c in SPACE_BY_KIND[self.kind][name].conditions):
             return None
         return super()._hp(hp, name)
 
