@@ -7,6 +7,7 @@ the final model see exactly the same rows, and the test split never reaches the 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -57,9 +58,11 @@ def _load_or_make_split(spec: SearchSpec, n_rows: int, labels: np.ndarray | None
         return Split(train=saved["train"], validation=saved["validation"], test=saved["test"])
     split = split_rows(n_rows, spec.seed, labels)
     spec.work_dir.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".tmp.npz")
-    np.savez(staging, train=split.train, validation=split.validation, test=split.test)
-    os.replace(staging, path)
+    # The job's lanes may get here at the same moment: each writes its own staging file, and the
+    # rename makes one of the identical splits (the seed fixes it) the job's, whole.
+    with tempfile.NamedTemporaryFile(dir=spec.work_dir, prefix=".split-", suffix=".npz", delete=False) as staging:
+        np.savez(staging, train=split.train, validation=split.validation, test=split.test)
+    os.replace(staging.name, path)
     return split
 
 

@@ -131,8 +131,11 @@ def followed(distributed: Service, browser: Browser, tmp_path_factory: pytest.Te
         if state in FINISHED or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    stdout, _ = train.communicate(timeout=300)
-    reader.join(timeout=10)
+    # stderr is the reader thread's alone (communicate() would read it too and take lines from it).
+    stdout = train.stdout.read()  # type: ignore[union-attr]
+    train.wait(timeout=300)
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the progress reader did not reach the end of stderr"
     page.wait_for_selector("#leaderboard tbody tr[data-trial]")
     snapshot(page, "dashboard-job.png")
     return {"dataset_id": dataset_id, "job_id": job_id, "page": page, "seen": seen, "returncode": train.returncode,

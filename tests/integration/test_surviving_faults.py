@@ -251,7 +251,13 @@ def test_parallel_trials_on_two_workers_share_one_search_state(stack: Stack, dat
     job = submit(stack.api, dataset_id=dataset, target="target", tuner="bayesian", max_trials=4, max_epochs=12,
                  patience=12, seed=7, parallel_trials=2, search_space=SLOW_TRIALS["search_space"])
     assert job["parallel_trials"] == 2
-    wait_until(lambda: len(stack.job(job["id"])["running_trials"]) == 2, 300, "two trials running at once")
+
+    def two_running() -> bool:
+        current = stack.job(job["id"])
+        assert current["state"] in ("queued", "running"), (current["state"], current["error"], stack.logs())
+        return len(current["running_trials"]) == 2
+
+    wait_until(two_running, 300, "two trials running at once")
     finished = _finish(stack, job["id"])
     assert finished["state"] == "succeeded", (finished["error"], stack.logs())
 

@@ -165,3 +165,44 @@ def test_embedded_broker_file_is_in_write_ahead_log_mode(tmp_path: Path) -> None
         reader.close()
     finally:
         connection.close()
+
+
+def _prepare_at_once(spec: SearchSpec, lanes: int) -> tuple[list[Any], list[BaseException]]:
+    """``prepare(spec)`` on ``lanes`` threads released together; (what each returned, what any raised)."""
+    import threading
+
+    from automl.search.data import prepare
+
+    start = threading.Barrier(lanes)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def lane() -> None:
+        start.wait()
+        try:
+            results.append(prepare(spec))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lane) for _ in range(lanes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_lanes_preparing_a_job_at_the_same_moment_share_one_whole_split(tmp_path: Path) -> None:
+    # Two lanes of a new job both find no split file and write one; each must end with the job's
+    # split, and no lane may fail on the other's rename (CI saw FileNotFoundError from this race).
+    import numpy as np
+
+    from automl.search.data import SPLIT_FILE
+
+    spec = _spec(tmp_path)
+    for attempt in range(5):
+        (spec.work_dir / SPLIT_FILE).unlink(missing_ok=True)
+        results, errors = _prepare_at_once(spec, 6)
+        assert errors == [], errors
+        assert len(results) == 6 and all(np.array_equal(r.y_test, results[0].y_test) for r in results), attempt
+        assert sorted(p.name for p in spec.work_dir.iterdir()) == [SPLIT_FILE]  # no staging file left
