@@ -10,7 +10,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from marshmallow import Schema, fields
@@ -126,8 +126,21 @@ def handle_http_error(exc: HTTPException) -> ResponseReturnValue:
         detail = "; ".join(_flatten(fields)) or "invalid request"
         message = f"Invalid request: {detail}"
         return jsonify(_body(status, exc.name, "invalid_request", message, fields)), status
-    message = data.get("message") or _HINTS.get(status) or exc.description or exc.name
+    hint = _too_large_hint() if status == 413 else _HINTS.get(status)
+    message = data.get("message") or hint or exc.description or exc.name
     return jsonify(_body(status, exc.name, exc.name.lower().replace(" ", "_"), message)), status
+
+
+def _too_large_hint() -> str:
+    """Werkzeug answers 413 both for a body over the size limit and for a form with too many parts
+    or an oversized non-file field; a body within the size limit can only be the second."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    length = request.content_length
+    if limit and length is not None and length <= limit:
+        return (f"The form has too many parts (at most {current_app.config.get('MAX_FORM_PARTS')}) or a non-file "
+                f"field over {current_app.config.get('MAX_FORM_MEMORY_SIZE')} bytes: send fewer files per request, "
+                "and large values as files.")
+    return _HINTS[413]
 
 
 def handle_database_down(exc: OperationalError) -> ResponseReturnValue:

@@ -77,6 +77,9 @@ def test_too_many_form_parts_is_413(limited: Service) -> None:
     answer = limited.http.post(f"{limited.url}/api/v1/models/{'0' * 32}/predict", files={"file": ("a.png", b"x")},
                                data=parts, timeout=30)
     assert answer.status_code == 413, answer.text
+    # A small body: the message names the parts limit, not the upload size limit.
+    message = answer.json()["message"]
+    assert "too many parts (at most" in message and "AUTOML_MAX_UPLOAD_BYTES" not in message, message
     assert requests.get(f"{limited.url}/healthz", timeout=10).status_code == 200
 
 

@@ -71,9 +71,15 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     assert matrix.shape == (20, 3) and np.allclose(matrix.sum(axis=1), 1.0, atol=1e-6)
     assert [model["classes"][i] for i in matrix.argmax(axis=1)] == predicted[:20]
 
+    # An island and a missing sex the model never saw still get a class and a distribution over the classes.
     unseen = dict(instances[0], island="Atlantis", sex=None)
-    assert distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [unseen]},
-                                 timeout=30).status_code == 200
+    answered = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [unseen]},
+                                     timeout=30)
+    assert answered.status_code == 200, answered.text
+    assert len(answered.json()["predictions"]) == 1 and answered.json()["predictions"][0] in model["classes"]
+    spread = distributed.http.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": [unseen]},
+                                   timeout=30).json()["probabilities"]
+    assert len(spread) == 1 and len(spread[0]) == 3 and abs(sum(spread[0]) - 1.0) < 1e-6
     bad = dict(instances[0], wingspan=3)
     del bad["island"]
     response = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [bad]}, timeout=30)
