@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from api.resources.models.schemas import MAX_INSTANCES
 from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
@@ -86,6 +87,12 @@ def test_tensorflow_serving_rest_form(distributed: Service, model_id: str, rows:
     ragged = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict",
                                    json={"inputs": {"island": ["Biscoe"], "year": [2007, 2008]}}, timeout=10)
     assert ragged.status_code == 422 and "same number" in ragged.json()["message"]
+    # `inputs` obeys the row limit `instances` has, in both its forms, before any row is built.
+    for too_many in ({"island": ["Biscoe"] * (MAX_INSTANCES + 1)}, [1] * (MAX_INSTANCES + 1)):
+        refused = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict", json={"inputs": too_many},
+                                        timeout=30)
+        assert refused.status_code == 422, refused.text
+        assert f"at most {MAX_INSTANCES}" in refused.json()["message"]
     missing = distributed.http.post(f"{distributed.url}/v1/models/nope:predict", json={"instances": rows}, timeout=10)
     assert missing.status_code == 404
 
