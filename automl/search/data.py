@@ -61,7 +61,11 @@ def _load_or_make_split(spec: SearchSpec, n_rows: int, labels: np.ndarray | None
     # The job's lanes may get here at the same moment: each writes its own staging file, and the
     # rename makes one of the identical splits (the seed fixes it) the job's, whole.
     with tempfile.NamedTemporaryFile(dir=spec.work_dir, prefix=".split-", suffix=".npz", delete=False) as staging:
-        np.savez(staging, train=split.train, validation=split.validation, test=split.test)
+        try:
+            np.savez(staging, train=split.train, validation=split.validation, test=split.test)
+        except BaseException:
+            os.unlink(staging.name)  # a failed write (a full disk) leaves no staging file behind
+            raise
     os.replace(staging.name, path)
     return split
 
