@@ -23,20 +23,22 @@ from automl.datasets.targets import TRAIN_FRACTION, TargetInfo, resolve_multilab
 from automl.errors import InvalidJobRequest, NotReady
 from automl.hypermodels.backbones import BACKBONES, weights_path
 from automl.hypermodels.narrowing import normalize_overrides, possible_values
+from automl.search import options
 from automl.search.defaults import default_max_epochs, default_patience
 from automl.search.objectives import TUNERS, resolve_objective
+from automl.search.options import SearchOptions
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 from automl.settings import Settings
 from automl.store import catalogue, coordination, searches
 from automl.store.records import DatasetRecord, JobRecord, JobState, TrialRecord, TrialState, utcnow
 
-MAX_EXECUTIONS_PER_TRIAL = 10
-MAX_ENSEMBLE_SIZE = 10
 DEFAULT_SEED = 0  # the same job gives the same split and the same first trials unless it asks otherwise
 
 
-@dataclass(frozen=True)
-class JobRequest:
+@dataclass(frozen=True, kw_only=True)
+class JobRequest(SearchOptions):
+    """A job as asked for: the ``SearchOptions`` and what is resolved against the dataset here."""
+
     dataset_id: str
     target: str | list[str] | None  # a list of columns is a multilabel task; None: an image dataset's one label
     task: str = "auto"
@@ -47,14 +49,9 @@ class JobRequest:
     patience: int | None = None  # None: from max_epochs (a tenth, 5-20)
     seed: int | None = None
     search_space: dict[str, Any] = field(default_factory=dict)
-    executions_per_trial: int = 1
     time_budget_s: int | None = None
-    target_score: float | None = None
-    refit: bool = True
-    ensemble_size: int = 3
     parallel_trials: int = 1
     image_size: int | None = None  # image datasets: side length to resize to (default from the images)
-    mixed_precision: bool = False  # image datasets: float16 compute on GPUs
 
 
 def column_types(dataset: DatasetRecord) -> dict[str, str]:
@@ -116,11 +113,12 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
     patience = request.patience or (IMAGE_PATIENCE if dataset.kind == "image" else default_patience(max_epochs))
     _limit("max_trials", max_trials, settings.max_trials_limit)
     _limit("max_epochs", max_epochs, settings.max_epochs_limit)
-    _limit("executions_per_trial", request.executions_per_trial, MAX_EXECUTIONS_PER_TRIAL)
+    for declared_option in options.declared():
+        if declared_option.maximum is not None:
+            _limit(declared_option.name, getattr(request, declared_option.name), int(declared_option.maximum))
     if request.time_budget_s is not None:
         _limit("time_budget_s", request.time_budget_s, settings.max_time_budget_s)
     _limit("parallel_trials", request.parallel_trials, settings.max_parallel_trials)
-    _limit("ensemble_size", request.ensemble_size, MAX_ENSEMBLE_SIZE)
     # More lanes than trials would only wait; Hyperband's rounds decide their own trial count.
     lanes = request.parallel_trials if request.tuner == "hyperband" else min(request.parallel_trials, max_trials)
     job = JobRecord(
@@ -140,14 +138,10 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
         seed=request.seed if request.seed is not None else DEFAULT_SEED,
         classes=info.classes,
         search_space=overrides,
-        executions_per_trial=request.executions_per_trial,
+        options=options.stored(options.SearchOptions(**options.pick(request))),
         time_budget_s=request.time_budget_s,
-        target_score=request.target_score,
-        refit=request.refit,
-        ensemble_size=request.ensemble_size,
         parallel_trials=lanes,
         image_size=image_size,
-        mixed_precision=request.mixed_precision and dataset.kind == "image",
         state=JobState.queued.value,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
@@ -202,7 +196,7 @@ def _image_options(dataset: DatasetRecord, request: JobRequest, overrides: dict[
                    settings: Settings) -> int | None:
     """An image job's side length; refuses backbones it cannot build (too small, weights missing)."""
     if dataset.kind != "image":
-        for name in ("image_size", "mixed_precision"):
+        for name in ("image_size", *(o.name for o in options.declared() if o.image_only)):
             if getattr(request, name):
                 raise InvalidJobRequest(f"{name} applies to image datasets only; this dataset is a table.",
                                         {name: ["image datasets only"]})
@@ -257,6 +251,7 @@ def _duration(trial: TrialRecord) -> float | None:
 def progress(session: Session, job: JobRecord) -> dict[str, Any]:
     """The job record plus what is happening now: running trials, elapsed time, time left."""
     view: dict[str, Any] = {column.key: getattr(job, column.key) for column in JobRecord.__table__.columns}
+    view.update(options.pick(options.from_stored(job.options)))
     trials = searches.list_trials(session, job.id) if job.started_at else []
     running = [t for t in trials if t.state == TrialState.running.value]
     view["running_trials"] = [
@@ -319,15 +314,11 @@ def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> S
         seed=job.seed,
         work_dir=settings.jobs_dir / job.id,
         overrides=dict(job.search_space or {}),
-        executions_per_trial=job.executions_per_trial,
         deadline=(job.started_at + timedelta(seconds=job.time_budget_s))
         if job.time_budget_s and job.started_at else None,
-        target_score=job.target_score,
-        refit=job.refit,
-        ensemble_size=job.ensemble_size,
         kind=dataset.kind,
         image_size=job.image_size,
         channels=int((dataset.images or {}).get("channels", 3)),
-        mixed_precision=job.mixed_precision,
         weights_dir=settings.backbones_dir,
+        **options.pick(options.from_stored(job.options)),
     )

@@ -253,21 +253,12 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         raise
     with store.session() as session:
         model = catalogue.get_model(session, model_id)
-        model.input_schema = trained.input_schema
-        model.hyperparameters = trained.hyperparameters
-        model.validation_metrics = trained.validation_metrics
-        model.test_metrics = trained.test_metrics
-        model.confusion_matrix = trained.confusion_matrix
-        model.refit = trained.refit
-        model.refit_rows = trained.refit_rows
-        model.members = [m.card() for m in trained.members]
-        model.ensemble = trained.ensemble
-        model.supports_uncertainty = trained.supports_uncertainty
+        for name, value in trained.card().items():
+            setattr(model, name, value)
         model.history = trained.history if trained.history is not None else [
             {"epoch": e.epoch, "execution": e.execution, **e.metrics}
             for e in searches.trial_history(session, job_id, trained.best_trial_id)
         ]
-        model.split_sizes = trained.split_sizes
         model.path = str(path)
         model.state = ModelState.ready.value
         searches.finish_job(session, job_id, final_state, model_id=model_id)

@@ -67,9 +67,9 @@ def make_hypermodel(spec: SearchSpec, data: PreparedData) -> SearchHyperModel:
 
 def build_tuner(spec: SearchSpec, data: PreparedData, reporter: SearchReporter) -> Any:
     """A tuner on the job's folder, reloaded from its files when they exist (``tuner0.json``); its
-    oracle proposes the portfolio first."""
+    oracle proposes the portfolio first (unless the job turned it off)."""
     try:
-        oracle = tuners.build_oracle(spec, portfolio.entries(spec.kind, spec.task))
+        oracle = tuners.build_oracle(spec, portfolio.entries(spec.kind, spec.task) if spec.portfolio else [])
     except ValueError as exc:
         raise SearchFailed(f"Unknown tuner '{spec.tuner}'.") from exc
     tuner = tuners.tuner_class(spec)(
@@ -194,17 +194,10 @@ class TrainedModel:
     def refit(self) -> bool:
         return any(m.refit for m in self.members)
 
-    def metadata(self, spec: SearchSpec, model_id: str) -> dict[str, Any]:
-        """What the registry keeps beside the .keras file (and serving reads back)."""
+    def card(self) -> dict[str, Any]:
+        """What is known of the trained model, declared once: the model record takes every entry as a
+        column of the same name (``tasks.search``), and ``metadata`` writes them beside the .keras file."""
         return {
-            "model_id": model_id,
-            "job_id": spec.job_id,
-            "kind": spec.kind,
-            "task": spec.task,
-            "target": spec.target,
-            "targets": spec.targets,
-            "classes": spec.classes,
-            "features": self.features,
             "input_schema": self.input_schema,
             "hyperparameters": self.hyperparameters,
             "validation_metrics": self.validation_metrics,
@@ -215,7 +208,23 @@ class TrainedModel:
             "members": [m.card() for m in self.members],
             "ensemble": self.ensemble,
             "supports_uncertainty": self.supports_uncertainty,
+            "split_sizes": self.split_sizes,
+        }
+
+    def metadata(self, spec: SearchSpec, model_id: str) -> dict[str, Any]:
+        """What the registry keeps beside the .keras file (and serving reads back): the card, and how
+        to feed the model."""
+        return {
+            "model_id": model_id,
+            "job_id": spec.job_id,
+            "kind": spec.kind,
+            "task": spec.task,
+            "target": spec.target,
+            "targets": spec.targets,
+            "classes": spec.classes,
+            "features": self.features,
             "image": {"size": spec.image_size, "channels": spec.channels} if spec.kind == "image" else None,
+            **self.card(),
         }
 
 

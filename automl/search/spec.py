@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from automl.search.budget import Budget
+from automl.search.options import SearchOptions
 
 TENSORBOARD_DIR = "tensorboard"  # in the job's folder: one run per trial (and execution), and "final_refit"
 
 
-@dataclass(frozen=True)
-class SearchSpec:
+@dataclass(frozen=True, kw_only=True)
+class SearchSpec(SearchOptions):
+    """The job's ``SearchOptions`` (``spec.refit``, ``spec.ensemble_size``, ...) and what its search runs on."""
+
     job_id: str
     dataset_path: Path
     column_types: dict[str, str]
@@ -29,17 +32,12 @@ class SearchSpec:
     seed: int
     work_dir: Path
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    executions_per_trial: int = 1
     deadline: datetime | None = None  # the job's whole time budget ends here (final model included)
-    target_score: float | None = None
-    refit: bool = True  # retrain the served model (each ensemble member) on every row at the end
-    ensemble_size: int = 3  # most distinct trials in the final ensemble (0 or 1: the best trial alone)
     finalize_reserve_s: float = 0.0  # of the time budget, kept for the final model (no trial runs into it)
     typical_trial_s: float = 0.0  # median duration of the job's finished trials (0 before the first)
     kind: str = "tabular"  # or "image"
     image_size: int | None = None  # image jobs: the side length images are resized to
     channels: int = 3  # image jobs: 1 (grayscale) or 3
-    mixed_precision: bool = False  # image jobs, applied where a GPU is visible
     weights_dir: Path | None = None  # image jobs: the operator's backbone weight files
 
     @property

@@ -91,15 +91,11 @@ class JobRecord(Base):
     classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     targets: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)  # multilabel: the label columns
     search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # canonical overrides
-    executions_per_trial: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The job's ``automl.search.options.SearchOptions``, as stored by ``options.stored``.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=dict)
     time_budget_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    target_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    refit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # Most distinct trials in the final ensemble; 1 for jobs from before ensembles (the best trial alone).
-    ensemble_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     parallel_trials: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     image_size: Mapped[int | None] = mapped_column(Integer, nullable=True)  # image jobs: side length trained at
-    mixed_precision: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set as soon as the search must end (budget spent, cancelled): every lane stops at its
     # next epoch boundary. ``cancel_requested`` also makes the final state ``cancelled``.
     stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -121,7 +117,6 @@ class JobRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-
 
 class TrialRecord(Base):
     __tablename__ = "trials"

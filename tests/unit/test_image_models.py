@@ -169,7 +169,7 @@ def test_image_jobs_default_target_and_size_and_refuse_missing_weights(image_dat
         scratch = create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None, mixed_precision=True,
                                                            search_space={"backbone": "resnet50", "pretrained": False}),
                              OWNER)
-        assert scratch.mixed_precision and scratch.search_space["backbone"] == {"fixed": "resnet50"}
+        assert scratch.options["mixed_precision"] and scratch.search_space["backbone"] == {"fixed": "resnet50"}
         with pytest.raises(InvalidJobRequest, match="at least 32 pixels"):
             create_job(session, settings, JobRequest(dataset_id=dataset_id, target=None, image_size=16,
                                                      search_space={"backbone": "resnet50", "pretrained": False}), OWNER)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -65,3 +66,43 @@ def test_progress_is_recomputed_from_trials(store: Store) -> None:
         # A retried trial starts again from epoch 0: its old epochs go.
         searches.start_trial(session, job_id, "0", 0, {"units": 8})
         assert searches.trial_history(session, job_id, "0") == []
+
+
+def test_migration_0009_folds_the_option_columns_into_options_and_back(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from automl.store.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0008")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO datasets (id, name, kind, source_format, path, n_rows, n_columns, size_bytes, columns, "
+            "created_at) VALUES ('d', 'd', 'tabular', 'csv', '/d', 10, 2, 1, '[]', '2026-11-30 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO jobs (id, dataset_id, target, task, requested_task, tuner, objective, objective_direction, "
+            "max_trials, max_epochs, patience, seed, state, trials_done, attempts, created_at, executions_per_trial, "
+            "target_score, refit, ensemble_size, mixed_precision) VALUES ('old', 'd', 'y', 'binary', 'auto', 'random', "
+            "'val_loss', 'min', 3, 5, 2, 0, 'succeeded', 3, 1, '2026-11-30 00:00:00', 2, 0.8, true, 1, false)"))
+        connection.execute(text("INSERT INTO trials (job_id, trial_id, number, state, hyperparameters, epochs_done, "
+                                "attempts, started_at) VALUES ('old', 't0', 0, 'completed', '{}', 3, 1, "
+                                "'2026-11-30 00:00:00')"))
+        connection.execute(text("INSERT INTO job_lanes (job_id, lane, generation, done, release_requested, sent_at) "
+                                "VALUES ('old', 0, 0, true, false, '2026-11-30 00:00:00')"))  # ON DELETE CASCADE
+    children = "SELECT (SELECT count(*) FROM trials), (SELECT count(*) FROM job_lanes)"
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        (stored,) = connection.execute(text("SELECT options FROM jobs WHERE id = 'old'")).one()
+        # Rebuilding the jobs table left the rows that reference it alone.
+        assert tuple(connection.execute(text(children)).one()) == (1, 1)
+    assert json.loads(stored) == {"executions_per_trial": 2, "target_score": 0.8, "refit": True, "ensemble_size": 1,
+                                  "mixed_precision": False}
+    command.downgrade(config, "0008")
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT executions_per_trial, target_score, refit, ensemble_size, "
+                                      "mixed_precision FROM jobs WHERE id = 'old'")).one()
+    assert tuple(row) == (2, 0.8, 1, 1, 0)
+    engine.dispose()

@@ -3,10 +3,12 @@ configuration is trained twice, and the Keras Tuner internals the service relies
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
+import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
@@ -58,6 +60,17 @@ def test_portfolio_entries_are_the_first_trials(tuner: str, tmp_path: Path, monk
     # Names an entry leaves out take their defaults (the batch size the data implies).
     assert first["optimizer"] == "adam" and first["batch_size"] == 32
     assert third not in (first, second)
+
+
+def test_a_job_without_the_portfolio_lets_the_tuner_propose_from_the_first_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = dataclasses.replace(_spec(tmp_path, "random", max_trials=2), portfolio=False)
+    reporter = Started()
+    for _ in range(2):
+        run_trial_step(spec, reporter)
+    for trial, entry in zip(reporter.hyperparameters, ENTRIES, strict=True):
+        assert {k: trial.get(k) for k in entry} != entry
 
 
 def test_entries_are_projected_into_a_narrowed_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,3 +188,39 @@ def test_a_hyperband_trial_cut_short_by_its_round_trains_on_before_it_is_served(
     run_trial_step(spec, NullReporter())  # the first bracket's first trial: 1 epoch of 9
     trained = runner.train_final_model(spec)
     assert trained.members[0].epochs > 1  # trained on to max_epochs with early stopping, not served at 1 epoch
+
+
+def _drive(oracle: Any, tmp_path: Path, trials: int) -> list[float]:
+    """Run ``oracle`` on a known objective, min (x - 0.3)² + (y - 0.7)², without training anything;
+    each proposal's distance to the optimum, in order."""
+    import keras_tuner as kt
+
+    hps = kt.HyperParameters()
+    hps.Float("x", 0.0, 1.0)
+    hps.Float("y", 0.0, 1.0)
+    oracle.portfolio, oracle.kind = [], "tabular"
+    oracle._set_project_dir(str(tmp_path), oracle.__class__.__name__)
+    oracle.update_space(hps)
+    distances = []
+    for i in range(trials):
+        trial = oracle.create_trial(f"tuner{i}")
+        x, y = trial.hyperparameters.get("x"), trial.hyperparameters.get("y")
+        distances.append(float(np.hypot(x - 0.3, y - 0.7)))
+        oracle.update_trial(trial.trial_id, {"val_loss": (x - 0.3) ** 2 + (y - 0.7) ** 2})
+        trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    return distances
+
+
+def test_bayesian_search_converges_where_random_search_does_not(tmp_path: Path) -> None:
+    """After its initial points the Gaussian process proposes near the optimum of a smooth objective;
+    random search, with the same seed and trial count, keeps sampling the whole square."""
+    import keras_tuner as kt
+
+    objective = kt.Objective("val_loss", "min")
+    bayesian = tuners.PortfolioBayesianOracle(objective=objective, max_trials=20, num_initial_points=3, seed=1)
+    random = tuners.PortfolioRandomSearchOracle(objective=objective, max_trials=20, seed=1)
+    guided = _drive(bayesian, tmp_path / "b", 20)[-6:]
+    drawn = _drive(random, tmp_path / "r", 20)[-6:]
+    assert float(np.median(guided)) < 0.1, guided
+    assert float(np.median(guided)) < float(np.median(drawn)) / 2, (guided, drawn)

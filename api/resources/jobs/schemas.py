@@ -3,6 +3,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from api.resources.common import EpochsField
+from automl.search.options import OptionInfo, declared
 
 TASKS = ["auto", "binary", "multiclass", "multilabel", "regression"]
 TUNERS = ["bayesian", "random", "hyperband", "grid"]
@@ -10,7 +11,6 @@ STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
 STOP_REASONS = ["max_trials", "time_budget", "target_reached", "search_space_exhausted", "cancelled"]
 TRIAL_STATES = ["running", "completed", "failed", "interrupted"]
 IDEMPOTENCY_KEY = "Idempotency-Key"
-MAX_ENSEMBLE_SIZE = 10  # as automl.jobs.MAX_ENSEMBLE_SIZE
 
 
 class TargetField(fields.Field):
@@ -34,7 +34,21 @@ def _job_target(job: Any) -> Any:
     return job.targets or job.target
 
 
-class JobCreateSchema(Schema):
+def _option_field(option: OptionInfo) -> fields.Field:
+    """A request/answer field for one declared search option."""
+    kind = {int: fields.Integer, float: fields.Float, bool: fields.Boolean}[option.type]
+    extra: dict[str, Any] = {"allow_nan": False} if option.type is float else {}
+    if option.minimum is not None:
+        extra["validate"] = validate.Range(min=option.minimum)
+    return kind(load_default=option.default, allow_none=option.nullable,
+                metadata={"description": option.description}, **extra)
+
+
+SearchOptionsSchema = Schema.from_dict({o.name: _option_field(o) for o in declared()}, name="SearchOptionsSchema")
+"""The fields of ``automl.search.options.SearchOptions``, shared by the request and the answer."""
+
+
+class JobCreateSchema(SearchOptionsSchema):  # type: ignore[valid-type,misc]
     dataset_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     target = TargetField(load_default=None, metadata={
         "description": "The column to predict, or a list of two-valued label columns (multilabel). Image "
@@ -57,29 +71,10 @@ class JobCreateSchema(Schema):
                                  '{"num_layers": {"min": 1, "max": 3}, "activation": ["relu", "elu"], '
                                  '"dropout": 0.2}.'},
     )
-    executions_per_trial = fields.Integer(load_default=1, validate=validate.Range(min=1),
-                                          metadata={"description": "Trainings per trial, averaged into its score."})
     time_budget_s = fields.Integer(
         load_default=None, validate=validate.Range(min=1),
         metadata={"description": "Wall-clock limit on the whole search, from its start: the running trial "
                                  "stops at its next epoch boundary and the best model so far is kept."},
-    )
-    target_score = fields.Float(
-        load_default=None, allow_nan=False,
-        metadata={"description": "End the search once the objective reaches this value."},
-    )
-    refit = fields.Boolean(
-        load_default=True,
-        metadata={"description": "Once the held-out test metrics are taken, retrain the served model (each "
-                                 "ensemble member) on every row with its hyperparameters and epoch count, as far "
-                                 "as time_budget_s allows. false: serve the best trials' own weights (trained on "
-                                 "the training split)."},
-    )
-    ensemble_size = fields.Integer(
-        load_default=3, validate=validate.Range(min=0, max=MAX_ENSEMBLE_SIZE),
-        metadata={"description": "Most trials in the final model: a weighted ensemble chosen greedily on the "
-                                 "validation rows, kept only when it beats the best single trial there. 0 or 1: "
-                                 "the best trial alone."},
     )
     parallel_trials = fields.Integer(
         load_default=1, validate=validate.Range(min=1),
@@ -89,11 +84,6 @@ class JobCreateSchema(Schema):
         load_default=None, validate=validate.Range(min=1),
         metadata={"description": "Image datasets: the side length images are resized to inside the model "
                                  "(default: the median longer side, between 32 and 224)."},
-    )
-    mixed_precision = fields.Boolean(
-        load_default=False,
-        metadata={"description": "Image datasets: train in mixed float16 on GPU workers (ignored on CPU); the "
-                                 "saved model computes in float32."},
     )
 
 
@@ -114,7 +104,7 @@ class RunningTrialSchema(Schema):
     started_at = fields.DateTime()
 
 
-class JobSchema(Schema):
+class JobSchema(SearchOptionsSchema):  # type: ignore[valid-type,misc]
     id = fields.String()
     team = fields.String(metadata={"description": "The team that owns it (the API key's team that created it)."})
     dataset_id = fields.String()
@@ -130,14 +120,9 @@ class JobSchema(Schema):
     patience = fields.Integer()
     seed = fields.Integer()
     search_space = fields.Dict(allow_none=True, metadata={"description": "The narrowing, in canonical form."})
-    executions_per_trial = fields.Integer()
     time_budget_s = fields.Integer(allow_none=True)
-    target_score = fields.Float(allow_none=True)
-    refit = fields.Boolean()
-    ensemble_size = fields.Integer()
     parallel_trials = fields.Integer()
     image_size = fields.Integer(allow_none=True, metadata={"description": "Image jobs: side length trained at."})
-    mixed_precision = fields.Boolean()
     cancel_requested = fields.Boolean()
     stop_reason = fields.String(allow_none=True, metadata={"enum": STOP_REASONS,
                                                            "description": "Why the search ended (or is ending)."})
