@@ -92,7 +92,7 @@ def score(metric: str, task: str, y_true: pd.Series, predicted: Any, probabiliti
 
 def predict_saved(model_dir: Path, held: pd.DataFrame) -> tuple[Any, np.ndarray | None, list[Any] | None]:
     """(predictions, probabilities, classes) of a saved model on raw rows, through the serving code."""
-    from automl.serving.batch import chunk_to_inputs
+    from automl.serving.adapters import chunk_to_inputs
     from automl.serving.predictor import Predictor
 
     predictor = Predictor(model_dir)
@@ -169,11 +169,12 @@ def digits_split(root: Path, seed: int = 0) -> tuple[Path, list[bytes], list[int
 
 def image_accuracy(model_dir: Path, files: list[bytes], labels: list[int]) -> float:
     """Held-out accuracy of a saved image model through the serving code (files as a client sends them)."""
+    from automl.serving.adapters import image_files
     from automl.serving.predictor import Predictor
 
     predictor = Predictor(model_dir)
     predicted: list[Any] = []
     for start in range(0, len(files), 200):  # a request takes at most 256 images
-        inputs = predictor.file_inputs([(f"{i}.png", data) for i, data in enumerate(files[start:start + 200])])
-        predicted += predictor.predict_of(inputs)[0]
+        batch = image_files(predictor, [(f"{i}.png", data) for i, data in enumerate(files[start:start + 200])])
+        predicted += predictor.predict(batch)[0]
     return float(np.mean([str(p) == str(t) for p, t in zip(predicted, labels, strict=True)]))

@@ -129,6 +129,7 @@ def _quality(dataset: Any, work: Path) -> tuple[Any, Any, float]:
 
 
 def _serving(model_dir: Path) -> dict[str, float]:
+    from automl.serving.adapters import image_files
     from automl.serving.predictor import Predictor
     from tests.image_data import digit_images, png_bytes
 
@@ -140,7 +141,7 @@ def _serving(model_dir: Path) -> dict[str, float]:
         samples = []
         for _ in range(100 if n == 1 else 30):
             start = time.perf_counter()
-            predictor.probabilities_of(predictor.file_inputs(files[:n]))
+            predictor.probabilities(image_files(predictor, files[:n]))
             samples.append((time.perf_counter() - start) * 1000)
         out[f"p50_ms_{n}"] = statistics.median(samples)
     return out

@@ -11,8 +11,8 @@ archive itself is read with counted limits: member count, bytes actually inflate
 total and per member) and compression ratio. Files that are not readable images are
 skipped and named in the dataset's summary; an archive that breaks a limit is refused.
 
-Nothing here imports TensorFlow: the API process ingests, and serving decodes request
-images with ``decode_image`` the same way.
+Nothing here imports TensorFlow: the API process ingests. Images are decoded by
+``automl.preprocessing.pixels``, which serving uses for request images too.
 """
 
 from __future__ import annotations
@@ -20,22 +20,19 @@ from __future__ import annotations
 import io
 import stat
 import statistics
-import warnings
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
 from automl.datasets.schema import profile_columns
 from automl.errors import InvalidDataset, TooLarge
+from automl.preprocessing.pixels import FORMATS, BadImage, PixelBomb, is_color, open_image, to_mode
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 LABELS_FILE = "labels.csv"
 FILENAME_COLUMN = "filename"
 FOLDER_LABEL = "label"  # the label column of a folder-per-class archive
@@ -44,7 +41,6 @@ IMAGES_DIR = "images"
 MIN_IMAGES = 10
 MAX_REPORTED_UNREADABLE = 100
 MAX_LABELS_CSV_BYTES = 64 * 1024 * 1024
-GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 INDEX_EXTRA_COLUMNS = (IMAGE_COLUMN, "source", "width", "height")
 
 
@@ -61,66 +57,8 @@ class UploadLimits:
     max_field_chars: int = 100_000
 
 
-class BadImage(ValueError):
-    """Bytes that are not a readable image of an allowed format (the message says why)."""
-
-
-class PixelBomb(BadImage):
-    """An image whose width x height is over the limit: refused before its pixels are decoded."""
-
-
 def is_zip(head: bytes) -> bool:
     return head.startswith(ZIP_MAGICS)
-
-
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode ``data`` (first frame of an animation) with every pixel loaded; ``BadImage`` otherwise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PixelBomb(f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels per image")
-            if width < 1 or height < 1:
-                raise BadImage("the image has no pixels")
-            image.seek(0)
-            image.load()
-        except BadImage:
-            raise
-        except UnidentifiedImageError:
-            raise BadImage(f"not an image in an allowed format ({', '.join(FORMATS)})") from None
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise PixelBomb(str(exc)) from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
-            raise BadImage(f"the image data is damaged ({exc})") from None
-    return image
-
-
-def is_color(image: Image.Image) -> bool:
-    if image.mode in GRAY_MODES:
-        return False
-    if image.mode == "P":
-        palette = image.convert("RGB")
-        array = np.asarray(palette)
-        return not (np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 1], array[..., 2]))
-    return True
-
-
-def to_mode(image: Image.Image, channels: int) -> Image.Image:
-    """8-bit grayscale (1 channel) or RGB (3; alpha dropped), scaling 16-bit and float data."""
-    if image.mode.startswith("I;16"):
-        image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8), mode="L")
-    elif image.mode in ("I", "F"):
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
-    return image.convert("L" if channels == 1 else "RGB")
-
-
-def decode_image(data: bytes, channels: int, max_pixels: int) -> np.ndarray:
-    """Request bytes -> ``(height, width, channels)`` uint8 array, converted as the training images were."""
-    image = to_mode(open_image(data, max_pixels), channels)
-    array = np.asarray(image, dtype=np.uint8)
-    return array.reshape(array.shape[0], array.shape[1], channels)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
-"""Feature specifications fitted on the training split, and raw value -> input array conversion.
+"""Feature specifications fitted on the training split.
 
-The conversion rules are the model's input contract, shared by training and serving:
-numeric and boolean columns become float32 with NaN for missing; categorical columns
-become strings with "" for missing. Everything else (imputation, scaling, quantile maps,
+Raw values become input arrays by the rules in ``automl.preprocessing.values``, shared by
+training and serving. Everything else (imputation, scaling, quantile maps,
 vocabularies) happens inside the model, from the statistics fitted here: mean and standard
 deviation, median and a robust (interquartile) scale, and up to ``MAX_KNOTS`` quantile
 knots with their normal scores, so that any numeric transform or embedding a trial picks
@@ -19,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.preprocessing.values import MISSING_TOKEN, cells_to_array
+
 MAX_VOCABULARY = 1000
-MISSING_TOKEN = ""
 MAX_KNOTS = 33  # quantile knots per numeric column: 32 segments for the quantile map and PLE bins
 MAX_CODES = 100  # a numeric column of at most this many distinct whole numbers may also be one-hot encoded
 
@@ -150,15 +150,9 @@ def quantile_knots(values: np.ndarray, max_knots: int = MAX_KNOTS) -> tuple[list
 
 
 def column_to_array(series: pd.Series, kind: str) -> np.ndarray:
-    """A stored dataset column -> the model's input array, shape (n, 1)."""
-    if kind == "categorical":
-        values = [MISSING_TOKEN if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                  for v in series.astype("object").tolist()]
-        return np.array(values, dtype=object).reshape(-1, 1)
-    if kind == "boolean":
-        numeric = series.astype("boolean").astype("Float64").to_numpy(dtype="float32", na_value=np.nan)
-        return numeric.reshape(-1, 1)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float32", na_value=np.nan).reshape(-1, 1)
+    """A stored dataset column -> the model's input array, shape (n, 1) (a cell that is not a value of
+    ``kind`` is missing)."""
+    return cells_to_array(series, kind).array
 
 
 def frame_to_inputs(frame: pd.DataFrame, specs: list[FeatureSpec]) -> dict[str, np.ndarray]:

@@ -1,11 +1,13 @@
-"""Serving: validate instances against a model's inputs, keep models loaded, predict.
+"""Serving: turn requests into model inputs, keep models loaded, predict.
 
-``inputs`` is TensorFlow-free; ``predictor`` loads TensorFlow on first use. The API asks the
-``ModelCache`` for a ``Predictor`` only in prediction routes, so a process that never predicts
-never imports TensorFlow.
+``adapters`` turns each kind of request (JSON instances, image files, a chunk of a scored file)
+into one ``Batch``; ``predictor`` runs a loaded model on it (TensorFlow, loaded on first use);
+``batch`` scores whole CSV/Parquet files; ``cache`` and ``warmup`` keep models loaded. The API
+asks the ``ModelCache`` for a ``Predictor`` only in prediction routes, so a process that never
+predicts never imports TensorFlow.
 """
 
+from automl.serving.adapters import Batch, instances_to_inputs
 from automl.serving.cache import ModelCache
-from automl.serving.inputs import instances_to_inputs
 
-__all__ = ["ModelCache", "instances_to_inputs"]
+__all__ = ["Batch", "ModelCache", "instances_to_inputs"]

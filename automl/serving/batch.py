@@ -1,8 +1,8 @@
 """Batch scoring: a CSV or Parquet file in, predictions as CSV or JSON out, in bounded memory.
 
 The input is read ``chunk_rows`` rows at a time (pandas' chunked CSV reader, Parquet row
-batches), each chunk is checked and converted by the same rules as JSON instances (see
-``automl.serving.inputs``), run through the model and appended to a temporary file. Only
+batches), each chunk is checked and converted by its adapter (``automl.serving.adapters.table_chunk``,
+the same value rules as training), run through the model and appended to a temporary file. Only
 when every row has been scored is the file handed back, so a bad row anywhere is a 4xx
 that names it, never a half-written answer.
 
@@ -25,10 +25,8 @@ import numpy as np
 import pandas as pd
 
 from automl.datasets.ingest import csv_parse_error, detect_format, read_csv_header
-from automl.datasets.schema import FALSE_WORDS, TRUE_WORDS
 from automl.errors import InvalidDataset, InvalidInstances
-from automl.preprocessing.features import MISSING_TOKEN
-from automl.serving.inputs import FLOAT32_MAX, MAX_REPORTED_ERRORS
+from automl.serving.adapters import Batch, table_chunk
 
 if TYPE_CHECKING:
     from automl.serving.predictor import Predictor
@@ -139,63 +137,6 @@ def _parquet_chunks(path: Path, filename: str, columns: list[str], needed: list[
                                    {"file": ["unreadable"]}) from exc
 
 
-# --- converting ---------------------------------------------------------------------------------
-
-
-def _text(series: pd.Series) -> pd.Series:
-    """Cells as stripped strings, missing where missing (numbers from Parquet as their text)."""
-    return series.astype("string").str.strip()
-
-
-def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        values = series.astype("float64").to_numpy(dtype="float64", na_value=np.nan)
-        return values, np.abs(values) > FLOAT32_MAX, (
-            f"Infinity and magnitudes over {FLOAT32_MAX:.3g} are not allowed; leave the cell empty when missing")
-    text = _text(series)
-    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    present = (text.fillna("") != "").to_numpy(dtype=bool)
-    bad = (present & np.isnan(values)) | (np.abs(values) > FLOAT32_MAX)
-    return values, bad, f"expected a number up to {FLOAT32_MAX:.3g} in magnitude (or an empty cell)"
-
-
-def _boolean(series: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
-    problem = "expected true/false, yes/no, 1/0 (or an empty cell)"
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        values = series.astype("float64").to_numpy(dtype="float64", na_value=np.nan)
-        return values, ~np.isnan(values) & ~np.isin(values, (0.0, 1.0)), problem
-    words = _text(series).str.lower()
-    mapping = {**dict.fromkeys(TRUE_WORDS, 1.0), **dict.fromkeys(FALSE_WORDS, 0.0),
-               "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
-    values = words.map(mapping).astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
-    present = (words.fillna("") != "").to_numpy(dtype=bool)
-    return values, present & np.isnan(values), problem
-
-
-def chunk_to_inputs(frame: pd.DataFrame, features: list[dict[str, Any]], first_row: int) -> dict[str, np.ndarray]:
-    """Model input arrays for one chunk; ``InvalidInstances`` naming the row (counted from 1, header
-    excluded) and column of each problem."""
-    arrays: dict[str, np.ndarray] = {}
-    errors: dict[str, list[str]] = {}
-    for feature in features:
-        series = frame[feature["name"]].reset_index(drop=True)
-        if feature["kind"] == "categorical":
-            text = series.astype("string").fillna(MISSING_TOKEN)
-            arrays[feature["key"]] = text.to_numpy(dtype=object).reshape(-1, 1)
-            continue
-        values, bad, problem = (_numeric if feature["kind"] == "numeric" else _boolean)(series)
-        for index in np.flatnonzero(bad)[:MAX_REPORTED_ERRORS]:
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors[f"row {first_row + int(index)}, column {feature['name']}"] = [
-                    f"{problem}; got {str(series.iloc[int(index)])[:80]!r}"]
-        if not bad.any():
-            arrays[feature["key"]] = values.astype("float32").reshape(-1, 1)
-    if errors:
-        where, (problem,) = next(iter(errors.items()))
-        raise InvalidInstances(f"{len(errors)} problem(s) in the file, first at {where}: {problem}.", errors)
-    return arrays
-
-
 # --- writing ------------------------------------------------------------------------------------
 
 
@@ -232,15 +173,15 @@ class _CsvWriter:
     def _strings(values: Any) -> list[str | None]:
         return [None if v is None or (isinstance(v, float) and v != v) else escape_formula(str(v)) for v in values]
 
-    def write(self, frame: pd.DataFrame, inputs: dict[str, np.ndarray]) -> None:
+    def write(self, frame: pd.DataFrame, batch: Batch) -> None:
         import pyarrow as pa
 
         columns: list[Any] = [self._strings(frame[name].astype("object")) for name in self.passthrough]
         if self.proba:
-            probabilities = self.predictor.probabilities_of(inputs).mean
+            probabilities = self.predictor.probabilities(batch).mean
             columns += [probabilities[:, i] for i in range(probabilities.shape[1])]
         else:
-            predictions, _ = self.predictor.predict_of(inputs)
+            predictions, _ = self.predictor.predict(batch)
             if self.predictor.task == "multilabel":
                 columns += [self._strings(row[name] for row in predictions) for name in self.predictor.targets]
             elif self.predictor.task == "regression":
@@ -261,20 +202,15 @@ class _JsonWriter:
 
     def __init__(self, handle: IO[bytes], predictor: Predictor, proba: bool) -> None:
         self.handle, self.predictor, self.proba, self.first = handle, predictor, proba, True
-        if proba:
-            head: dict[str, Any] = {"classes": predictor.proba_columns}
-            if predictor.task == "multilabel":
-                head["positive_classes"] = [pair[1] for pair in predictor.classes or []]
-            opening = json.dumps(head)[:-1] + ', "probabilities": ['
-        else:
-            opening = '{"predictions": ['
+        opening = json.dumps(predictor.proba_header())[:-1] + ', "probabilities": [' if proba \
+            else '{"predictions": ['
         handle.write(opening.encode())
 
-    def write(self, frame: pd.DataFrame, inputs: dict[str, np.ndarray]) -> None:
+    def write(self, frame: pd.DataFrame, batch: Batch) -> None:
         if self.proba:
-            items: list[Any] = self.predictor.probabilities_of(inputs).mean.tolist()
+            items: list[Any] = self.predictor.probabilities(batch).mean.tolist()
         else:
-            items = self.predictor.predict_of(inputs)[0]
+            items = self.predictor.predict(batch)[0]
         if not items:
             return
         body = json.dumps(items, default=str)[1:-1]
@@ -303,10 +239,10 @@ def score_file(predictor: Predictor, path: Path, filename: str, *, proba: bool, 
         )
         rows = 0
         for chunk in read_chunks(path, filename, needed, passthrough, chunk_rows):
-            inputs = chunk_to_inputs(chunk, predictor.features, first_row=rows + 1)
+            batch = table_chunk(predictor, chunk, first_row=rows + 1)
             rows += len(chunk)
             if len(chunk):
-                writer.write(chunk, inputs)
+                writer.write(chunk, batch)
         if rows == 0:
             raise InvalidInstances(f"'{filename}' has a header but no data rows.", {"file": ["no rows"]})
         writer.close()

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from automl.datasets.images import BadImage, decode_image
 from automl.errors import InvalidInstances
+from automl.preprocessing.pixels import BadImage, decode_image
 
 MAX_IMAGES = 256  # per request
 MAX_PIXELS = 4096 * 4096  # per image

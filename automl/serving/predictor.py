@@ -22,8 +22,8 @@ import numpy as np
 
 from automl.errors import InvalidInstances, UnsupportedForTask
 from automl.registry import load_keras_model, read_metadata
-from automl.serving.images import ImageCall, decode_files, decode_instances
-from automl.serving.inputs import instances_to_inputs
+from automl.serving.adapters import Batch, instances_to_inputs
+from automl.serving.images import ImageCall
 
 MAX_MC_SAMPLES = 1000
 MAX_MC_ROWS = 200_000  # instances x mc_samples in one request
@@ -116,20 +116,8 @@ class Predictor:
             return [np.zeros((side, side, self.image["channels"]), dtype=np.uint8)]
         return instances_to_inputs([{f["name"]: None for f in self.features}], self.features, self.targets)
 
-    def inputs(self, instances: list[Any]) -> Any:
-        """Request instances -> model inputs: column arrays, or image arrays from ``{"b64": ...}``."""
-        if self.kind == "image":
-            return decode_instances(instances, self.image["channels"])
-        return instances_to_inputs(instances, self.features, self.targets)
-
-    def file_inputs(self, files: list[tuple[str, bytes]]) -> list[np.ndarray]:
-        """Uploaded image files (name, bytes) -> model inputs (image models only)."""
-        if self.kind != "image":
-            raise UnsupportedForTask("This model takes table rows, not image files; send JSON instances or a "
-                                     "CSV/Parquet file in the field 'file'.")
-        return decode_files(files, self.image["channels"])
-
-    def _output(self, inputs: Any, mc_samples: int | None) -> Output:
+    def _output(self, batch: Batch, mc_samples: int | None) -> Output:
+        inputs = batch.inputs
         if not mc_samples:
             return Output(self.call(inputs), None)
         if not self.supports_uncertainty:
@@ -137,7 +125,7 @@ class Predictor:
                 "This model has no dropout, so Monte Carlo dropout cannot estimate uncertainty. "
                 "Leave out mc_samples, or train with dropout > 0."
             )
-        n = len(inputs) if self.kind == "image" else len(next(iter(inputs.values())))
+        n = batch.rows
         if mc_samples > MAX_MC_SAMPLES or n * mc_samples > MAX_MC_ROWS:
             raise InvalidInstances(
                 f"mc_samples x instances may be at most {MAX_MC_ROWS} (and mc_samples at most {MAX_MC_SAMPLES}); "
@@ -162,14 +150,10 @@ class Predictor:
                 "Use predict for numeric predictions."
             )
 
-    def probabilities(self, instances: list[Any], mc_samples: int | None = None) -> Output:
+    def probabilities(self, batch: Batch, mc_samples: int | None = None) -> Output:
         """Binary/multiclass: one column per class, rows sum to 1. Multilabel: P(positive) per label."""
-        return self.probabilities_of(self.inputs(instances), mc_samples)
-
-    def probabilities_of(self, inputs: Any, mc_samples: int | None = None) -> Output:
-        """``probabilities`` for already converted input arrays (see ``inputs``)."""
         self.require_classifier()
-        out = self._output(inputs, mc_samples)
+        out = self._output(batch, mc_samples)
         if self.task == "binary":
             positive = np.clip(out.mean.reshape(-1), 0.0, 1.0)
             std = None if out.std is None else np.repeat(out.std.reshape(-1, 1), 2, axis=1)
@@ -178,23 +162,18 @@ class Predictor:
             return Output(np.clip(out.mean, 0.0, 1.0), out.std)
         return Output(out.mean / out.mean.sum(axis=1, keepdims=True), out.std)
 
-    def predict(self, instances: list[Any], mc_samples: int | None = None) -> tuple[list[Any], list[Any] | None]:
+    def predict(self, batch: Batch, mc_samples: int | None = None) -> tuple[list[Any], list[Any] | None]:
         """Predictions, and with ``mc_samples`` the standard deviation of each.
 
         Regression: the std of the value. Binary/multiclass: the std of the predicted class's
         probability. Multilabel: a dict per instance, and a std per label.
         """
-        return self.predict_of(self.inputs(instances), mc_samples)
-
-    def predict_of(self, inputs: Any,
-                   mc_samples: int | None = None) -> tuple[list[Any], list[Any] | None]:
-        """``predict`` for already converted input arrays (see ``inputs``)."""
         if self.task == "regression":
-            out = self._output(inputs, mc_samples)
+            out = self._output(batch, mc_samples)
             std = None if out.std is None else [float(v) for v in out.std.reshape(-1)]
             return [float(v) for v in out.mean.reshape(-1)], std
         assert self.classes is not None
-        probs = self.probabilities_of(inputs, mc_samples)
+        probs = self.probabilities(batch, mc_samples)
         if self.task == "multilabel":
             predictions = [
                 {name: pair[int(p >= 0.5)] for name, pair, p in zip(self.targets, self.classes, row, strict=True)}
@@ -214,3 +193,10 @@ class Predictor:
     def proba_columns(self) -> list[Any]:
         """What each probability column is: classes, or the label columns for multilabel."""
         return self.targets if self.task == "multilabel" else list(self.classes or [])
+
+    def proba_header(self) -> dict[str, Any]:
+        """What a ``predict_proba`` answer says before its rows: the columns (and multilabel's positives)."""
+        head: dict[str, Any] = {"classes": self.proba_columns}
+        if self.task == "multilabel":
+            head["positive_classes"] = [pair[1] for pair in self.classes or []]
+        return head

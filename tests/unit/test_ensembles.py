@@ -71,7 +71,7 @@ def _member(seed: int, dropout: float) -> keras.Model:
 
 def test_an_ensemble_is_one_model_that_serves_like_any_other(tmp_path: Path) -> None:
     members = [_member(1, 0.0), _member(2, 0.3)]
-    from automl.serving.inputs import instances_to_inputs
+    from automl.serving.adapters import instances_to_inputs, json_instances
 
     features = [s.to_dict() for s in SPECS]
     x = instances_to_inputs([ROW, {**ROW, "size": None, "colour name": "never seen"}], features)
@@ -85,13 +85,13 @@ def test_an_ensemble_is_one_model_that_serves_like_any_other(tmp_path: Path) -> 
     predictor = Predictor(folder)  # safe-mode load, compiled call
     expected = 0.75 * outputs[0] + 0.25 * outputs[1]
     assert np.allclose(predictor.call(x), expected, atol=1e-5)
-    probabilities = predictor.probabilities([ROW], mc_samples=None).mean
+    probabilities = predictor.probabilities(json_instances(predictor, [ROW]), mc_samples=None).mean
     assert np.allclose(probabilities[0], [1 - expected[0, 0], expected[0, 0]], atol=1e-5)
     # Monte Carlo dropout reaches the member that has dropout; batch norm stays on its statistics.
     assert predictor.supports_uncertainty
     assert all(not layer.trainable for layer in all_layers(predictor.model)
                if isinstance(layer, keras.layers.BatchNormalization))
-    sampled = predictor.probabilities([ROW] * 4, mc_samples=50)
+    sampled = predictor.probabilities(json_instances(predictor, [ROW] * 4), mc_samples=50)
     assert sampled.std is not None and float(np.max(sampled.std)) > 0
 
     archive = saved_model_archive(folder)  # TensorFlow Serving export of the whole ensemble

@@ -27,6 +27,7 @@ from automl.hypermodels.narrowing import normalize_overrides
 from automl.hypermodels.space import describe
 from automl.jobs import JobRequest, create_job
 from automl.registry import load_keras_model, save_model
+from automl.serving.adapters import image_files, json_instances
 from automl.serving.predictor import Predictor
 from automl.settings import Settings
 from automl.store import Store
@@ -217,29 +218,29 @@ def image_predictor(tmp_path: Path) -> Predictor:
 def test_image_predictions_keep_request_order_across_sizes(image_predictor: Predictor) -> None:
     images, _ = digit_images(6)
     files = [png_bytes(image.resize((16 + 8 * (i % 3),) * 2)) for i, image in enumerate(images)]
-    by_file = image_predictor.file_inputs([(f"{i}.png", data) for i, data in enumerate(files)])
-    one_by_one = [image_predictor.probabilities_of(image_predictor.file_inputs([("x", data)])).mean[0]
+    by_file = image_files(image_predictor, [(f"{i}.png", data) for i, data in enumerate(files)])
+    one_by_one = [image_predictor.probabilities(image_files(image_predictor, [("x", data)])).mean[0]
                   for data in files]
-    together = image_predictor.probabilities_of(by_file).mean
+    together = image_predictor.probabilities(by_file).mean
     assert np.allclose(together, np.array(one_by_one), atol=1e-6)
-    b64 = image_predictor.inputs([{"b64": base64.b64encode(data).decode()} for data in files])
-    assert np.allclose(image_predictor.probabilities_of(b64).mean, together)
-    out = image_predictor.probabilities_of(by_file, mc_samples=5)
+    b64 = json_instances(image_predictor, [{"b64": base64.b64encode(data).decode()} for data in files])
+    assert np.allclose(image_predictor.probabilities(b64).mean, together)
+    out = image_predictor.probabilities(by_file, mc_samples=5)
     assert out.std is not None and out.std.shape == (6, 3) and out.std.max() > 0
-    predictions, _ = image_predictor.predict_of(by_file)
+    predictions, _ = image_predictor.predict(by_file)
     assert len(predictions) == 6 and set(predictions) <= {"a", "b", "c"}
 
 
 def test_unusable_images_name_the_file_or_row(image_predictor: Predictor) -> None:
     good = png_bytes(Image.new("L", (4, 4)))
     with pytest.raises(InvalidInstances) as caught:
-        image_predictor.file_inputs([("ok.png", good), ("bad.png", b"GIF89a broken"), ("empty.png", b"")])
+        image_files(image_predictor, [("ok.png", good), ("bad.png", b"GIF89a broken"), ("empty.png", b"")])
     assert set(caught.value.errors) == {"bad.png", "empty.png"} and "bad.png" in caught.value.message
     with pytest.raises(InvalidInstances) as caught:
-        image_predictor.inputs([{"b64": "not base64!"}, {"image": "x"}, "text"])
+        json_instances(image_predictor, [{"b64": "not base64!"}, {"image": "x"}, "text"])
     assert set(caught.value.errors) == {"instances.0", "instances.1", "instances.2"}
     with pytest.raises(InvalidInstances, match="at most 256"):
-        image_predictor.inputs([{"b64": base64.b64encode(good).decode()}] * 257)
+        json_instances(image_predictor, [{"b64": base64.b64encode(good).decode()}] * 257)
 
 
 def test_hostile_images_at_predict_time_are_named(image_predictor: Predictor) -> None:
@@ -250,10 +251,10 @@ def test_hostile_images_at_predict_time_are_named(image_predictor: Predictor) ->
     hostile = [("zero.png", png_header(0, 10)), ("bomb.png", png_header(30_000, 30_000)), ("page.png", EPS),
                ("archive.png", _zip([("a.txt", b"x")]))]
     with pytest.raises(InvalidInstances) as caught:
-        image_predictor.file_inputs([("ok.png", polyglot_png()), *hostile])
+        image_files(image_predictor, [("ok.png", polyglot_png()), *hostile])
     assert set(caught.value.errors) == {name for name, _ in hostile}
     assert "pixels" in caught.value.errors["bomb.png"][0]
-    assert len(image_predictor.predict_of(image_predictor.file_inputs([("poly.png", polyglot_png())]))[0]) == 1
+    assert len(image_predictor.predict(image_files(image_predictor, [("poly.png", polyglot_png())]))[0]) == 1
 
 
 def test_search_space_endpoint_documents_the_image_space(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from api import create_app
 from automl.errors import InvalidInstances
 from automl.serving import cache as cache_module
 from automl.serving import predictor as predictor_module
+from automl.serving.adapters import json_instances
 from automl.serving.batch import escape_formula, score_file
 from automl.serving.cache import ModelCache
 from automl.serving.predictor import Predictor
@@ -74,12 +75,12 @@ def score(predictor: Predictor, tmp_path: Path, content: bytes, name: str = "row
 
 def test_compiled_call_matches_keras_for_any_batch_size(predictor: Predictor,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    inputs = predictor.inputs(records(frame(50)))
+    inputs = json_instances(predictor, records(frame(50))).inputs
     expected = np.asarray(predictor.model.predict_on_batch(inputs))
     np.testing.assert_allclose(predictor.call(inputs), expected, rtol=1e-5, atol=1e-6)
     monkeypatch.setattr(predictor_module, "MAX_CALL_ROWS", 7)  # 50 rows in 8 slices
     np.testing.assert_allclose(predictor.call(inputs), expected, rtol=1e-5, atol=1e-6)
-    single = predictor.inputs(records(frame(50))[:1])
+    single = json_instances(predictor, records(frame(50))[:1]).inputs
     np.testing.assert_allclose(predictor.call(single), expected[:1], rtol=1e-5, atol=1e-6)
 
 
@@ -152,7 +153,7 @@ def test_a_failed_load_is_not_cached_and_leaves_no_pin() -> None:
 
 def test_csv_scored_in_chunks_matches_json_predictions(predictor: Predictor, tmp_path: Path) -> None:
     data = frame(50)
-    expected, _ = predictor.predict(records(data))
+    expected, _ = predictor.predict(json_instances(predictor, records(data)))
     scored, body = score(predictor, tmp_path, data.to_csv(index=False).encode(), chunk_rows=7,
                          passthrough=["id"])
     assert scored.rows == 50 and scored.media_type == "text/csv"
@@ -166,7 +167,7 @@ def test_csv_scored_in_chunks_matches_json_predictions(predictor: Predictor, tmp
 def test_parquet_in_json_out_has_the_json_endpoints_shape(predictor: Predictor, tmp_path: Path) -> None:
     data = frame(30)
     data["size"] = pd.to_numeric(data["size"])
-    expected = predictor.probabilities(records(data)).mean
+    expected = predictor.probabilities(json_instances(predictor, records(data))).mean
     scored, body = score(predictor, tmp_path, data.to_parquet(index=False), "rows.parquet", proba=True,
                          output="json", chunk_rows=8)
     document = json.loads(body)

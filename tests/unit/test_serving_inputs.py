@@ -5,7 +5,7 @@ import math
 import pytest
 
 from automl.errors import InvalidInstances
-from automl.serving.inputs import instances_to_inputs
+from automl.serving.adapters import instances_to_inputs
 
 FEATURES = [
     {"name": "age", "key": "age", "kind": "numeric"},
@@ -64,3 +64,37 @@ def test_the_vectorised_path_agrees_with_the_careful_one() -> None:
     for key in fast:
         assert fast[key].dtype == careful[key].dtype and fast[key].shape == (20, 1)
         assert fast[key].tolist() == careful[key].tolist()
+
+
+def test_training_json_and_batch_scoring_convert_the_same_values_alike() -> None:
+    """One conversion: a stored (typed) column as training reads it, the same rows as JSON instances,
+    and as CSV text cells as batch scoring reads them give identical arrays, missing values included."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from automl.preprocessing.features import FeatureSpec, frame_to_inputs
+    from automl.serving.adapters import chunk_to_inputs
+
+    stored = pd.DataFrame({
+        "age": pd.Series([31.0, None, 42.5, -1e30], dtype="float64"),
+        "smoker": pd.Series([True, None, False, True], dtype="boolean"),
+        "city name": pd.Series(["Oslo", None, "7", "Bergen"], dtype="object"),
+    })
+    specs = [FeatureSpec(name=f["name"], key=f["key"], kind=f["kind"]) for f in FEATURES]
+    trained = frame_to_inputs(stored, specs)
+    as_json = instances_to_inputs(
+        [{k: (None if pd.isna(v) else (bool(v) if k == "smoker" else v)) for k, v in row.items()}
+         for row in stored.astype(object).to_dict("records")], FEATURES)
+    text = stored.astype(object).where(stored.notna(), "").to_csv(index=False)
+    as_cells = chunk_to_inputs(pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False), FEATURES, 1)
+    for key in trained:
+        assert trained[key].dtype == as_json[key].dtype == as_cells[key].dtype
+        for other in (as_json, as_cells):
+            if trained[key].dtype == object:
+                assert trained[key].tolist() == other[key].tolist()
+            else:
+                np.testing.assert_array_equal(trained[key], other[key])
+    assert trained["city_name"][:, 0].tolist() == ["Oslo", "", "7", "Bergen"]
+    assert np.isnan(trained["age"][1, 0]) and np.isnan(trained["smoker"][1, 0])

@@ -12,6 +12,7 @@ import pytest
 
 from automl.errors import UnsupportedForTask
 from automl.search.tuners import ResumableGridSearchOracle
+from automl.serving.adapters import json_instances
 from automl.serving.predictor import Predictor
 
 FEATURES = [{"name": "x", "key": "x", "kind": "numeric", "mean": 0.0, "std": 1.0, "missing_indicator": False,
@@ -37,9 +38,9 @@ def save(tmp_path: Path, dropout: float, task: str = "regression") -> Path:
 def test_mc_dropout_mean_and_std(tmp_path: Path) -> None:
     predictor = Predictor(save(tmp_path, 0.5))
     instances = [{"x": 1.0}, {"x": -2.0}]
-    plain, no_std = predictor.predict(instances)
+    plain, no_std = predictor.predict(json_instances(predictor, instances))
     assert no_std is None
-    mean, std = predictor.predict(instances, mc_samples=200)
+    mean, std = predictor.predict(json_instances(predictor, instances), mc_samples=200)
     assert std is not None and all(s > 0 for s in std)
     # Dropout is unbiased in expectation: the MC mean is near the deterministic output.
     assert np.allclose(mean, plain, atol=4 * max(std) / np.sqrt(200) + 1e-3)
@@ -49,17 +50,17 @@ def test_batch_norm_stays_in_inference_mode_during_mc(tmp_path: Path) -> None:
     predictor = Predictor(save(tmp_path, 0.0))
     assert not predictor.supports_uncertainty
     with pytest.raises(UnsupportedForTask, match="no dropout"):
-        predictor.predict([{"x": 1.0}], mc_samples=10)
+        predictor.predict(json_instances(predictor, [{"x": 1.0}]), mc_samples=10)
     # With dropout 0 but training=True, only batch norm could change the output: it must not.
     predictor.supports_uncertainty = True
-    mean, std = predictor.predict([{"x": 1.0}, {"x": 3.0}], mc_samples=5)
+    mean, std = predictor.predict(json_instances(predictor, [{"x": 1.0}, {"x": 3.0}]), mc_samples=5)
     assert std == pytest.approx([0.0, 0.0], abs=1e-6)
-    assert mean == pytest.approx(predictor.predict([{"x": 1.0}, {"x": 3.0}])[0], rel=1e-5)
+    assert mean == pytest.approx(predictor.predict(json_instances(predictor, [{"x": 1.0}, {"x": 3.0}]))[0], rel=1e-5)
 
 
 def test_mc_probabilities_for_classifiers(tmp_path: Path) -> None:
     predictor = Predictor(save(tmp_path, 0.3, "binary"))
-    out = predictor.probabilities([{"x": 0.5}], mc_samples=50)
+    out = predictor.probabilities(json_instances(predictor, [{"x": 0.5}]), mc_samples=50)
     assert out.std is not None and out.std.shape == (1, 2)
     assert out.mean.sum() == pytest.approx(1.0)
 

@@ -29,10 +29,12 @@ from api.resources.models.schemas import (
 )
 from api.services import services
 from automl.errors import InvalidInstances, InvalidRequest, NotReady
+from automl.serving.adapters import Batch, image_files, json_instances
 from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
 from automl.store import catalogue
 from automl.store.records import ModelState
+from automl.usecases import predictions
 from automl.usecases.models import deploy, undeploy
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
@@ -136,8 +138,8 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
-def _image_files(predictor: Predictor) -> tuple[list[str], Any, int | None]:
-    """A multipart request's image files, in the order sent (any field names), decoded for the model."""
+def _image_files(predictor: Predictor) -> tuple[Batch, int | None]:
+    """A multipart request's image files, in the order sent (any field names), and its ``mc_samples``."""
     uploads = [f for _, f in request.files.items(multi=True)]
     names = [f.filename or f"file {i + 1}" for i, f in enumerate(uploads)]
     raw = request.form.get("mc_samples")
@@ -145,28 +147,32 @@ def _image_files(predictor: Predictor) -> tuple[list[str], Any, int | None]:
         mc_samples = _PREDICT_REQUEST.fields["mc_samples"].deserialize(raw) if raw not in (None, "") else None
     except ValidationError as exc:
         abort(422, messages={"form": {"mc_samples": exc.messages}})
-    inputs = predictor.file_inputs([(name, f.read()) for name, f in zip(names, uploads, strict=True)])
-    return names, inputs, mc_samples
+    return image_files(predictor, [(name, f.read()) for name, f in zip(names, uploads, strict=True)]), mc_samples
 
 
-def _request_inputs(model_id: str, proba: bool) -> Response | tuple[Predictor, Any, int | None, list[str] | None]:
-    """(predictor, model inputs, mc_samples, uploaded file names) from JSON instances or image files;
-    a CSV/Parquet upload is scored here and its answer returned instead."""
+def _predict(model_id: str, proba: bool) -> Any:
+    """One request, one path: the request checked, the model resolved, the request's adapter (JSON
+    instances, image files; a CSV/Parquet upload is scored as a whole file), the answer."""
     if request.mimetype == "multipart/form-data":
-        if request.files:  # without any file part the batch path words the 422
-            predictor = predictor_for(model_id)
-            if predictor.kind == "image":
-                files, inputs, mc_samples = _image_files(predictor)
-                return predictor, inputs, mc_samples, files
-        return _score_upload(model_id, proba)
-    body = _json_body()
-    predictor = predictor_for(model_id)
-    if proba:
-        predictor.require_classifier()
-    return predictor, predictor.inputs(body["instances"]), body["mc_samples"], None
+        # Image files need the model to know they are images; without any file part the batch path words the 422.
+        predictor = predictor_for(model_id) if request.files else None
+        if predictor is None or predictor.kind != "image":
+            return _score_upload(model_id, predictor, proba)
+        if proba:
+            predictor.require_classifier()
+        batch, mc_samples = _image_files(predictor)
+    else:
+        body = _json_body()
+        predictor = predictor_for(model_id)
+        if proba:
+            predictor.require_classifier()
+        batch, mc_samples = json_instances(predictor, body["instances"]), body["mc_samples"]
+    document = predictions.answer(predictor, batch, proba=proba, mc_samples=mc_samples)
+    count_predictions(predictor.model_id, "predict_proba" if proba else "predict", batch.rows)
+    return document
 
 
-def _score_upload(model_id: str, proba: bool) -> Response:
+def _score_upload(model_id: str, predictor: Predictor | None, proba: bool) -> Response:
     """Batch scoring of a multipart CSV/Parquet upload; the answer streams from a temporary file."""
     svc = services()
     form = {**request.form.to_dict(), **request.files.to_dict()}
@@ -184,7 +190,7 @@ def _score_upload(model_id: str, proba: bool) -> Response:
         raise InvalidInstances("Send the CSV or Parquet file itself in the multipart field 'file' (a file part, "
                                "not a text field).", {"file": ["not a file"]})
     passthrough = [c.strip() for c in fields.get("passthrough", "").split(",") if c.strip()]
-    predictor = predictor_for(model_id)
+    predictor = predictor or predictor_for(model_id)
     staging = svc.settings.tmp_dir / f"score-{uuid.uuid4().hex}"
     try:
         upload.save(staging)
@@ -218,18 +224,7 @@ class Predict(MethodView):
         JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) of any size for batch
         scoring. With ``mc_samples`` (JSON), Monte Carlo dropout: the mean prediction and its
         standard deviation."""
-        parsed = _request_inputs(model_id, proba=False)
-        if isinstance(parsed, Response):
-            return parsed
-        predictor, inputs, mc_samples, files = parsed
-        predictions, std = predictor.predict_of(inputs, mc_samples)
-        count_predictions(predictor.model_id, "predict", len(predictions))
-        response: dict[str, Any] = {"predictions": predictions}
-        if files is not None:
-            response["files"] = files
-        if std is not None:
-            response.update(std=std, mc_samples=mc_samples)
-        return response
+        return _predict(model_id, proba=False)
 
 
 @blp.route("/<string:model_id>/predict_proba")
@@ -243,20 +238,7 @@ class PredictProba(MethodView):
         JSON ``instances``, or a CSV/Parquet file (multipart field ``file``) for batch scoring.
         Multilabel: one independent probability per label column. With ``mc_samples`` (JSON), the
         mean over Monte Carlo dropout passes and its standard deviation."""
-        parsed = _request_inputs(model_id, proba=True)
-        if isinstance(parsed, Response):
-            return parsed
-        predictor, inputs, mc_samples, files = parsed
-        out = predictor.probabilities_of(inputs, mc_samples)
-        count_predictions(predictor.model_id, "predict_proba", len(out.mean))
-        response: dict[str, Any] = {"classes": predictor.proba_columns, "probabilities": out.mean.tolist()}
-        if files is not None:
-            response["files"] = files
-        if predictor.task == "multilabel":
-            response["positive_classes"] = [pair[1] for pair in predictor.classes or []]
-        if out.std is not None:
-            response.update(std=out.std.tolist(), mc_samples=mc_samples)
-        return response
+        return _predict(model_id, proba=True)
 
 
 @blp.route("/<string:model_id>/download")

@@ -13,10 +13,9 @@ from flask_smorest import Blueprint
 
 from api.auth import rate_limited, scope
 from api.metrics import count_predictions
-from api.resources.models.schemas import MAX_INSTANCES
 from api.resources.tfserving.schemas import TFServingPredictionsSchema, TFServingPredictSchema, TFServingStatusSchema
 from api.services import services
-from automl.errors import InvalidInstances
+from automl.serving.adapters import json_instances
 from automl.store import catalogue
 from automl.store.records import ModelState
 
@@ -24,33 +23,6 @@ blp = Blueprint("tfserving", __name__, url_prefix="/v1/models",
                 description="TensorFlow Serving-compatible REST endpoints (model id or alias).")
 
 _STATES = {ModelState.ready.value: "AVAILABLE", ModelState.training.value: "LOADING", ModelState.failed.value: "END"}
-
-
-def _rows(body: dict[str, Any]) -> list[Any]:
-    if "instances" in body:
-        return list(body["instances"])  # its length is checked by the schema
-    inputs = body["inputs"]
-    if isinstance(inputs, list) and inputs:
-        _within_row_limit(len(inputs))
-        return inputs
-    if isinstance(inputs, dict) and inputs and all(isinstance(v, list) for v in inputs.values()):
-        lengths = {len(v) for v in inputs.values()}
-        if len(lengths) != 1 or 0 in lengths:
-            raise InvalidInstances("Every column in 'inputs' must list the same number (> 0) of values.",
-                                   {"inputs": [f"column lengths {sorted(lengths)}"]})
-        (count,) = lengths
-        _within_row_limit(count)
-        return [{column: values[i] for column, values in inputs.items()} for i in range(count)]
-    raise InvalidInstances("'inputs' must be {column: [values, ...]} or a non-empty list of rows.",
-                           {"inputs": ["unrecognised shape"]})
-
-
-def _within_row_limit(count: int) -> None:
-    """``inputs`` obeys the row limit ``instances`` has."""
-    if count > MAX_INSTANCES:
-        raise InvalidInstances(f"'inputs' holds {count} rows; one request may predict at most {MAX_INSTANCES}. "
-                               "Split the rows over several requests, or score a file with batch scoring.",
-                               {"inputs": [f"{count} rows, more than {MAX_INSTANCES}"]})
 
 
 @blp.route("/<string:name>")
@@ -76,10 +48,10 @@ class Predict(MethodView):
     def post(self, body: dict[str, Any], name: str) -> Any:
         """``{"instances": [...]}`` or ``{"inputs": ...}`` → ``{"predictions": [...]}``."""
         predictor = services().resolver.predictor(name, scope())
-        rows = _rows(body)
+        batch = json_instances(predictor, body["instances"] if "instances" in body else body["inputs"])
         if predictor.task == "regression":
-            values, _ = predictor.predict(rows)
+            values, _ = predictor.predict(batch)
         else:
-            values = predictor.probabilities(rows).mean.tolist()
+            values = predictor.probabilities(batch).mean.tolist()
         count_predictions(predictor.model_id, "tfserving", len(values))
         return {"predictions": values}
