@@ -25,6 +25,19 @@ def model_id(penguins_model: str) -> str:
 
 
 @pytest.fixture(scope="module")
+def other_model_id(distributed: Service, model_id: str) -> str:
+    """A second penguins model (another seed, fewer epochs): different probabilities to move an alias to."""
+    from tests.integration.conftest import submit
+
+    dataset_id = distributed.http.get(f"{distributed.url}/api/v1/models/{model_id}", timeout=10).json()["dataset_id"]
+    job = submit(distributed, dataset_id=dataset_id, target="species", tuner="random", max_trials=1, max_epochs=2,
+                 seed=5, ensemble_size=0, refit=False, search_space={"num_layers": 1, "dropout": 0.0, "units": 16})
+    finished = distributed.wait_for_job(job["id"])
+    assert finished["state"] == "succeeded", finished
+    return str(finished["model_id"])
+
+
+@pytest.fixture(scope="module")
 def rows() -> list[dict[str, Any]]:
     from palmerpenguins import load_penguins
 
@@ -40,20 +53,30 @@ def _proba(service: Service, ref: str, rows: list[dict[str, Any]]) -> np.ndarray
     return np.array(response.json()["probabilities"])
 
 
-def test_aliases_point_stable_names_at_models(distributed: Service, model_id: str, rows: list[dict[str, Any]]) -> None:
+def test_aliases_point_stable_names_at_models(distributed: Service, model_id: str, other_model_id: str,
+                                              rows: list[dict[str, Any]]) -> None:
     url = f"{distributed.url}/api/v1/aliases"
     created = distributed.http.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
     assert created.status_code == 201 and created.json()["model_id"] == model_id
-    moved = distributed.http.put(f"{url}/penguins-prod", json={"model_id": model_id}, timeout=10)
-    assert moved.status_code == 200
-    assert [a["name"] for a in distributed.http.get(url, timeout=10).json()] == ["penguins-prod"]
     assert distributed.http.get(f"{url}/penguins-prod", timeout=10).json()["model_id"] == model_id
-    np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), _proba(distributed, model_id, rows))
+    first, other = _proba(distributed, model_id, rows), _proba(distributed, other_model_id, rows)
+    assert not np.allclose(first, other, atol=1e-3)  # so that serving one for the other would show
+    np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), first)
     card = distributed.http.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()
     assert card["id"] == model_id
+    # Moving the alias moves what it serves, at once, in every serving process (aliases are looked up per call).
+    moved = distributed.http.put(f"{url}/penguins-prod", json={"model_id": other_model_id}, timeout=10)
+    assert moved.status_code == 200 and moved.json()["model_id"] == other_model_id
+    assert moved.json()["created_at"] == created.json()["created_at"]
+    for _ in range(4):  # keep-alive or not, whichever process answers
+        np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), other)
+    assert distributed.http.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()["id"] == \
+        other_model_id
+    assert [a["name"] for a in distributed.http.get(url, timeout=10).json()] == ["penguins-prod"]
 
     bad = distributed.http.put(f"{url}/..%2Fetc", json={"model_id": model_id}, timeout=10)
-    assert bad.status_code in (404, 422)
+    assert bad.status_code in (404, 422)  # a path separator never becomes part of a name
+    assert [a["name"] for a in distributed.http.get(url, timeout=10).json()] == ["penguins-prod"]
     for name in ("-starts-with-dash", "a" * 65, "0123456789abcdef0123456789abcdef"):
         refused = distributed.http.put(f"{url}/{name}", json={"model_id": model_id}, timeout=10)
         assert refused.status_code == 422 and "not allowed" in refused.json()["message"], name

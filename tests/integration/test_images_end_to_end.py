@@ -51,7 +51,8 @@ def test_digit_images_search_and_serve(distributed: Service, tmp_path: Path) -> 
     model = distributed.http.get(f"{base}/models/{model_id}", timeout=10).json()
     assert model["kind"] == "image" and model["classes"] == [str(d) for d in range(10)]
     assert model["input_schema"][0]["type"] == "image" and model["input_schema"][0]["channels"] == 1
-    assert model["test_metrics"]["accuracy"] >= 0.6, model["test_metrics"]  # chance: 0.1
+    # Chance is 0.1; this search reaches about 0.98 here (test split and held-out digits alike).
+    assert model["test_metrics"]["accuracy"] >= 0.9, model["test_metrics"]
 
     # Held-out digits the archive never held, at sizes the model was not trained at, some in RGB:
     # the model resizes and the service converts to grayscale.
@@ -63,7 +64,7 @@ def test_digit_images_search_and_serve(distributed: Service, tmp_path: Path) -> 
     assert predicted.status_code == 200, predicted.text
     predictions = predicted.json()["predictions"]
     accuracy = np.mean([p == str(y) for p, y in zip(predictions, labels, strict=True)])
-    assert accuracy >= 0.6, accuracy
+    assert accuracy >= 0.9, accuracy
 
     files = [("file", (f"digit-{i}.png", encoded[i], "image/png")) for i in range(12)]
     by_file = distributed.http.post(f"{base}/models/{model_id}/predict", files=files, timeout=60).json()

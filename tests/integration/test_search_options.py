@@ -94,8 +94,9 @@ def test_random_search_regression_stops_at_the_time_budget_and_refits(distribute
     frame = load_diabetes(as_frame=True).frame
     dataset = upload_frame(distributed, frame, tmp_path, "diabetes")
     budget_s = 45  # room for the refit on every row even on a CI machine half as fast as ours
+    # At most 40 epochs a trial, so that even a machine half as fast runs several trials in the budget.
     job = submit(distributed, dataset_id=dataset["id"], target="target", tuner="random", max_trials=200,
-                 max_epochs=1000, patience=5, time_budget_s=budget_s, seed=2,
+                 max_epochs=40, patience=5, time_budget_s=budget_s, seed=2,
                  search_space={"loss": ["huber", "mae"], "lr_schedule": ["exponential", "inverse_time", "step"],
                                "num_layers": {"max": 2}, "dropout": {"min": 0.1}, "batch_size": 32})
     assert job["objective"] == "val_rmse"  # losses differ between trials, so rank by RMSE
