@@ -14,7 +14,7 @@ from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
 from api.services import Services
 from automl.observability import StoreCollector, configure_logging
-from automl.serving.cache import ModelCache
+from automl.serving.cache import ModelCache, predictor_loader
 from automl.serving.images import MAX_IMAGES
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     store = Store(settings.sqlalchemy_url)
     if migrate:
         store.migrate()
-    models = ModelCache(settings.model_cache_size)
+    models = ModelCache(settings.model_cache_size, predictor_loader(settings.serving_threads))
     warmup = Warmup(store, models, settings.deployed_refresh_s)
     celery = make_celery(settings)
     limits = RateLimits(settings.rate_limit_storage, {"upload": settings.rate_limit_upload,

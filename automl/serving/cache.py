@@ -16,10 +16,19 @@ if TYPE_CHECKING:
     from automl.serving.predictor import Predictor
 
 
-def _load_predictor(model_dir: Path) -> Predictor:
-    from automl.serving.predictor import Predictor
+def predictor_loader(threads: int = 0) -> Callable[[Path], Predictor]:
+    """Loads a ``Predictor``; the first load in a process sizes TensorFlow's thread pools to
+    ``threads`` (0: TensorFlow's default), before TensorFlow runs anything."""
 
-    return Predictor(model_dir)
+    def load(model_dir: Path) -> Predictor:
+        from automl.hypermodels.training import configure_threads
+        from automl.serving.predictor import Predictor
+
+        if threads:
+            configure_threads(threads)  # a no-op once TensorFlow has started
+        return Predictor(model_dir)
+
+    return load
 
 
 class ModelCache:
@@ -27,7 +36,7 @@ class ModelCache:
 
     def __init__(self, maxsize: int, loader: Callable[[Path], Predictor] | None = None) -> None:
         self.maxsize = maxsize
-        self._loader = loader or _load_predictor
+        self._loader = loader or predictor_loader()
         self._items: OrderedDict[str, Predictor] = OrderedDict()
         self._pinned: set[str] = set()
         self._lock = threading.Lock()

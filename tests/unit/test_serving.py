@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from flask import Flask
 
+import api.app as app_module
 from api import create_app
 from automl.errors import InvalidInstances
 from automl.serving import cache as cache_module
@@ -229,13 +230,13 @@ def served(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
                                     state=state, path=str(path) if path else None, deployed=deployed,
                                     deployed_at=utcnow() if deployed else None))
     gate = threading.Event()
-    real_loader = cache_module._load_predictor
+    real_loader = cache_module.predictor_loader(settings.serving_threads)
 
     def gated(path: Path) -> Predictor:
         assert gate.wait(60)
         return real_loader(path)
 
-    monkeypatch.setattr(cache_module, "_load_predictor", gated)
+    monkeypatch.setattr(app_module, "predictor_loader", lambda threads: gated)
     return create_app(settings), gate
 
 
