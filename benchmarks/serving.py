@@ -13,6 +13,11 @@
    process, median of many calls; the table gives HTTP p50 / floor.
 5. Scores a 1,000,000-row penguins CSV (multipart, CSV answer) and samples the serving
    processes' resident memory meanwhile.
+6. Throughput against the hand-written floor: ``wrk -t2 -c8`` one-row JSON predicts on a
+   30-input model (breast cancer, the same width and depth), the service with its key check,
+   preprocessing, rate limit and metrics on, against ``benchmarks/floor_app.py`` (Flask +
+   gunicorn with 2 sync workers + ``predict_on_batch`` on a plain MLP); alternating runs, medians.
+   Needs ``wrk`` (Debian: ``apt-get install wrk``).
 
     .venv/bin/python benchmarks/serving.py [--duration 10] [--write docs/benchmarks.md]
 """
@@ -23,7 +28,10 @@ import argparse
 import http.client
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,14 +47,16 @@ import pandas as pd
 import psutil
 import requests
 from palmerpenguins import load_penguins
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_breast_cancer, load_wine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._docs import write_section
-from benchmarks._service import LocalService, local_service
+from benchmarks._service import LocalService, free_port, local_service
 
 SPACE = {"num_layers": 2, "units": 128, "width_schedule": "funnel", "shrink": 0.5, "dropout": 0.1}
-TARGETS = {"p50_1row_ms": 3.0, "p99_1row_ms": 10.0, "rps_8_clients": 500.0, "ms_10k_rows": 300.0}
+TARGETS = {"p50_1row_ms": 3.0, "p99_1row_ms": 10.0, "rps_8_clients": 500.0, "ms_10k_rows": 300.0,
+           "rps_vs_floor": 1.0}
+WRK_ROUNDS = 3  # alternating runs of each server
 
 
 def _records(frame: pd.DataFrame, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -58,7 +68,8 @@ def _records(frame: pd.DataFrame, n: int, seed: int = 0) -> list[dict[str, Any]]
 def train(service: LocalService) -> dict[str, str]:
     models = {}
     for name, frame, target in (("wine", load_wine(as_frame=True).frame, "target"),
-                                ("penguins", load_penguins(), "species")):
+                                ("penguins", load_penguins(), "species"),
+                                ("breast_cancer", load_breast_cancer(as_frame=True).frame, "target")):
         dataset = service.upload(frame, name)
         job = service.run_job(dataset_id=dataset["id"], target=target, tuner="random", max_trials=1,
                               max_epochs=30, seed=0, search_space=SPACE)
@@ -122,10 +133,11 @@ class Load:
 
 def floor_ms(model_dir: Path, rows: list[dict[str, Any]], repeats: int) -> float:
     """Median time of the compiled model call on ``rows`` in this process (inputs already converted)."""
+    from automl.serving.adapters import json_instances
     from automl.serving.predictor import Predictor
 
     predictor = Predictor(model_dir)
-    inputs = predictor.inputs(rows)
+    inputs = json_instances(predictor, rows).inputs
     for _ in range(10):
         predictor.call(inputs)
     times = []
@@ -134,6 +146,80 @@ def floor_ms(model_dir: Path, rows: list[dict[str, Any]], repeats: int) -> float
         predictor.call(inputs)
         times.append(time.perf_counter() - began)
     return 1000 * statistics.median(times)
+
+
+def wrk(url: str, body: str, key: str | None, duration: float) -> dict[str, float]:
+    """``wrk -t2 -c8`` POSTing ``body`` for ``duration`` s: requests/s, p50 and failed requests."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
+    script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n{auth}'
+                      f"wrk.body = {json.dumps(body)}\n")
+    try:
+        out = subprocess.run(["wrk", "-t2", "-c8", f"-d{duration:.0f}s", "--latency", "-s", str(script), url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        script.unlink()
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    assert p50, out
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "p50_ms": float(p50.group(1)) * scale,
+            "failed": (int(failed.group(1)) if failed else 0) + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+class FloorApp:
+    """``benchmarks/floor_app.py`` under gunicorn with 2 sync workers, on ``columns``."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/predict"
+        env = {**os.environ, "FLOOR_COLUMNS": ",".join(columns), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "-b", f"127.0.0.1:{self.port}",
+             "benchmarks.floor_app:create_app()"], env=env, cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_ready(self, body: str, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if requests.post(self.url, data=body, headers={"Content-Type": "application/json"},
+                                 timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the floor app did not answer")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def versus_floor(service: LocalService, model_id: str, duration: float) -> dict[str, Any]:
+    """Alternating ``wrk`` runs on the service and on the floor app (same rows, same machine)."""
+    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+    row = {name: float(value) for name, value in frame.iloc[0].items()}
+    body = json.dumps({"instances": [row]})
+    floor = FloorApp(list(row))
+    ours_url = f"{service.url}/api/v1/models/{model_id}/predict"
+    runs: dict[str, list[dict[str, float]]] = {"ours": [], "floor": []}
+    try:
+        floor.wait_ready(body)
+        wrk(ours_url, body, service.key, 2)  # warm both
+        wrk(floor.url, body, None, 2)
+        for _ in range(WRK_ROUNDS):
+            runs["ours"].append(wrk(ours_url, body, service.key, duration))
+            runs["floor"].append(wrk(floor.url, body, None, duration))
+            print("versus floor", runs["ours"][-1], runs["floor"][-1], flush=True)
+    finally:
+        floor.stop()
+    return {name: {"rps": statistics.median(r["rps"] for r in results),
+                   "p50_ms": statistics.median(r["p50_ms"] for r in results),
+                   "failed": sum(r["failed"] for r in results), "runs": [r["rps"] for r in results]}
+            for name, results in runs.items()}
 
 
 def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
@@ -222,12 +308,13 @@ def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
                 print(loads[-1], flush=True)
             big = Load(service.url, path, json.dumps({"instances": rows[10_000]}).encode(), 1, duration, service.key).run()
             print("10k rows", big, flush=True)
+            floor_run = versus_floor(service, models["breast_cancer"], duration)
             scored = batch(service, models["penguins"], 1_000_000)
             print("batch", scored, flush=True)
         floors = {n: floor_ms(wine_dir, rows[n], 300 if n == 1 else 30) for n in (1, 1000, 10_000)}
         print("floors", floors, flush=True)
     return {"ready_s": ready_s, "readiness": readiness, "loads": loads, "big": big, "floors": floors,
-            "batch": scored, "cores": os.cpu_count()}
+            "batch": scored, "versus_floor": floor_run, "cores": os.cpu_count()}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -262,9 +349,24 @@ def report(result: dict[str, Any]) -> str:
         ("10,000 rows in one request ≤ 300 ms (p50)", big["p50_ms"], TARGETS["ms_10k_rows"],
          big["p50_ms"] <= TARGETS["ms_10k_rows"]),
     ]
+    versus = result["versus_floor"]
+    ratio = versus["ours"]["rps"] / versus["floor"]["rps"]
+    checks.append(("one-row requests/s ÷ the hand-written floor app's ≥ 1.0 (`wrk -t2 -c8`)", ratio,
+                   TARGETS["rps_vs_floor"], ratio >= TARGETS["rps_vs_floor"]))
     lines += ["", f"Floor (median compiled call): 1 row {floors[1]:.3f} ms, 1,000 rows {floors[1000]:.2f} ms, "
                   f"10,000 rows {floors[10_000]:.1f} ms. Failed requests: {errors}.", "", "Targets:"]
     lines += [f"- {name}: {value:.2f} — {'met' if ok else 'NOT MET'}" for name, value, _, ok in checks]
+    lines += [
+        "",
+        f"Against the hand-written floor (`benchmarks/floor_app.py`: Flask + gunicorn, 2 sync workers, "
+        f"`predict_on_batch` on a plain 30-input MLP of the same width and depth), `wrk -t2 -c8` one-row JSON "
+        f"predicts, {WRK_ROUNDS} alternating runs each, medians: the service (breast-cancer model, 30 inputs, key "
+        f"check, preprocessing layers, rate limit and metrics on) **{versus['ours']['rps']:.0f} requests/s** "
+        f"(p50 {versus['ours']['p50_ms']:.2f} ms; runs {', '.join(f'{r:.0f}' for r in versus['ours']['runs'])}), "
+        f"the floor app **{versus['floor']['rps']:.0f}** (p50 {versus['floor']['p50_ms']:.2f} ms; runs "
+        f"{', '.join(f'{r:.0f}' for r in versus['floor']['runs'])}): **{ratio:.2f}×**. Failed requests: "
+        f"{versus['ours']['failed']} and {versus['floor']['failed']}.",
+    ]
     scored = result["batch"]
     lines += [
         "",
@@ -281,6 +383,8 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("benchmarks/serving.py needs wrk for the comparison with the floor app: apt-get install wrk")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level")
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse trained models from this folder")
