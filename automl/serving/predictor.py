@@ -23,6 +23,7 @@ import numpy as np
 from automl.errors import InvalidInstances, UnsupportedForTask
 from automl.registry import load_keras_model, read_metadata
 from automl.serving.adapters import Batch, instances_to_inputs
+from automl.serving.checks import InputProfile
 from automl.serving.images import ImageCall
 
 MAX_MC_SAMPLES = 1000
@@ -100,6 +101,7 @@ class Predictor:
         self.features: list[dict[str, Any]] = self.metadata["features"]
         self.kind: str = self.metadata.get("kind", "tabular")
         self.image: dict[str, Any] = self.metadata.get("image") or {}
+        self.input_profile = InputProfile.of(self.features) if self.kind == "tabular" else None
         self.model = load_keras_model(model_dir)
         self.supports_uncertainty = has_dropout(self.model)
         for layer in all_layers(self.model):  # an ensemble's members too

@@ -12,10 +12,12 @@ from automl.serving.adapters import Batch
 from automl.serving.predictor import Predictor
 
 
-def answer(predictor: Predictor, batch: Batch, *, proba: bool, mc_samples: int | None = None) -> dict[str, Any]:
+def answer(predictor: Predictor, batch: Batch, *, proba: bool, mc_samples: int | None = None,
+           warnings: bool = False) -> dict[str, Any]:
     """``predict``: ``predictions`` in the label space; ``predict_proba``: ``classes`` and one
     ``probabilities`` row per instance. With ``mc_samples``, their standard deviation (``std``);
-    for uploaded files, the file names in row order (``files``)."""
+    for uploaded files, the file names in row order (``files``); with ``warnings`` (table models),
+    per instance what in it the model never saw in training (``automl.serving.checks``)."""
     std: list[Any] | None
     if proba:
         out = predictor.probabilities(batch, mc_samples)
@@ -26,6 +28,8 @@ def answer(predictor: Predictor, batch: Batch, *, proba: bool, mc_samples: int |
         document = {"predictions": predictions}
     if batch.files is not None:
         document["files"] = batch.files
+    if warnings and predictor.input_profile is not None:  # table models
+        document["warnings"] = predictor.input_profile.warnings(batch.inputs, batch.rows)
     if std is not None:
         document.update(std=std, mc_samples=mc_samples)
     return document

@@ -59,9 +59,13 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     rows = penguins.drop(columns=["species"]).astype(object)
     instances = rows.where(rows.notna(), None).to_dict("records")
     assert any(v is None for row in instances for v in row.values())  # missing values included
-    predicted = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
-                                      timeout=60).json()["predictions"]
+    everything = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": instances},
+                                       timeout=60).json()
+    predicted = everything["predictions"]
     assert len(predicted) == len(penguins) and set(predicted) <= set(model["classes"])
+    # The dataset's own rows look like the training rows: one (mostly empty) warning list per row.
+    assert len(everything["warnings"]) == len(penguins)
+    assert sum(1 for found in everything["warnings"] if found) <= 0.05 * len(penguins), everything["warnings"]
     assert np.mean(np.array(predicted) == penguins["species"].to_numpy()) >= 0.95
 
     proba = distributed.http.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": instances[:20]},
@@ -77,6 +81,11 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
                                      timeout=30)
     assert answered.status_code == 200, answered.text
     assert len(answered.json()["predictions"]) == 1 and answered.json()["predictions"][0] in model["classes"]
+    # ... and the answer says which value the model never saw (sex had missing values in training: no warning).
+    assert answered.json()["warnings"] == [["island: 'Atlantis' was never seen in training"]]
+    quiet = distributed.http.post(f"{base}/models/{job['model_id']}/predict",
+                                  json={"instances": [unseen], "warnings": False}, timeout=30).json()
+    assert "warnings" not in quiet and quiet["predictions"] == answered.json()["predictions"]
     spread = distributed.http.post(f"{base}/models/{job['model_id']}/predict_proba", json={"instances": [unseen]},
                                    timeout=30).json()["probabilities"]
     assert len(spread) == 1 and len(spread[0]) == 3 and abs(sum(spread[0]) - 1.0) < 1e-6

@@ -161,13 +161,15 @@ def _predict(model_id: str, proba: bool) -> Any:
         if proba:
             predictor.require_classifier()
         batch, mc_samples = _image_files(predictor)
+        warnings = False
     else:
         body = _json_body()
         predictor = predictor_for(model_id)
         if proba:
             predictor.require_classifier()
         batch, mc_samples = json_instances(predictor, body["instances"]), body["mc_samples"]
-    document = predictions.answer(predictor, batch, proba=proba, mc_samples=mc_samples)
+        warnings = body["warnings"]
+    document = predictions.answer(predictor, batch, proba=proba, mc_samples=mc_samples, warnings=warnings)
     count_predictions(predictor.model_id, "predict_proba" if proba else "predict", batch.rows)
     return document
 

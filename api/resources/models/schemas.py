@@ -64,6 +64,13 @@ class PredictRequestSchema(Schema):
         metadata={"description": "Monte Carlo dropout: average this many stochastic passes and return "
                                  "their standard deviation (models with dropout only)."},
     )
+    warnings = fields.Boolean(
+        load_default=True,
+        metadata={"description": "Table models: answer, per instance, the values the model never saw in training "
+                                 "(a category, a number beyond the training range by over 10 % of it, a value "
+                                 "missing where training had none). false: leave them out. They never change "
+                                 "a prediction."},
+    )
 
 
 class BatchPredictFormSchema(Schema):
@@ -77,6 +84,11 @@ class BatchPredictFormSchema(Schema):
         "description": "Comma-separated columns of the file to copy into the CSV output (e.g. an id)."})
 
 
+WARNINGS_FIELD = JsonArray({"type": "array", "items": {"type": "string"}}, metadata={
+    "description": "Table models, unless the request said warnings: false: per instance, a list of what in it "
+                   "the model never saw in training (empty when nothing)."})
+
+
 class PredictResponseSchema(Schema):
     predictions = JsonArray({}, metadata={
         "description": "Labels or numbers; for multilabel an object of label column -> predicted value."})
@@ -85,6 +97,7 @@ class PredictResponseSchema(Schema):
                        "(classification), or per label (multilabel)."})
     mc_samples = fields.Integer()
     files = fields.List(fields.String(), metadata={"description": "Image uploads: the file of each prediction."})
+    warnings = WARNINGS_FIELD
 
 
 class ProbaResponseSchema(Schema):
@@ -97,6 +110,7 @@ class ProbaResponseSchema(Schema):
     std = JsonArray({"type": "array", "items": {"type": "number"}}, metadata={"description": "With mc_samples."})
     mc_samples = fields.Integer()
     files = fields.List(fields.String(), metadata={"description": "Image uploads: the file of each row."})
+    warnings = WARNINGS_FIELD
 
 
 class DownloadArgs(Schema):
