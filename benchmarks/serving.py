@@ -150,7 +150,9 @@ def floor_ms(model_dir: Path, rows: list[dict[str, Any]], repeats: int) -> float
 
 def wrk(url: str, body: str, key: str | None, duration: float) -> dict[str, float]:
     """``wrk -t2 -c8`` POSTing ``body`` for ``duration`` s: requests/s, p50 and failed requests."""
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    handle, name = tempfile.mkstemp(suffix=".lua")
+    os.close(handle)
+    script = Path(name)
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
     script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n{auth}'
                       f"wrk.body = {json.dumps(body)}\n")

@@ -108,8 +108,3 @@ class InputProfile:
                 elif category.seen is not None and value not in category.seen:
                     out[row].append(f"{category.name}: {_shown(value)} was never seen in training")
         return out
-
-
-def input_warnings(features: list[dict[str, Any]], inputs: dict[str, np.ndarray], rows: int) -> list[list[str]]:
-    """``InputProfile.of(features).warnings(...)``, for a model checked once."""
-    return InputProfile.of(features).warnings(inputs, rows)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from automl.preprocessing.features import MAX_VOCABULARY, fit_features
 from automl.serving.adapters import instances_to_inputs
-from automl.serving.checks import input_warnings
+from automl.serving.checks import InputProfile
 
 TRAIN = pd.DataFrame({
     "age": np.linspace(20.0, 60.0, 50),  # range 40: the margin is 4
@@ -21,7 +21,7 @@ TYPES = {"age": "numeric", "income": "numeric", "smoker": "boolean", "city": "ca
 
 def _warnings(rows: list[dict[str, object]], features: list[dict[str, object]] | None = None) -> list[list[str]]:
     features = features or [spec.to_dict() for spec in fit_features(TRAIN, TYPES, set())]
-    return input_warnings(features, instances_to_inputs(rows, features), len(rows))
+    return InputProfile.of(features).warnings(instances_to_inputs(rows, features), len(rows))
 
 
 FAMILIAR = {"age": 30.0, "income": 1.5, "smoker": True, "city": "oslo", "code": "c3"}

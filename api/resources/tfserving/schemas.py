@@ -12,23 +12,23 @@ class TFServingInputs(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
         if isinstance(value, list) and value:
-            return _within_row_limit(value, len(value))
+            _within_row_limit(len(value))
+            return value
         if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
             lengths = {len(v) for v in value.values()}
             if len(lengths) != 1 or 0 in lengths:
                 raise ValidationError(f"Every column in 'inputs' must list the same number (> 0) of values; "
                                       f"got column lengths {sorted(lengths)[:10]}.")
             (count,) = lengths
-            _within_row_limit(value, count)
+            _within_row_limit(count)
             return [{column: values[i] for column, values in value.items()} for i in range(count)]
         raise ValidationError("'inputs' must be {column: [values, ...]} or a non-empty list of rows.")
 
 
-def _within_row_limit(value: Any, count: int) -> Any:
+def _within_row_limit(count: int) -> None:
     if count > MAX_INSTANCES:
         raise ValidationError(f"'inputs' holds {count} rows; one request may predict at most {MAX_INSTANCES}. "
                               "Split the rows over several requests, or score a file with batch scoring.")
-    return value
 
 
 class TFServingPredictSchema(Schema):
