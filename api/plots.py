@@ -1,4 +1,5 @@
-"""Learning curves as PNG images, drawn in the API process with matplotlib, for reports and chat tools.
+"""Learning curves and importance bars as PNG images, drawn in the API process with matplotlib, for
+reports and chat tools.
 
 Uses matplotlib's object API (``Figure``), not pyplot: no global state, no display, safe in
 gunicorn's threads. matplotlib is imported on the first plot only.
@@ -62,6 +63,32 @@ def learning_curves(epochs: list[dict[str, Any]], title: str, width: int = 900, 
     if not epochs:
         axes[0].text(0.5, 0.5, "No epochs recorded yet", ha="center", va="center", transform=axes[0].transAxes)
     axes[-1].set_xlabel("epoch")
+    return _png(figure, title)
+
+
+def importance_bars(importance: dict[str, Any], title: str, width: int = 900, height: int | None = None,
+                    most: int = 30) -> bytes:
+    """Permutation importance as horizontal bars (mean drop, with its spread as error bars), the most
+    important column on top; at most ``most`` columns."""
+    from matplotlib.figure import Figure
+
+    columns = importance.get("columns", [])[:most]
+    height = height or min(MAX_HEIGHT, max(MIN_HEIGHT, 110 + 26 * len(columns)))
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    ax = figure.subplots()
+    names = [str(c["name"]) for c in reversed(columns)]
+    ax.barh(names, [c["mean"] for c in reversed(columns)], xerr=[c["std"] for c in reversed(columns)],
+            color="C0", ecolor="0.35", capsize=2)
+    ax.axvline(0.0, color="0.5", linewidth=0.8)
+    ax.set_xlabel(f"drop in {importance.get('metric', 'score')} when the column is shuffled "
+                  f"({importance.get('split', 'test')} rows, {importance.get('repeats', 0)} repeats)")
+    ax.grid(axis="x", alpha=0.3)
+    if not columns:
+        ax.text(0.5, 0.5, "No importance computed", ha="center", va="center", transform=ax.transAxes)
+    return _png(figure, title)
+
+
+def _png(figure: Any, title: str) -> bytes:
     figure.suptitle(title, fontsize=11)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

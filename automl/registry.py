@@ -42,8 +42,10 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
 
 
 def register_custom_objects() -> None:
-    """Make the service's own layers known to Keras (preprocessing, target transforms, ensembles), as
-    loading a downloaded ``.keras`` file needs: ``from automl.registry import register_custom_objects``."""
+    """Make the service's own layers known to Keras (preprocessing, target transforms, ensembles,
+    temperature scaling), as loading a downloaded ``.keras`` file needs:
+    ``from automl.registry import register_custom_objects``."""
+    import automl.hypermodels.calibration
     import automl.hypermodels.ensemble
     import automl.preprocessing.layers  # noqa: F401
 

@@ -208,6 +208,22 @@ def predict(client: Client, model: str, rows: Path, output: Path | None, proba: 
 
 @click.command()
 @click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_connection
+def importance(client: Client, model: str, as_json: bool) -> None:
+    """Which input columns MODEL (an id or an alias) relies on: permutation importance on its test rows."""
+    found = client.importance(model)
+    if as_json:
+        _json_out(found)
+        return
+    title = (f"model {found['model_id']}: drop in {found['metric']} (from {found['baseline']:.4g}) when a column "
+             f"is shuffled, {found['repeats']} repeats on {found['rows']} test rows")
+    _table(["column", "mean drop", "std"], [[c["name"], f"{c['mean']:.4f}", f"{c['std']:.4f}"]
+                                             for c in found["columns"]], title=title)
+
+
+@click.command()
+@click.argument("model")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="A file or folder (default: the current folder, the server's file name).")
 @click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel"]), default="keras", show_default=True,
@@ -248,7 +264,8 @@ models = _listing("models", lambda c: c.models(), {
     "created": lambda m: m.get("created_at")},
     "Your models, newest first.")
 
-COMMANDS: tuple[click.Command, ...] = (upload, train, wait_command, trials, predict, download, datasets, jobs, models)
+COMMANDS: tuple[click.Command, ...] = (upload, train, wait_command, trials, predict, importance, download, datasets,
+                                       jobs, models)
 
 
 def _parse_json(text: str, option: str) -> Any:

@@ -144,6 +144,15 @@ class Client:
         """The final model's per-epoch metrics."""
         return self._json("GET", f"/models/{model}/history")["epochs"]
 
+    def importance(self, model: str) -> dict[str, Any]:
+        """Which input columns the model relies on: permutation importance on the held-out test rows
+        (``metric``, ``baseline``, ``columns``: name, mean drop, std; most important first)."""
+        return self._json("GET", f"/models/{model}/importance")
+
+    def profile(self, model: str) -> list[dict[str, Any]]:
+        """What the model saw in training, per input column (quantiles, category shares, missing share)."""
+        return self._json("GET", f"/models/{model}/profile")["columns"]
+
     def predict(self, model: str, instances: Any, mc_samples: int | None = None) -> dict[str, Any]:
         """Predictions for rows (a list of dicts, or anything with ``to_dict("records")`` such as a
         DataFrame); ``mc_samples`` adds Monte Carlo dropout's ``std``."""

@@ -34,15 +34,18 @@ class WeightedAverage(keras.layers.Layer):
         return {**super().get_config(), "weights": self.member_weights}
 
 
+def inputs_like(model: keras.Model) -> Any:
+    """Fresh Keras inputs of the same names, shapes and types as ``model``'s, to wrap it in a new model."""
+    if isinstance(model.input, dict):  # tables: one input per column
+        return {key: keras.Input(shape=tensor.shape[1:], name=key, dtype=tensor.dtype)
+                for key, tensor in model.input.items()}
+    # images: one tensor
+    return keras.Input(shape=model.input.shape[1:], name=model.input.name, dtype=model.input.dtype)
+
+
 def build_ensemble(members: list[keras.Model], weights: list[float]) -> keras.Model:
     """One model whose output is the weighted average of ``members``' outputs on shared inputs."""
-    template = members[0]
-    inputs: Any
-    if isinstance(template.input, dict):  # tables: one input per column
-        inputs = {key: keras.Input(shape=tensor.shape[1:], name=key, dtype=tensor.dtype)
-                  for key, tensor in template.input.items()}
-    else:  # images: one tensor
-        inputs = keras.Input(shape=template.input.shape[1:], name=template.input.name, dtype=template.input.dtype)
+    inputs = inputs_like(members[0])
     outputs = []
     for i, member in enumerate(members):
         member.name = f"member_{i}"

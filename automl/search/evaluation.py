@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+MAIN_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "multilabel": "accuracy", "regression": "r2"}
+
 
 @dataclass
 class Evaluation:
@@ -77,6 +79,19 @@ def evaluate(task: str, y_true: np.ndarray, output: np.ndarray, labels: list[Any
         confusion_matrix={"labels": labels, "matrix": matrix.tolist(),
                           "layout": "rows: true class, columns: predicted class"},
     )
+
+
+def main_score(task: str, y_true: np.ndarray, output: np.ndarray) -> float:
+    """The task's main metric (``MAIN_METRIC``) of a model's raw output, quickly: accuracy (for
+    multilabel, the share of labels right) or R²."""
+    output = np.asarray(output, dtype="float64")
+    if task == "regression":
+        return float(skm.r2_score(np.asarray(y_true, dtype="float64").reshape(-1), output.reshape(-1)))
+    if task == "multilabel":
+        return float(np.mean((output >= 0.5) == (np.asarray(y_true) > 0.5)))
+    y = np.asarray(y_true).reshape(-1).astype("int64")
+    pred = (output.reshape(-1) > 0.5).astype("int64") if task == "binary" else output.argmax(axis=1)
+    return float(np.mean(pred == y))
 
 
 def _roc_auc_multilabel(y: np.ndarray, probs: np.ndarray) -> float | None:

@@ -47,6 +47,11 @@ class SearchOptions:
                                    "benchmarks/portfolio.py over public tables), then the tuner's own proposals. "
                                    "false: the tuner proposes every trial from the first, as plain Keras Tuner "
                                    "does (to compare searches, or to explore a narrowed space from scratch).")
+    calibrate: bool | None = option(None, "Classifiers: temperature scaling of the served probabilities, fitted on "
+                                          "the validation rows (never changes the predicted class). true: always; "
+                                          "false: never; null (default): when a temperature fitted on half of the "
+                                          "validation rows lowers the other half's log loss. The model card's "
+                                          "calibration shows reliability and ECE on the test rows before and after.")
 
 
 @dataclass(frozen=True)

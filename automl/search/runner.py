@@ -21,10 +21,14 @@ import numpy as np
 
 from automl.errors import SearchFailed
 from automl.hypermodels.base import SearchHyperModel
+from automl.hypermodels.calibration import with_temperature
 from automl.hypermodels.cnn import ImageCNN
 from automl.hypermodels.ensemble import build_ensemble
 from automl.hypermodels.mlp import TabularMLP
 from automl.hypermodels.training import configure_gpus, gpu_visible, has_dropout
+from automl.insight.calibration import calibrate, scaled
+from automl.insight.importance import permutation_importance
+from automl.insight.profile import training_profile
 from automl.search import ensemble, portfolio, tuners
 from automl.search.budget import EXHAUSTED
 from automl.search.data import PreparedData, prepare
@@ -189,6 +193,9 @@ class TrainedModel:
     members: list[Member] = field(default_factory=list)
     ensemble: dict[str, Any] | None = None  # how the ensemble was chosen (None: a single model)
     refit_rows: int | None = None  # rows the served model was retrained on (None: not retrained)
+    importance: dict[str, Any] | None = None  # permutation importance on the test rows (tables)
+    calibration: dict[str, Any] | None = None  # reliability before and after temperature scaling (classifiers)
+    profile: list[dict[str, Any]] | None = None  # per input column, what the training rows held (tables)
 
     @property
     def refit(self) -> bool:
@@ -209,6 +216,9 @@ class TrainedModel:
             "ensemble": self.ensemble,
             "supports_uncertainty": self.supports_uncertainty,
             "split_sizes": self.split_sizes,
+            "importance": self.importance,
+            "calibration": self.calibration,
+            "profile": self.profile,
         }
 
     def metadata(self, spec: SearchSpec, model_id: str) -> dict[str, Any]:
@@ -296,6 +306,28 @@ def _select(spec: SearchSpec, tuner: Any, completed: list[Any], data: PreparedDa
         return [(best, 1.0)], info
     by_id = {t.trial_id: t for t in candidates}
     return [(by_id[i], w) for i, w in selection.weights.items()], info
+
+
+IMPORTANCE_SHARE = 0.25  # of the time left before the deadline, at most, for permutation importance
+
+
+def _importance(spec: SearchSpec, data: PreparedData, models: list[Any], members: list[Member], clock: _Clock
+                ) -> dict[str, Any] | None:
+    """Permutation importance of the served blend (before any refit, so the test rows are unseen), on
+    the test rows; None for images or when no time is left."""
+    if spec.kind != "tabular" or not data.features or len(data.y_test) < 2:
+        return None
+    left = clock.left()
+    if left is not None and left <= 1.0:
+        log.warning("no time left for permutation importance")
+        return None
+
+    def predict(x: dict[str, np.ndarray]) -> np.ndarray:
+        return np.sum([m.weight * _predict(model, x, data) for model, m in zip(models, members, strict=True)], axis=0)
+
+    return permutation_importance(predict, data.x_test, data.y_test, spec.task,
+                                  [(f.key, f.name) for f in data.features], spec.seed,
+                                  seconds=None if left is None else IMPORTANCE_SHARE * left)
 
 
 def _load(tuner: Any, trial: Any) -> Any:
@@ -390,8 +422,16 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
         return np.sum([m.weight * np.asarray(out[split], dtype="float64")
                        for m, out in zip(members, outputs, strict=True)], axis=0)
 
-    validation = evaluate(spec.task, data.y_val, blend(0), labels)
-    test = evaluate(spec.task, data.y_test, blend(1), labels)
+    val_output, test_output = blend(0), blend(1)
+    calibration = None
+    if spec.task != "regression":
+        calibration = calibrate(spec.task, spec.calibrate, data.y_val, val_output, data.y_test, test_output, spec.seed)
+        if calibration.applied:
+            val_output, test_output = (scaled(spec.task, out, calibration.temperature)
+                                       for out in (val_output, test_output))
+    validation = evaluate(spec.task, data.y_val, val_output, labels)
+    test = evaluate(spec.task, data.y_test, test_output, labels)
+    importance = _importance(spec, data, models, members, clock)
 
     history, refit_rows = None, None
     if spec.refit:
@@ -410,6 +450,8 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
     served = [tuner.hypermodel.serving_model(trial.hyperparameters, model)
               for (trial, _), model in zip(chosen, models, strict=True)]
     final = served[0] if len(served) == 1 else build_ensemble(served, [m.weight for m in members])
+    if calibration is not None and calibration.applied:
+        final = with_temperature(final, calibration.temperature, spec.task)
     return TrainedModel(
         model=final,
         best_trial_id=best.trial_id,
@@ -425,4 +467,7 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
         members=members,
         ensemble=selection,
         refit_rows=refit_rows,
+        importance=importance,
+        calibration=calibration.report if calibration is not None else None,
+        profile=training_profile(data.features, data.x_train) if spec.kind == "tabular" else None,
     )

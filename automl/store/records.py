@@ -219,6 +219,10 @@ class ModelRecord(Base):
     members: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     ensemble: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # how the members were chosen
     supports_uncertainty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the job found about the model besides its score (``automl.insight``).
+    importance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    profile: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Deployed models are loaded and warmed by every serving process at start (readiness waits).

@@ -241,6 +241,13 @@ def test_the_dashboard_shows_the_dataset_and_the_final_model_and_predicts(follow
     expected = client.predict_proba(model["id"], [instance])
     for label, probability in zip(expected["classes"], expected["probabilities"][0], strict=True):
         assert float(shown[label]) == pytest.approx(probability, abs=1e-3)
+    # Which columns matter, and how sure the model is: the card's figures, as the API has them.
+    shown = page.eval_on_selector_all("#importance .bar-row", "rows => rows.map(r => r.children[0].textContent)")
+    assert shown == [c["name"] for c in model["importance"]["columns"]] and sorted(shown) == FEATURES
+    reliability = page.eval_on_selector_all("#reliability tbody tr", "rows => rows.map(r => r.cells[1].textContent)")
+    served = model["calibration"]["calibrated" if model["calibration"]["applied"] else "uncalibrated"]
+    assert [int(n) for n in reliability] == [b["count"] for b in served["bins"]]
+    assert sum(b["count"] for b in served["bins"]) == model["split_sizes"]["test"]
     snapshot(page, "dashboard-model.png")
     assert not page.errors  # type: ignore[attr-defined]
 
@@ -270,6 +277,13 @@ def test_automl_trials_predict_and_download(followed: dict[str, Any], distribute
     labels = automl(distributed, "predict", job["model_id"], str(rows_csv))
     assert labels.stdout.splitlines()[1:] == [f'"{p}"' for p in client.predict(job["model_id"], sample[FEATURES])[
         "predictions"]]
+
+    ranked = automl(distributed, "importance", job["model_id"])
+    assert ranked.returncode == 0, ranked.stderr
+    importance = client.importance(job["model_id"])
+    assert [line.split()[0] for line in ranked.stdout.splitlines()[1:]] == [c["name"] for c in importance["columns"]]
+    assert importance["metric"] == "accuracy" and importance["rows"] == client.model(job["model_id"])[
+        "split_sizes"]["test"]
 
     downloaded = automl(distributed, "download", job["model_id"], "-o", str(followed["folder"]))
     assert downloaded.returncode == 0, downloaded.stderr

@@ -131,13 +131,18 @@
   function bars(counts, total) {
     const entries = Object.entries(counts || {});
     const most = Math.max(1, ...entries.map(([, n]) => n));
-    return h("div", { class: "bars" }, entries.map(([label, n]) => {
+    return barRows(entries.map(([label, n]) => [label, n, `${n}${total ? ` (${((100 * n) / total).toFixed(1)}%)` : ""}`]),
+                   most);
+  }
+
+  // rows: [label, value, text shown]; a bar's length is value / most (none below 0).
+  function barRows(rows, most, id) {
+    return h("div", { class: "bars", id: id || null }, rows.map(([label, n, text]) => {
       const bar = h("span", { class: "bar" });
-      bar.style.width = `${(100 * n) / most}%`;  // CSSOM, allowed by the page's CSP
-      const share = total ? ` (${((100 * n) / total).toFixed(1)}%)` : "";
-      return h("div", { class: "bar-row", title: `${label}: ${n}${share}` },
+      bar.style.width = `${Math.max(0, (100 * n) / most)}%`;  // CSSOM, allowed by the page's CSP
+      return h("div", { class: "bar-row", title: `${label}: ${text}` },
                h("span", { class: "bar-label", text: label }), h("span", { class: "bar-track" }, bar),
-               h("span", { class: "bar-count", text: `${n}${share}` }));
+               h("span", { class: "bar-count", text }));
     }));
   }
 
@@ -478,9 +483,39 @@
     const parts = [head, h("div", { class: "row" }, metrics("Test metrics (held-out split)", m.test_metrics, "test-metrics"),
                                                   metrics("Validation metrics", m.validation_metrics, "validation-metrics"))];
     if (m.confusion_matrix) parts.push(confusion(m.confusion_matrix));
+    const insight = [m.importance ? importanceCard(m.importance) : null,
+                     m.calibration ? calibrationCard(m.calibration) : null].filter(Boolean);
+    if (insight.length) parts.push(h("div", { class: "row" }, insight));
     parts.push(curves.panel, predictForm(m));
     poll(gen, async () => { await curves.refresh(); return m.state === "training"; });
     return parts;
+  }
+
+  function importanceCard(imp) {
+    const columns = imp.columns || [];
+    const most = Math.max(1e-9, ...columns.map((c) => c.mean));
+    return h("section", { class: "card half" }, h("h2", { text: "Which columns matter (test split)" }),
+      h("p", { class: "hint", text: `Drop in ${imp.metric} (from ${fmt(imp.baseline)}) when a column's values are `
+                                    + `shuffled: mean ± spread over ${imp.repeats} repeats on ${imp.rows} rows.` }),
+      barRows(columns.slice(0, 30).map((c) => [c.name, c.mean, `${c.mean.toFixed(4)} ± ${c.std.toFixed(4)}`]),
+              most, "importance"),
+      columns.length > 30 ? h("p", { class: "hint", text: `and ${columns.length - 30} more columns` }) : null);
+  }
+
+  function calibrationCard(cal) {
+    const served = cal.applied ? cal.calibrated : cal.uncalibrated;
+    const rows = (served.bins || []).map((b) => ({ ...b, range: `${b.lower.toFixed(1)}–${b.upper.toFixed(1)}` }));
+    return h("section", { class: "card half" }, h("h2", { text: "Calibration (test split)" }),
+      h("p", { class: "meta", id: "calibration-summary",
+               text: `ECE ${fmt(cal.uncalibrated.ece)} → ${fmt(cal.calibrated.ece)} with temperature `
+                     + `${fmt(cal.temperature)}: ${cal.applied ? "applied to the served probabilities" : "not applied"}` }),
+      h("p", { class: "hint", text: cal.reason || "" }),
+      table([
+        { title: "Predicted", value: (r) => r.range },
+        { title: "Rows", value: (r) => String(r.count), class: "num" },
+        { title: "Mean predicted", value: (r) => fmt(r.mean_predicted), class: "num" },
+        { title: "Observed", value: (r) => fmt(r.observed), class: "num" },
+      ], rows, { id: "reliability", empty: "No rows." }));
   }
 
   function confusion(cm) {

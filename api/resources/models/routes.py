@@ -15,20 +15,22 @@ from werkzeug.datastructures import FileStorage
 
 from api.auth import rate_limited, scope
 from api.metrics import count_predictions
-from api.plots import learning_curves
+from api.plots import importance_bars, learning_curves
 from api.resources.common import PNG_ANSWER, PlotArgs
 from api.resources.models.schemas import (
     BatchPredictFormSchema,
     DownloadArgs,
+    ImportanceSchema,
     ModelHistorySchema,
     ModelListArgs,
     ModelSchema,
     PredictRequestSchema,
     PredictResponseSchema,
     ProbaResponseSchema,
+    ProfileSchema,
 )
 from api.services import services
-from automl.errors import InvalidInstances, InvalidRequest, NotReady
+from automl.errors import InvalidInstances, InvalidRequest, NotFound, NotReady
 from automl.serving.adapters import Batch, image_files, json_instances
 from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
@@ -103,6 +105,57 @@ class ModelHistoryPlot(MethodView):
         png = learning_curves(record.history or [], f"model {record.id} ({record.task}, target {record.target})",
                               args["width"], args["height"])
         return Response(png, mimetype="image/png")
+
+
+def _importance(model_id: str) -> tuple[Any, dict[str, Any]]:
+    with services().store.session() as session:
+        record = catalogue.resolve_model(session, model_id, scope())
+    if record.importance is None:
+        if record.state != ModelState.ready.value:
+            raise NotReady(f"Model '{record.id}' is {record.state}; its importance is measured when its job finishes.")
+        raise NotFound(f"Model '{record.id}' has no feature importance: it is computed for table models (this one "
+                       f"is a {record.kind} model), and by models trained since it was added.")
+    return record, record.importance
+
+
+@blp.route("/<string:model_id>/importance")
+class Importance(MethodView):
+    @blp.response(200, ImportanceSchema)
+    def get(self, model_id: str) -> Any:
+        """Which input columns the model relies on: permutation importance on the held-out test rows (the
+        drop in accuracy or R² when a column's values are shuffled, mean and spread over the repeats),
+        most important first."""
+        record, importance = _importance(model_id)
+        return {"model_id": record.id, **importance}
+
+
+@blp.route("/<string:model_id>/importance.png")
+class ImportancePlot(MethodView):
+    @blp.arguments(PlotArgs, location="query")
+    @blp.response(200, description="Permutation importance as bars, most important column on top (at most 30).",
+                  content_type="image/png")
+    def get(self, args: dict[str, Any], model_id: str) -> Any:
+        """The permutation importance as a bar chart (PNG)."""
+        record, importance = _importance(model_id)
+        png = importance_bars(importance, f"model {record.id}: which columns matter (target {record.target})",
+                              args["width"], args["height"])
+        return Response(png, mimetype="image/png")
+
+
+@blp.route("/<string:model_id>/profile")
+class Profile(MethodView):
+    @blp.response(200, ProfileSchema)
+    def get(self, model_id: str) -> Any:
+        """What the model saw in training, per input column (table models): the reference for input
+        warnings and drift."""
+        with services().store.session() as session:
+            record = catalogue.resolve_model(session, model_id, scope())
+        if record.profile is None:
+            if record.state != ModelState.ready.value:
+                raise NotReady(f"Model '{record.id}' is {record.state}; its profile is saved when its job finishes.")
+            raise NotFound(f"Model '{record.id}' has no training profile: it is kept for table models (this one is "
+                           f"a {record.kind} model), and by models trained since it was added.")
+        return {"model_id": record.id, "columns": record.profile}
 
 
 _PREDICT_BODY = {

@@ -36,6 +36,12 @@ class ModelSchema(Schema):
         "description": "How the ensemble was chosen: the objective, its validation loss against the best single "
                        "trial's, how many trials were candidates, and whether it was kept."})
     supports_uncertainty = fields.Boolean(metadata={"description": "Has dropout, so mc_samples works."})
+    importance = fields.Dict(allow_none=True, metadata={
+        "description": "Table models: permutation importance on the test rows (see /importance); null for images."})
+    calibration = fields.Dict(allow_none=True, metadata={
+        "description": "Classifiers: the fitted temperature, whether the served probabilities use it, and on the "
+                       "test rows the reliability table and expected calibration error (ece) without (uncalibrated) "
+                       "and with it (calibrated); null for regression."})
     error = fields.String(allow_none=True)
     deployed = fields.Boolean(metadata={"description": "Loaded and warmed by every serving process at start."})
     deployed_at = fields.DateTime(allow_none=True)
@@ -117,3 +123,31 @@ class DownloadArgs(Schema):
     format = fields.String(load_default="keras", validate=validate.OneOf(["keras", "savedmodel"]),
                            metadata={"description": "keras: the .keras file; savedmodel: a zip of a TensorFlow "
                                                     "SavedModel laid out as version 1/ for TensorFlow Serving."})
+
+
+class ColumnImportanceSchema(Schema):
+    name = fields.String(metadata={"description": "The input column."})
+    mean = fields.Float(metadata={"description": "Mean drop of the metric when the column is shuffled."})
+    std = fields.Float(metadata={"description": "Its standard deviation over the repeats."})
+
+
+class ImportanceSchema(Schema):
+    model_id = fields.String()
+    method = fields.String(metadata={"description": "permutation: each column shuffled among the test rows."})
+    split = fields.String(metadata={"description": "The rows it was measured on (the held-out test split, before "
+                                                   "any refit)."})
+    metric = fields.String(metadata={"description": "accuracy (classification) or r2 (regression)."})
+    baseline = fields.Float(metadata={"description": "The metric with no column shuffled."})
+    repeats = fields.Integer(metadata={"description": "Shuffles per column."})
+    rows = fields.Integer()
+    seconds = fields.Float(metadata={"description": "Time it took when the job finished."})
+    columns = fields.List(fields.Nested(ColumnImportanceSchema), metadata={
+        "description": "Every input column, most important first."})
+
+
+class ProfileSchema(Schema):
+    model_id = fields.String()
+    columns = fields.List(fields.Dict(), metadata={
+        "description": "Per input column, what the training rows held: rows, missing_share; numbers: min, max, "
+                       "mean, quantiles (deciles), bins (edges and the share of rows in each); booleans and "
+                       "categories: categories (value -> share, the 20 most frequent), other_share, distinct."})
