@@ -15,6 +15,7 @@ from api.resources import BLUEPRINTS
 from api.services import Services
 from automl.observability import StoreCollector, configure_logging
 from automl.serving.cache import ModelCache, predictor_loader
+from automl.serving.drift import DriftMonitor
 from automl.serving.images import MAX_IMAGES
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
                                                       "predict": settings.rate_limit_predict})
     app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup,
                                         keys=KeyRing(store, settings.key_cache_s), limits=limits,
-                                        resolver=ModelResolver(store, models))
+                                        resolver=ModelResolver(store, models),
+                                        drift=DriftMonitor(store, settings.drift_flush_s,
+                                                           settings.drift_retention_days))
 
     api = AutomlApi(app)
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",

@@ -1,4 +1,5 @@
-"""Per-app service objects (settings, store, Celery, model cache and resolver), built by the factory."""
+"""Per-app service objects (settings, store, Celery, model cache and resolver, drift monitor), built by the
+factory."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import current_app
 
 from api.keys import KeyRing, RateLimits
 from automl.serving.cache import ModelCache
+from automl.serving.drift import DriftMonitor
 from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
@@ -25,6 +27,7 @@ class Services:
     keys: KeyRing
     limits: RateLimits
     resolver: ModelResolver  # model id or alias -> the caller's loaded model
+    drift: DriftMonitor  # counts served inputs for drift reports
 
 
 def services() -> Services:

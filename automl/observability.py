@@ -6,7 +6,8 @@ the request hooks and the task set; ``text`` (the default) writes the same field
 
 Metrics: the process-local ones (HTTP requests, predictions) live in ``api.metrics``; the
 service-wide ones (jobs by state, queue depth, worker heartbeats, trial durations) are read
-from the metadata store and the broker when Prometheus scrapes, by ``StoreCollector``, so that
+from the metadata store and the broker when Prometheus scrapes, by ``StoreCollector`` (deployed models'
+input drift included), so that
 every API replica reports the same truth and no worker needs a metrics port.
 """
 
@@ -119,3 +120,26 @@ class StoreCollector:
         buckets = [(str(b) if b != float("inf") else "+Inf", sum(1 for d in durations if d <= b)) for b in bounds]
         yield HistogramMetricFamily("automl_trial_duration_seconds", "Wall time of finished trials.",
                                     buckets=buckets, sum_value=sum(durations))
+        yield self._drift(now)
+
+    def _drift(self, now: Any) -> Any:
+        """Each deployed table model's drift per input column over the last 24 hours (PSI)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        from automl.insight import drift
+        from automl.store import catalogue
+
+        family = GaugeMetricFamily("automl_model_input_drift_psi",
+                                   f"Population stability index of each deployed model's inputs over the last 24 h "
+                                   f"against its training rows, per input column (above {drift.THRESHOLD}: "
+                                   "drifted).", labels=["model_id", "column"])
+        since = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+        with self.store.session() as session:
+            for model in catalogue.deployed_models(session):
+                if not model.profile:
+                    continue
+                _, counts = catalogue.drift_counts_since(session, model.id, since)
+                for column in drift.report(model.profile, counts):
+                    if column["psi"] is not None:
+                        family.add_metric([model.id, column["name"]], column["psi"])
+        return family

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         description="How often each serving process picks up models deployed or undeployed through another "
                     "process (0: only at start).",
     )
+    drift_flush_s: float = Field(
+        default=10, gt=0,
+        description="How often each serving process adds what it counted of prediction inputs to the store "
+                    "(drift reports see a process's counts this much later).",
+    )
+    drift_retention_days: float = Field(
+        default=30, gt=0, description="Counts of prediction inputs older than this are dropped.",
+    )
     worker_concurrency: int = Field(default=1, ge=1)
     worker_max_tasks_per_child: int = Field(
         default=0, ge=0,

@@ -6,14 +6,15 @@ then the final step (``train_final_model``, no refit) timed ``--runs`` times wit
 no-ops, alternating, in the same process; the medians and their difference are the added time
 at the end of a job. Also reported per table: the importance's repeats and rows, the top
 columns, and the calibration report (temperature, applied or not, test ECE and log loss before
-and after).
+and after). Last, the one-row predict latency added by ``explain`` and by the drift monitor.
 
-    .venv/bin/python benchmarks/insight.py [--datasets breast_cancer,star] [--write]
+    .venv/bin/python -m benchmarks.insight [--datasets breast_cancer,star] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks._docs import write_section
 from benchmarks._harness import Workspace, holdout_split
@@ -76,6 +79,38 @@ def run_table(workspace: Workspace, table: Any, trials: int, runs: int) -> dict[
             "calibration": trained.calibration, "members": len(trained.members)}
 
 
+def latency(workspace: Workspace, table: Any, calls: int) -> dict[str, Any]:
+    """One-row predict in process (the route's work without HTTP): plain, with ``explain``, and the cost
+    of handing the row to the drift monitor; medians over ``calls`` alternating calls, in µs."""
+    from automl.registry import save_model
+    from automl.search.local import run_local_search
+    from automl.serving.adapters import json_instances
+    from automl.serving.drift import DriftMonitor
+    from automl.serving.predictor import Predictor
+    from automl.usecases.predictions import answer
+
+    fit, held = holdout_split(table.frame(), table.target, table.task)
+    spec = workspace.job(fit, f"{table.name}-latency", target=table.target, max_trials=1, refit=False)
+    trained = run_local_search(spec).trained
+    folder = save_model(trained.model, trained.metadata(spec, "latency"), workspace.settings.models_dir,
+                        f"{table.name}-latency")
+    predictor = Predictor(folder)
+    row = held.drop(columns=[table.target]).iloc[:1].to_dict("records")
+    monitor = DriftMonitor(workspace.store, flush_s=3600, retention_days=1)
+    timings: dict[str, list[float]] = {"plain": [], "explain": [], "observe": []}
+    for _ in range(calls):
+        for name in ("plain", "explain"):
+            started = time.perf_counter()
+            answer(predictor, json_instances(predictor, row), proba=False, warnings=True, explain=name == "explain")
+            timings[name].append(time.perf_counter() - started)
+        batch = json_instances(predictor, row)
+        started = time.perf_counter()
+        monitor.observe(predictor, batch)
+        timings["observe"].append(time.perf_counter() - started)
+    return {"table": table.name, "columns": len(predictor.features), "calls": calls,
+            **{name: 1e6 * statistics.median(values) for name, values in timings.items()}}
+
+
 def report(rows: list[dict[str, Any]], trials: int, runs: int) -> str:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on 2 CPU cores by `benchmarks/insight.py`: per table, a {trials}-trial "
@@ -84,7 +119,7 @@ def report(rows: list[dict[str, Any]], trials: int, runs: int) -> str:
         "process; medians.",
         "",
         "| table | task | rows | columns | members | final step without, s | with, s | added, s | importance: "
-        "repeats × test rows | most important (mean drop) | temperature | applied | test ECE before → after | "
+        "repeats x test rows | most important (mean drop) | temperature | applied | test ECE before → after | "
         "test log loss before → after |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -96,10 +131,10 @@ def report(rows: list[dict[str, Any]], trials: int, runs: int) -> str:
                            f"{cal['uncalibrated']['ece']:.4f} → {cal['calibrated']['ece']:.4f} | "
                            f"{cal['uncalibrated']['log_loss']:.4f} → {cal['calibrated']['log_loss']:.4f}")
         else:
-            calibration = "– | – | – | –"
+            calibration = "- | - | - | -"
         lines.append(f"| {r['table']} | {r['task']} | {r['rows']} | {r['columns']} | {r['members']} | "
                      f"{r['without']:.2f} | {r['with']:.2f} | {r['with'] - r['without']:+.2f} | "
-                     f"{imp.get('repeats')} × {imp.get('rows')} | {top} | {calibration} |")
+                     f"{imp.get('repeats')} x {imp.get('rows')} | {top} | {calibration} |")
     added = [r["with"] - r["without"] for r in rows]
     lines += ["", f"Added time at the end of a job: median {statistics.median(added):+.2f} s, largest "
                   f"{max(added):+.2f} s ({rows[added.index(max(added))]['table']})."]
@@ -113,11 +148,20 @@ def report(rows: list[dict[str, Any]], trials: int, runs: int) -> str:
     return "\n".join(lines)
 
 
+def latency_report(found: dict[str, Any]) -> str:
+    return (f"One-row predict in process ({found['table']}, {found['columns']} columns, the route's work without "
+            f"HTTP, median of {found['calls']} alternating calls): {found['plain']:.0f} µs with input warnings, "
+            f"{found['explain']:.0f} µs with `explain` as well ({found['explain'] - found['plain']:+.0f} µs: one "
+            f"model call on {found['columns'] + 1} rows instead of 1, and the answer); handing the row to the "
+            f"drift monitor {found['observe']:.1f} µs (the counting runs on the monitor's thread).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(t.name for t in SUITE))
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=2000, help="one-row calls for the latency figures")
     parser.add_argument("--write", action="store_true", help="record the table in docs/benchmarks.md")
     args = parser.parse_args()
     wanted = args.datasets.split(",")
@@ -128,7 +172,8 @@ def main() -> None:
             if table.name in wanted:
                 rows.append(run_table(workspace, table, args.trials, args.runs))
                 print(rows[-1]["table"], f"{rows[-1]['without']:.2f} s → {rows[-1]['with']:.2f} s", flush=True)
-    body = report(rows, args.trials, args.runs)
+        found = latency(workspace, SUITE[0], args.calls)
+    body = report(rows, args.trials, args.runs) + "\n\n" + latency_report(found)
     print(body)
     if args.write:
         write_section(DOCS, "insight", "Model insight", body)

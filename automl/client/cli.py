@@ -208,6 +208,23 @@ def predict(client: Client, model: str, rows: Path, output: Path | None, proba: 
 
 @click.command()
 @click.argument("model")
+@click.argument("rows", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the CSV here (default: stdout).")
+@click.option("--passthrough", default="", metavar="COLUMNS",
+              help="Comma-separated input columns to copy into the output (e.g. an id).")
+@_connection
+def explain(client: Client, model: str, rows: Path, output: Path | None, passthrough: str) -> None:
+    """Predict ROWS (CSV or Parquet) with MODEL and explain each row: its prediction, what is explained
+    (explains, explained_value) and each column's effect on it (attribution:<column>)."""
+    columns = [c.strip() for c in passthrough.split(",") if c.strip()]
+    client.predict_file(model, rows, output or sys.stdout.buffer, passthrough=columns, explain=True)
+    if output is not None:
+        click.echo(f"wrote {output}", err=True)
+
+
+@click.command()
+@click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_connection
 def importance(client: Client, model: str, as_json: bool) -> None:
@@ -220,6 +237,26 @@ def importance(client: Client, model: str, as_json: bool) -> None:
              f"is shuffled, {found['repeats']} repeats on {found['rows']} test rows")
     _table(["column", "mean drop", "std"], [[c["name"], f"{c['mean']:.4f}", f"{c['std']:.4f}"]
                                              for c in found["columns"]], title=title)
+
+
+@click.command()
+@click.argument("model")
+@click.option("--hours", type=int, default=24, show_default=True, help="Compare the inputs of the last HOURS.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_connection
+def drift(client: Client, model: str, hours: int, as_json: bool) -> None:
+    """Do the inputs MODEL (an id or an alias) served lately still look like its training rows?"""
+    found = client.drift(model, hours)
+    if as_json:
+        _json_out(found)
+        return
+    judged = {True: "DRIFTED", False: "", None: "(too few rows)"}
+    title = (f"model {found['model_id']}: {found['rows']} inputs since {found['since']}; PSI above "
+             f"{found['threshold']} is drift; drifted: {', '.join(found['drifted']) or 'none'}")
+    _table(["column", "psi", "drifted", "missing", "training missing", "out of range / unseen"], [
+        [c["name"], _cell(c["psi"]), judged[c["drifted"]], _cell(c["missing_share"]),
+         _cell(c["training_missing_share"]), _cell(c.get("out_of_range_share", c.get("unseen_share")))]
+        for c in found["columns"]], title=title)
 
 
 @click.command()
@@ -264,8 +301,8 @@ models = _listing("models", lambda c: c.models(), {
     "created": lambda m: m.get("created_at")},
     "Your models, newest first.")
 
-COMMANDS: tuple[click.Command, ...] = (upload, train, wait_command, trials, predict, importance, download, datasets,
-                                       jobs, models)
+COMMANDS: tuple[click.Command, ...] = (upload, train, wait_command, trials, predict, explain, importance, drift,
+                                       download, datasets, jobs, models)
 
 
 def _parse_json(text: str, option: str) -> Any:

@@ -127,6 +127,11 @@ class Client:
         """The job's trials, best score first, with hyperparameters, score, epochs and state."""
         return self._json("GET", f"/jobs/{job_id}/trials")["trials"]
 
+    def job_importance(self, job_id: str) -> dict[str, Any]:
+        """Which hyperparameters explained the job's trial scores (``hyperparameters``: name and share of the
+        score's variance, most important first); needs 4 completed trials."""
+        return self._json("GET", f"/jobs/{job_id}/importance")
+
     def history(self, job_id: str, trial_id: str) -> list[dict[str, Any]]:
         """One trial's per-epoch metrics: ``[{"epoch": 0, "loss": ..., "val_loss": ...}, ...]``."""
         return self._json("GET", f"/jobs/{job_id}/trials/{trial_id}/history")["epochs"]
@@ -149,29 +154,40 @@ class Client:
         (``metric``, ``baseline``, ``columns``: name, mean drop, std; most important first)."""
         return self._json("GET", f"/models/{model}/importance")
 
+    def drift(self, model: str, hours: int = 24) -> dict[str, Any]:
+        """Whether the inputs served in the last ``hours`` still look like the training rows: per column the
+        population stability index (``psi``, above ``threshold``: drifted), out-of-range and unseen shares."""
+        return self._json("GET", f"/models/{model}/drift", params={"hours": hours})
+
     def profile(self, model: str) -> list[dict[str, Any]]:
         """What the model saw in training, per input column (quantiles, category shares, missing share)."""
         return self._json("GET", f"/models/{model}/profile")["columns"]
 
-    def predict(self, model: str, instances: Any, mc_samples: int | None = None) -> dict[str, Any]:
+    def predict(self, model: str, instances: Any, mc_samples: int | None = None,
+                explain: bool = False) -> dict[str, Any]:
         """Predictions for rows (a list of dicts, or anything with ``to_dict("records")`` such as a
-        DataFrame); ``mc_samples`` adds Monte Carlo dropout's ``std``."""
-        return self._json("POST", f"/models/{model}/predict", json=_instances(instances, mc_samples))
+        DataFrame); ``mc_samples`` adds Monte Carlo dropout's ``std``; ``explain`` adds each row's
+        ``explanations`` (every column's effect on the output)."""
+        return self._json("POST", f"/models/{model}/predict", json=_instances(instances, mc_samples, explain))
 
-    def predict_proba(self, model: str, instances: Any, mc_samples: int | None = None) -> dict[str, Any]:
+    def predict_proba(self, model: str, instances: Any, mc_samples: int | None = None,
+                      explain: bool = False) -> dict[str, Any]:
         """Class probabilities (``classes`` names the columns of ``probabilities``)."""
-        return self._json("POST", f"/models/{model}/predict_proba", json=_instances(instances, mc_samples))
+        return self._json("POST", f"/models/{model}/predict_proba", json=_instances(instances, mc_samples, explain))
 
     def predict_file(self, model: str, path: str | os.PathLike[str], out: str | os.PathLike[str] | IO[bytes],
-                     proba: bool = False, passthrough: Iterable[str] = ()) -> None:
+                     proba: bool = False, passthrough: Iterable[str] = (), explain: bool = False) -> None:
         """Score a CSV or Parquet file of any size on the server; the CSV answer streams into ``out``
-        (a path or a binary file), with the ``passthrough`` columns (e.g. an id) copied in."""
+        (a path or a binary file), with the ``passthrough`` columns (e.g. an id) copied in, and with
+        ``explain`` each row's explanation as ``explains``, ``explained_value`` and ``attribution:<column>``."""
         path = Path(path)
         route = "predict_proba" if proba else "predict"
-        data = {"passthrough": ",".join(passthrough)} if passthrough else None
+        data: dict[str, str] = {"passthrough": ",".join(passthrough)} if passthrough else {}
+        if explain:
+            data["explain"] = "true"
         with path.open("rb") as handle:
             response = self._send("POST", f"/models/{model}/{route}", files={"file": (path.name, handle)},
-                                  data=data, headers={"Accept": "text/csv"}, stream=True)
+                                  data=data or None, headers={"Accept": "text/csv"}, stream=True)
             _save(response, out)
 
     def download(self, model: str, out: str | os.PathLike[str] | None = None, format: str = "keras") -> Path:
@@ -215,7 +231,7 @@ class Client:
         return response
 
 
-def _instances(instances: Any, mc_samples: int | None) -> dict[str, Any]:
+def _instances(instances: Any, mc_samples: int | None, explain: bool = False) -> dict[str, Any]:
     if hasattr(instances, "to_dict"):  # a pandas DataFrame, without importing pandas
         instances = instances.to_dict("records")
     elif isinstance(instances, Mapping):
@@ -223,6 +239,8 @@ def _instances(instances: Any, mc_samples: int | None) -> dict[str, Any]:
     body: dict[str, Any] = {"instances": list(instances)}
     if mc_samples is not None:
         body["mc_samples"] = mc_samples
+    if explain:
+        body["explain"] = True
     return body
 
 

@@ -51,7 +51,7 @@ def column_profile(feature: FeatureSpec, values: np.ndarray) -> dict[str, Any]:
                                "false": _share((finite <= 0.5).sum(), total)}, "other_share": 0.0}
     if finite.size == 0:
         return {**base, "missing_share": missing_share, "min": None, "max": None, "mean": None,
-                "quantiles": [], "bins": {"edges": [], "shares": []}}
+                "quantiles": [], "bins": {"edges": [], "shares": [0.0]}}
     quantiles = np.quantile(finite, DECILES)
     edges = [float(e) for e in np.unique(quantiles[1:-1])]
     counts = numeric_bins(edges, finite)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ import pandas as pd
 from automl.datasets.ingest import csv_parse_error, detect_format, read_csv_header
 from automl.errors import InvalidDataset, InvalidInstances
 from automl.serving.adapters import Batch, table_chunk
+from automl.serving.explain import MAX_EXPLAINED_ROWS
 
 if TYPE_CHECKING:
     from automl.serving.predictor import Predictor
@@ -147,18 +148,20 @@ def _proba_columns(predictor: Predictor) -> list[str]:
 class _CsvWriter:
     """CSV through Arrow's writer (about 10x pandas' ``to_csv`` on float columns, measured here)."""
 
-    def __init__(self, handle: IO[bytes], predictor: Predictor, proba: bool, passthrough: list[str]) -> None:
+    def __init__(self, handle: IO[bytes], predictor: Predictor, proba: bool, passthrough: list[str],
+                 explain: bool = False) -> None:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
 
-        self.predictor, self.proba, self.passthrough = predictor, proba, passthrough
+        self.predictor, self.proba, self.passthrough, self.explain = predictor, proba, passthrough, explain
         if proba:
             outputs = _proba_columns(predictor)
         elif predictor.task == "multilabel":
             outputs = list(predictor.targets)
         else:
             outputs = ["prediction"]
-        clash = sorted(set(outputs) & set(passthrough))
+        explained = _explanation_columns(predictor) if explain else []
+        clash = sorted(set(outputs + [name for name, _ in explained]) & set(passthrough))
         if clash:
             raise InvalidInstances(f"passthrough column(s) {', '.join(clash)} clash with output columns; "
                                    "rename them in the file.", {"passthrough": [f"clash: {', '.join(clash)}"]})
@@ -166,7 +169,9 @@ class _CsvWriter:
         self.schema = pa.schema(
             [(escape_formula(name), pa.string()) for name in passthrough]
             + [(escape_formula(name), pa.float64() if numeric else pa.string()) for name in outputs]
+            + [(escape_formula(name), pa.string() if name == "explains" else pa.float64()) for name, _ in explained]
         )
+        self.explained = explained
         self.writer = pa_csv.CSVWriter(handle, self.schema, write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
     @staticmethod
@@ -188,6 +193,11 @@ class _CsvWriter:
                 columns.append(np.asarray(predictions, dtype="float64"))
             else:
                 columns.append(self._strings(predictions))
+        if self.explain:
+            explanations = _explanations(self.predictor, batch)
+            columns += [self._strings(e[path[0]] for e in explanations) if path == ("explains",)
+                        else np.array([_dig(e, path) for e in explanations], dtype="float64")
+                        for _, path in self.explained]
         self.writer.write_table(pa.Table.from_arrays(
             [pa.array(column, type=field.type) for column, field in zip(columns, self.schema, strict=True)],
             schema=self.schema,
@@ -195,6 +205,34 @@ class _CsvWriter:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _explanation_columns(predictor: Predictor) -> list[tuple[str, tuple[str, ...]]]:
+    """(CSV column, where its value is in an explanation) for each explanation column."""
+    names = [f["name"] for f in predictor.features]
+    if predictor.task == "multilabel":
+        return [column for label in predictor.targets for column in (
+            (f"explained_value:{label}", ("value", label)),
+            *((f"attribution:{label}:{name}", ("attributions", label, name)) for name in names))]
+    return [("explains", ("explains",)), ("explained_value", ("value",)),
+            *((f"attribution:{name}", ("attributions", name)) for name in names)]
+
+
+def _dig(explanation: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = explanation
+    for step in path:
+        value = value[step]
+    return value
+
+
+def _explanations(predictor: Predictor, batch: Batch) -> list[dict[str, Any]]:
+    """The batch's explanations, a slice at a time (one call explains at most ``MAX_EXPLAINED_ROWS``)."""
+    step = max(1, MAX_EXPLAINED_ROWS // (len(predictor.features) + 1))
+    found: list[dict[str, Any]] = []
+    for start in range(0, batch.rows, step):
+        rows = min(step, batch.rows - start)
+        found += predictor.explanations(Batch({k: v[start:start + rows] for k, v in batch.inputs.items()}, rows))
+    return found
 
 
 class _JsonWriter:
@@ -222,10 +260,15 @@ class _JsonWriter:
 
 
 def score_file(predictor: Predictor, path: Path, filename: str, *, proba: bool, output: str,
-               passthrough: list[str], tmp_dir: Path, chunk_rows: int = CHUNK_ROWS) -> ScoredFile:
-    """Score every row of the uploaded file at ``path``; see the module docstring."""
+               passthrough: list[str], tmp_dir: Path, chunk_rows: int = CHUNK_ROWS, explain: bool = False,
+               observe: Callable[[Batch], None] | None = None) -> ScoredFile:
+    """Score every row of the uploaded file at ``path``; see the module docstring. ``explain`` adds each
+    row's explanation as columns of the CSV output; ``observe`` sees each converted chunk (drift counts)."""
     if proba:
         predictor.require_classifier()
+    if explain and output != "csv":
+        raise InvalidInstances("explain adds columns to CSV output only. Ask for text/csv, or send the rows as JSON "
+                               "instances with explain: true.", {"explain": ["CSV output only"]})
     if passthrough and output != "csv":
         raise InvalidInstances("passthrough columns are written to CSV output only; JSON predictions are in the "
                                "file's row order. Ask for text/csv, or leave out passthrough.",
@@ -234,7 +277,7 @@ def score_file(predictor: Predictor, path: Path, filename: str, *, proba: bool, 
     handle = tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115 - handed to the response, which closes it
     try:
         writer: _CsvWriter | _JsonWriter = (
-            _CsvWriter(handle, predictor, proba, passthrough) if output == "csv"
+            _CsvWriter(handle, predictor, proba, passthrough, explain) if output == "csv"
             else _JsonWriter(handle, predictor, proba)
         )
         rows = 0
@@ -243,6 +286,8 @@ def score_file(predictor: Predictor, path: Path, filename: str, *, proba: bool, 
             rows += len(chunk)
             if len(chunk):
                 writer.write(chunk, batch)
+                if observe is not None:
+                    observe(batch)
         if rows == 0:
             raise InvalidInstances(f"'{filename}' has a header but no data rows.", {"file": ["no rows"]})
         writer.close()

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from automl.errors import InvalidInstances, UnsupportedForTask
+from automl.insight.drift import Counter as DriftCounter
 from automl.registry import load_keras_model, read_metadata
 from automl.serving.adapters import Batch, instances_to_inputs
 from automl.serving.checks import InputProfile
+from automl.serving.explain import Explainer
 from automl.serving.images import ImageCall
 
 MAX_MC_SAMPLES = 1000
@@ -102,6 +104,9 @@ class Predictor:
         self.kind: str = self.metadata.get("kind", "tabular")
         self.image: dict[str, Any] = self.metadata.get("image") or {}
         self.input_profile = InputProfile.of(self.features) if self.kind == "tabular" else None
+        self.explainer = Explainer.of(self.features) if self.kind == "tabular" else None
+        profile = self.metadata.get("profile")
+        self.drift_counter = DriftCounter(self.features, profile) if self.kind == "tabular" and profile else None
         self.model = load_keras_model(model_dir)
         self.supports_uncertainty = has_dropout(self.model)
         for layer in all_layers(self.model):  # an ensemble's members too
@@ -190,6 +195,12 @@ class Predictor:
         if probs.std is not None:
             chosen_std = [float(probs.std[i, k]) for i, k in enumerate(indices)]
         return [self.classes[int(i)] for i in indices], chosen_std
+
+    def explanations(self, batch: Batch) -> list[dict[str, Any]]:
+        """Per instance, each column's effect on the output (``automl.serving.explain``); table models only."""
+        if self.explainer is None:
+            raise UnsupportedForTask("explain is for table models; this model takes images. Leave out explain.")
+        return self.explainer.explain(self.call, batch.inputs, batch.rows, self.task, self.classes, self.targets)
 
     @property
     def proba_columns(self) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Storage calls for what a team owns and serves: datasets, models (and their deployment) and aliases.
+"""Storage calls for what a team owns and serves: datasets, models (and their deployment), aliases, and
+the counts of each model's prediction inputs that drift is measured from.
 
 Functions take a ``Session`` (the caller owns the transaction) and return records or plain
 values; no HTTP, Celery or TensorFlow here.
@@ -6,7 +7,11 @@ values; no HTTP, Celery or TensorFlow here.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import copy
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from automl.access import Scope
@@ -15,6 +20,7 @@ from automl.store.common import owned, visible
 from automl.store.records import (
     AliasRecord,
     DatasetRecord,
+    DriftCountsRecord,
     ModelRecord,
     ModelState,
     utcnow,
@@ -121,3 +127,38 @@ def resolve_model(session: Session, name: str, scope: Scope | None = None) -> Mo
     if not visible(model, scope):
         raise NotFound(f"No model with id or alias '{name}'.")
     return model  # type: ignore[return-value]
+
+
+# --- drift counts ---------------------------------------------------------------------------------
+
+
+def add_drift_counts(session: Session, model_id: str, hour: datetime, rows: int, counts: dict[str, Any]) -> None:
+    """Add ``counts`` to the model's counts of ``hour`` (the row is locked while it is updated, so
+    serving processes flushing at once all count)."""
+    from automl.insight.drift import merge
+
+    record = session.get(DriftCountsRecord, (model_id, hour), with_for_update=True)
+    if record is None:
+        session.add(DriftCountsRecord(model_id=model_id, hour=hour, rows=rows, counts=counts))
+        return
+    record.counts = merge(copy.deepcopy(record.counts), counts)  # a new value, so the JSON column is written
+    record.rows += rows
+
+
+def drift_counts_since(session: Session, model_id: str, since: datetime) -> tuple[int, dict[str, Any]]:
+    """(rows, counts) of the model's inputs in the hours from ``since``'s on, summed."""
+    from automl.insight.drift import merge
+
+    total: dict[str, Any] = {}
+    rows = 0
+    for record in session.scalars(select(DriftCountsRecord).where(
+            DriftCountsRecord.model_id == model_id, DriftCountsRecord.hour >= since)):
+        merge(total, record.counts)
+        rows += record.rows
+    return rows, total
+
+
+def prune_drift_counts(session: Session, before: datetime) -> int:
+    """Drop the counts of hours before ``before``; how many hour rows went."""
+    result = session.execute(delete(DriftCountsRecord).where(DriftCountsRecord.hour < before))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -231,6 +231,19 @@ class ModelRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class DriftCountsRecord(Base):
+    """Counts of a model's prediction inputs over its training profile's buckets in one hour, summed over
+    every serving process's flushes (``automl.insight.drift``): the rows themselves are never kept."""
+
+    __tablename__ = "drift_counts"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)  # the hour's start, UTC
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class AliasRecord(Base):
     """A stable name (``churn-prod``) pointing at a model; clients keep the URL when it moves.
     Each team has its own names."""

@@ -1,12 +1,17 @@
-"""A model by id or alias, as the caller's team may see it: its loaded predictor, deployment and aliases."""
+"""A model by id or alias, as the caller's team may see it: its loaded predictor, deployment, aliases and
+drift report."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from automl.access import Scope
 from automl.errors import NotReady
+from automl.insight import drift
 from automl.serving.cache import ModelCache
+from automl.serving.drift import DriftMonitor, hour_of
 from automl.serving.predictor import Predictor
 from automl.serving.warmup import Warmup
 from automl.store import Store, catalogue
@@ -69,3 +74,16 @@ def set_alias(store: Store, name: str, model_id: str, scope: Scope) -> tuple[Ali
         model = catalogue.get_model(session, model_id, scope)
         _require_ready(model, "get an alias")
         return catalogue.set_alias(session, scope.team, name, model.id)
+
+
+def drift_report(store: Store, monitor: DriftMonitor, record: ModelRecord, hours: int) -> dict[str, Any]:
+    """The model's drift over the last ``hours`` whole hours: this process's counts flushed first, then
+    every process's counts summed and compared with the training profile."""
+    monitor.flush()
+    since = hour_of(datetime.now(UTC) - timedelta(hours=hours - 1))
+    with store.session() as session:
+        rows, counts = catalogue.drift_counts_since(session, record.id, since)
+    columns = drift.report(record.profile or [], counts)
+    judged = sorted((c for c in columns if c["drifted"]), key=lambda c: -c["psi"])
+    return {"model_id": record.id, "since": since, "rows": rows, "threshold": drift.THRESHOLD,
+            "min_rows": drift.MIN_ROWS, "drifted": [c["name"] for c in judged], "columns": columns}

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("AUTOML_TEST_ARTIFACTS") or ROOT / "test-artifacts")
 CHROMIUM = os.environ.get("AUTOML_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FINISHED = ("succeeded", "failed", "cancelled")
-MAX_TRIALS, MAX_EPOCHS = 3, 10
+MAX_TRIALS, MAX_EPOCHS = 4, 10  # 4 trials: enough for hyperparameter importance
 FEATURES = [f"f{i}" for i in range(8)]
 
 
@@ -194,6 +194,15 @@ def test_the_dashboard_draws_every_trials_curves_live_while_the_job_runs(followe
         f"#leaderboard tbody tr td:nth-child({learning_rate})", "els => els.map(e => e.textContent)")]
     assert rates == sorted(rates)
 
+    # What the search learned: every trial in parallel coordinates, and the hyperparameters' importance
+    # as the API estimates it.
+    page.wait_for_selector("#hp-importance .bar-row")
+    assert page.eval_on_selector("#parallel", "e => Number(e.dataset.trials)") == MAX_TRIALS
+    assert page.eval_on_selector("#parallel", "e => Number(e.dataset.axes)") >= 3
+    importance = client.job_importance(followed["job_id"])
+    shown = page.eval_on_selector_all("#hp-importance .bar-row", "rows => rows.map(r => r.children[0].textContent)")
+    assert shown == [h["name"] for h in importance["hyperparameters"]] and importance["trials"] == MAX_TRIALS
+
     page.select_option(".card select[aria-label=metric]", "accuracy")
     assert chart(page)["series"] == 2 * MAX_TRIALS and page.eval_on_selector(".chart", "e => e.dataset.metric") \
         == "accuracy"
@@ -241,6 +250,12 @@ def test_the_dashboard_shows_the_dataset_and_the_final_model_and_predicts(follow
     expected = client.predict_proba(model["id"], [instance])
     for label, probability in zip(expected["classes"], expected["probabilities"][0], strict=True):
         assert float(shown[label]) == pytest.approx(probability, abs=1e-3)
+    # Why: each column's effect, as the API explains the same row.
+    effects = dict(page.eval_on_selector_all("#explanation .bar-row", "rows => rows.map(r => "
+                                             "[r.children[0].textContent, r.children[2].textContent])"))
+    explained = client.predict_proba(model["id"], [instance], explain=True)["explanations"][0]["attributions"]
+    assert list(effects) == list(explained)
+    assert [float(v) for v in effects.values()] == pytest.approx(list(explained.values()), abs=1e-4)
     # Which columns matter, and how sure the model is: the card's figures, as the API has them.
     shown = page.eval_on_selector_all("#importance .bar-row", "rows => rows.map(r => r.children[0].textContent)")
     assert shown == [c["name"] for c in model["importance"]["columns"]] and sorted(shown) == FEATURES
@@ -248,6 +263,11 @@ def test_the_dashboard_shows_the_dataset_and_the_final_model_and_predicts(follow
     served = model["calibration"]["calibrated" if model["calibration"]["applied"] else "uncalibrated"]
     assert [int(n) for n in reliability] == [b["count"] for b in served["bins"]]
     assert sum(b["count"] for b in served["bins"]) == model["split_sizes"]["test"]
+    # Drift: the page's table lists every input column with its PSI, as the API reports it.
+    page.click("#drift-refresh")
+    page.wait_for_selector("#drift tbody tr")
+    drift_rows = page.eval_on_selector_all("#drift tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert sorted(drift_rows) == FEATURES and client.drift(model["id"])["threshold"] == 0.25
     snapshot(page, "dashboard-model.png")
     assert not page.errors  # type: ignore[attr-defined]
 
@@ -277,6 +297,18 @@ def test_automl_trials_predict_and_download(followed: dict[str, Any], distribute
     labels = automl(distributed, "predict", job["model_id"], str(rows_csv))
     assert labels.stdout.splitlines()[1:] == [f'"{p}"' for p in client.predict(job["model_id"], sample[FEATURES])[
         "predictions"]]
+
+    explained_csv = followed["folder"] / "explained.csv"
+    explained = automl(distributed, "explain", job["model_id"], str(rows_csv), "-o", str(explained_csv))
+    assert explained.returncode == 0, explained.stderr
+    written = pd.read_csv(explained_csv)
+    answer = client.predict(job["model_id"], sample[FEATURES], explain=True)
+    assert written["prediction"].tolist() == answer["predictions"]
+    for feature in FEATURES:  # every row's effect of every column, as the JSON answer has it
+        assert written[f"attribution:{feature}"].tolist() == pytest.approx(
+            [e["attributions"][feature] for e in answer["explanations"]], abs=1e-5)
+    assert written["explained_value"].tolist() == pytest.approx(
+        [max(p) for p in client.predict_proba(job["model_id"], sample[FEATURES])["probabilities"]], abs=1e-5)
 
     ranked = automl(distributed, "importance", job["model_id"])
     assert ranked.returncode == 0, ranked.stderr

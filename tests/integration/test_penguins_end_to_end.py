@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,6 +96,46 @@ def test_penguins_search_and_serve(distributed: Service, penguins_csv: Path, pen
     response = distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": [bad]}, timeout=30)
     assert response.status_code == 422
     assert "island" in response.json()["message"] and "wingspan" in str(response.json()["errors"])
+
+    # What the model found besides its score: which columns matter, how sure it is, what it trained on.
+    importance = distributed.http.get(f"{base}/models/{job['model_id']}/importance", timeout=10).json()
+    assert sorted(c["name"] for c in importance["columns"]) == sorted(model_columns := [
+        c["name"] for c in model["input_schema"]])
+    assert importance["columns"][0]["name"] in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "island",
+                                                "body_mass_g")
+    assert importance["columns"][0]["mean"] > 0.05 and importance["rows"] == model["split_sizes"]["test"]
+    calibration = model["calibration"]
+    assert calibration["method"] == "temperature scaling" and calibration["uncalibrated"]["ece"] < 0.2
+    profile = distributed.http.get(f"{base}/models/{job['model_id']}/profile", timeout=10).json()["columns"]
+    assert [c["name"] for c in profile] == model_columns
+    islands = next(c for c in profile if c["name"] == "island")["categories"]
+    assert set(islands) == {"Biscoe", "Dream", "Torgersen"} and abs(sum(islands.values()) - 1.0) < 1e-6
+    explained = distributed.http.post(f"{base}/models/{job['model_id']}/predict",
+                                      json={"instances": instances[:3], "explain": True}, timeout=30).json()
+    assert [e["explains"] for e in explained["explanations"]] == [f"P({p!r})" for p in explained["predictions"]]
+    assert all(set(e["attributions"]) == set(model_columns) for e in explained["explanations"])
+
+    # Drift: the penguins' own rows look like the training rows; heavier penguins do not. Every serving
+    # process adds its counts to the store every AUTOML_DRIFT_FLUSH_S, so the report is polled until
+    # every request above is counted.
+    served = len(instances) + 20 + 3 + 3
+
+    def drift_after(rows: int) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while True:
+            report = distributed.http.get(f"{base}/models/{job['model_id']}/drift", timeout=10).json()
+            if report["rows"] >= rows or time.monotonic() > deadline:
+                return report
+            time.sleep(0.5)
+
+    report = drift_after(served)
+    assert report["rows"] == served and report["drifted"] == [], report
+    heavier = [dict(row, body_mass_g=(row["body_mass_g"] or 4000) + 3000) for row in instances]  # every row again
+    distributed.http.post(f"{base}/models/{job['model_id']}/predict", json={"instances": heavier}, timeout=60)
+    report = drift_after(served + len(heavier))
+    assert report["rows"] == served + len(heavier) and report["drifted"] == ["body_mass_g"], report
+    mass = next(c for c in report["columns"] if c["name"] == "body_mass_g")
+    assert mass["out_of_range_share"] > 0.3 and mass["psi"] > report["threshold"]
 
 
 def test_a_parquet_upload_keeps_its_types_and_trains(distributed: Service, penguins: pd.DataFrame,

@@ -172,8 +172,8 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
 
 def test_the_client_commands_are_part_of_automl_with_their_options() -> None:
     help_text = invoke("--help").output
-    for command in ("upload", "train", "wait", "trials", "predict", "importance", "download", "serve", "worker",
-                    "keys"):
+    for command in ("upload", "train", "wait", "trials", "predict", "explain", "importance", "drift", "download",
+                    "serve", "worker", "keys"):
         assert command in help_text
     train_help = invoke("train", "--help").output
     for option in ("--url", "--api-key", "--target", "--max-trials", "--max-epochs", "--time-budget", "--wait",

@@ -382,6 +382,7 @@
       renderHead(job);
       renderBoard(leaderboard);
       await curves.refresh();
+      await learned.refresh(leaderboard);
       return !FINISHED.includes(job.state);
     }
 
@@ -444,8 +445,93 @@
       boardHolder.replaceChildren(rendered);
     }
 
+    const learned = learnedPanel(path);
     poll(gen, refresh);
-    return [head, curves.panel, board];
+    return [head, curves.panel, board, learned.panel];
+  }
+
+  // What the search learned: every scored trial in parallel coordinates (one axis per hyperparameter
+  // that varied, then the score; darker is better), and which hyperparameters explained the score.
+  function learnedPanel(path) {
+    const canvas = h("canvas", { id: "parallel", width: "1100", height: "320", "data-trials": "0", "data-axes": "0" });
+    const importance = h("div", { id: "hp-importance-holder" });
+    const panel = h("section", { class: "card" }, h("h2", { text: "What the search learned" }),
+      h("p", { class: "hint", text: "Each line is a trial across its hyperparameters and its score (darker: better). "
+                                    + "Below: each hyperparameter's share of the score's variance." }),
+      h("div", { class: "table-wrap" }, canvas), importance);
+    let signature = "";
+    async function refresh(leaderboard) {
+      const scored = leaderboard.trials.filter((t) => typeof t.score === "number");
+      const next = JSON.stringify(scored.map((t) => [t.trial_id, t.score]));
+      if (next === signature) return;
+      signature = next;
+      drawParallel(canvas, scored, leaderboard.direction);
+      try {
+        const found = await api(`${path}/importance`);
+        const rows = found.hyperparameters.map((x) => [x.name, x.importance, x.importance.toFixed(3)]);
+        importance.replaceChildren(h("p", { class: "meta", text: `From ${found.trials} completed trials (${found.method}).` }),
+                                   barRows(rows, 1, "hp-importance"));
+      } catch (error) {
+        if (error.status !== 409) throw error;
+        importance.replaceChildren(h("p", { class: "hint", id: "hp-importance-wait", text: error.message }));
+      }
+    }
+    return { panel, refresh };
+  }
+
+  function drawParallel(canvas, trials, direction) {
+    const names = [];
+    for (const t of trials) for (const name of Object.keys(t.hyperparameters || {})) if (!names.includes(name)) names.push(name);
+    const varied = names.filter((name) => new Set(trials.map((t) => JSON.stringify((t.hyperparameters || {})[name]))).size > 1);
+    const axes = [...varied.map((name) => ({ name, value: (t) => (t.hyperparameters || {})[name] })),
+                  { name: "score", value: (t) => t.score }];
+    const ctx = canvas.getContext("2d");
+    const width = Math.max(600, 140 * axes.length);
+    canvas.width = width;
+    const height = canvas.height, top = 30, bottom = height - 40;
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = "11px system-ui, sans-serif";
+    const x = (i) => 60 + (i * (width - 120)) / Math.max(1, axes.length - 1);
+    // Each axis maps its values to [0, 1]: numbers linearly (log when they span 100x and more), others as
+    // evenly spaced choices; a trial without the hyperparameter sits below the axis.
+    const scales = axes.map((axis) => {
+      const values = trials.map(axis.value).filter((v) => v !== undefined && v !== null);
+      if (values.every((v) => typeof v === "number")) {
+        const lo = Math.min(...values), hi = Math.max(...values);
+        const log = lo > 0 && hi / lo >= 100;
+        const f = (v) => (log ? Math.log10(v) : v);
+        return { at: (v) => (hi === lo ? 0.5 : (f(v) - f(lo)) / (f(hi) - f(lo))), labels: [[0, fmt(lo)], [1, fmt(hi)]] };
+      }
+      const choices = [...new Set(values.map(String))].sort();
+      const at = (v) => (choices.length === 1 ? 0.5 : choices.indexOf(String(v)) / (choices.length - 1));
+      return { at, labels: choices.map((c) => [at(c), c]) };
+    });
+    const y = (share) => bottom - share * (bottom - top);
+    const ranked = trials.slice().sort((a, b) => (direction === "max" ? b.score - a.score : a.score - b.score));
+    ranked.slice().reverse().forEach((t) => {  // the best drawn last, on top
+      const rank = ranked.indexOf(t) / Math.max(1, ranked.length - 1);
+      ctx.strokeStyle = `rgba(31, 95, 191, ${(0.95 - 0.75 * rank).toFixed(2)})`;
+      ctx.lineWidth = rank === 0 ? 2.5 : 1.2;
+      ctx.beginPath();
+      axes.forEach((axis, i) => {
+        const v = axis.value(t);
+        const py = v === undefined || v === null ? bottom + 14 : y(scales[i].at(v));
+        if (i === 0) ctx.moveTo(x(i), py); else ctx.lineTo(x(i), py);
+      });
+      ctx.stroke();
+    });
+    ctx.fillStyle = "#333";
+    axes.forEach((axis, i) => {
+      ctx.strokeStyle = "#999";
+      ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(x(i), top); ctx.lineTo(x(i), bottom); ctx.stroke();
+      ctx.textAlign = "center";
+      ctx.fillText(axis.name, x(i), top - 12);
+      ctx.textAlign = "left";
+      for (const [share, label] of scales[i].labels.slice(0, 8)) ctx.fillText(String(label).slice(0, 14), x(i) + 4, y(share) + 4);
+    });
+    canvas.dataset.trials = String(trials.length);
+    canvas.dataset.axes = String(axes.length);
   }
 
   async function modelsView() {
@@ -486,9 +572,44 @@
     const insight = [m.importance ? importanceCard(m.importance) : null,
                      m.calibration ? calibrationCard(m.calibration) : null].filter(Boolean);
     if (insight.length) parts.push(h("div", { class: "row" }, insight));
+    const drift = m.kind === "tabular" && m.state === "ready" ? driftCard(path) : null;
     parts.push(curves.panel, predictForm(m));
+    if (drift) parts.push(drift.card);
     poll(gen, async () => { await curves.refresh(); return m.state === "training"; });
+    if (drift) drift.refresh().catch((error) => flash(error.message));
     return parts;
+  }
+
+  // The inputs served lately against the training rows, refreshed while the page is open.
+  function driftCard(path) {
+    const body = h("div", {}, h("p", { class: "hint", text: "Loading…" }));
+    const card = h("section", { class: "card" },
+      h("div", { class: "card-head" }, h("h2", { text: "Drift: the last 24 hours' inputs against the training rows" }),
+        h("button", { type: "button", class: "secondary", id: "drift-refresh", text: "Refresh",
+                      onclick: () => refresh().catch((error) => flash(error.message)) })),
+      body);
+    async function refresh() {
+      let d;
+      try { d = await api(`${path}/drift`); } catch (error) {
+        if (error.status === 404) { card.remove(); return; }
+        throw error;
+      }
+      const judged = (c) => (c.drifted === null ? "too few rows" : c.drifted ? "drifted" : "stable");
+      body.replaceChildren(
+        h("p", { class: "meta", id: "drift-summary",
+                 text: `${d.rows} inputs since ${when(d.since)} · PSI above ${d.threshold} is drift · drifted: `
+                       + `${d.drifted.length ? d.drifted.join(", ") : "none"}` }),
+        table([
+          { title: "Column", value: (c) => c.name, sort: (c) => c.name },
+          { title: "PSI", value: (c) => fmt(c.psi), sort: (c) => c.psi, class: "num" },
+          { title: "State", value: (c) => h("span", { class: `state ${c.drifted ? "failed" : ""}`, text: judged(c) }),
+            sort: (c) => judged(c) },
+          { title: "Missing (training)", value: (c) => `${fmt(c.missing_share)} (${fmt(c.training_missing_share)})`,
+            class: "num" },
+          { title: "Out of range / unseen", value: (c) => fmt(c.out_of_range_share ?? c.unseen_share), class: "num" },
+        ], d.columns, { id: "drift", sortBy: 1, descending: true, empty: "No input columns." }));
+    }
+    return { card, refresh };
   }
 
   function importanceCard(imp) {
@@ -578,7 +699,8 @@
           data.append("file", image.files[0]);
           answer = await api(`/models/${encodeURIComponent(m.id)}/${route}`, { method: "POST", body: data });
         } else {
-          answer = await api(`/models/${encodeURIComponent(m.id)}/${route}`, { method: "POST", json: { instances: [row()] } });
+          answer = await api(`/models/${encodeURIComponent(m.id)}/${route}`,
+                             { method: "POST", json: { instances: [row()], explain: true } });
         }
         flash("");
         out.replaceChildren(renderPrediction(answer));
@@ -594,15 +716,30 @@
   }
 
   function renderPrediction(answer) {
+    const why = explanation((answer.explanations || [])[0]);
     if (answer.probabilities) {
       const probs = answer.probabilities[0];
       const counts = Object.fromEntries((answer.classes || []).map((c, i) => [String(c), Number(probs[i].toFixed(4))]));
-      return h("div", {}, h("h3", { text: "Class probabilities" }), bars(counts, 0));
+      return h("div", {}, h("h3", { text: "Class probabilities" }), bars(counts, 0), why);
     }
     const value = answer.predictions ? answer.predictions[0] : answer;
     return h("div", {}, h("h3", { text: "Prediction" }),
              h("p", { class: "prediction-value", text: typeof value === "object" ? JSON.stringify(value) : fmt(value) }),
-             answer.std ? h("p", { class: "meta", text: `std ${JSON.stringify(answer.std[0])}` }) : null);
+             answer.std ? h("p", { class: "meta", text: `std ${JSON.stringify(answer.std[0])}` }) : null, why);
+  }
+
+  // Each column's effect on the explained output (multilabel: the first label's), largest first.
+  function explanation(e) {
+    if (!e) return null;
+    const label = typeof e.explains === "object" ? Object.keys(e.explains)[0] : null;
+    const effects = Object.entries(label === null ? e.attributions : e.attributions[label]);
+    const what = label === null ? e.explains : e.explains[label];
+    const most = Math.max(1e-9, ...effects.map(([, v]) => Math.abs(v)));
+    return h("div", { id: "explanation" },
+      h("h3", { text: `Why: each column's effect on ${what} = ${fmt(label === null ? e.value : e.value[label])}` }),
+      h("p", { class: "hint", text: "The output minus the output with that column at its training median (or most "
+                                     + "frequent category); bars show the size of the effect." }),
+      barRows(effects.map(([name, v]) => [name, Math.abs(v), `${v >= 0 ? "+" : ""}${v.toFixed(4)}`]), most));
   }
 
   async function download(id) {

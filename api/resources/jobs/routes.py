@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,12 +21,13 @@ from api.resources.common import PNG_ANSWER, PageArgs, PlotArgs
 from api.resources.jobs.schemas import (
     CreateHeadersSchema,
     JobCreateSchema,
+    JobImportanceSchema,
     JobSchema,
     LeaderboardSchema,
     TrialHistorySchema,
 )
 from api.services import services
-from automl.errors import InvalidJobRequest
+from automl.errors import InvalidJobRequest, NotReady
 from automl.jobs import JobRequest, cancel_job, progress, tensorboard_archive
 from automl.store import Store, searches
 from automl.store.records import JobRecord, JobState
@@ -153,6 +155,29 @@ class Trials(MethodView):
         unscored = [t for t in trials if t.score is None]
         return {"job_id": job.id, "objective": job.objective, "direction": job.objective_direction,
                 "trials": scored + unscored}
+
+
+@blp.route("/<string:job_id>/importance")
+class HyperparameterImportance(MethodView):
+    @blp.response(200, JobImportanceSchema)
+    def get(self, job_id: str) -> Any:
+        """Which hyperparameters explained the trials' scores: each one's share of the score's variance (the
+        main effects of functional ANOVA, on a random forest fitted to the completed trials). Grows with the
+        search; needs 4 completed trials."""
+        from automl.insight.hyperparameters import MIN_TRIALS, hyperparameter_importance
+
+        with services().store.session() as session:
+            job = searches.get_job(session, job_id, scope=scope())
+            trials = [t for t in searches.list_trials(session, job_id) if t.state == "completed"
+                      and t.score is not None and math.isfinite(t.score)]
+        if len(trials) < MIN_TRIALS:
+            raise NotReady(f"Job '{job.id}' has {len(trials)} completed trial(s); hyperparameter importance needs at "
+                           f"least {MIN_TRIALS}. Ask again as the search goes on.")
+        found = hyperparameter_importance([t.hyperparameters or {} for t in trials],
+                                          [float(t.score or 0.0) for t in trials], seed=job.seed)
+        return {"job_id": job.id, "objective": job.objective, "direction": job.objective_direction,
+                "trials": len(trials), "hyperparameters": found,
+                "method": "functional ANOVA main effects on a random-forest surrogate of the score"}
 
 
 def _trial_history(job_id: str, trial_id: str) -> dict[str, Any]:

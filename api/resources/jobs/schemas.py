@@ -170,3 +170,20 @@ class TrialHistorySchema(Schema):
     trial_id = fields.String()
     state = fields.String()
     epochs = EpochsField()
+
+
+class HyperparameterImportanceSchema(Schema):
+    name = fields.String()
+    importance = fields.Float(metadata={"description": "Share of the score's variance this hyperparameter explains "
+                                                       "on its own (0 to 1)."})
+
+
+class JobImportanceSchema(Schema):
+    job_id = fields.String()
+    objective = fields.String()
+    direction = fields.String()
+    trials = fields.Integer(metadata={"description": "Completed trials the estimate rests on."})
+    method = fields.String(metadata={"description": "functional ANOVA main effects on a random-forest surrogate of "
+                                                    "the score, over the completed trials."})
+    hyperparameters = fields.List(fields.Nested(HyperparameterImportanceSchema), metadata={
+        "description": "Every hyperparameter that varied between the trials, most important first."})

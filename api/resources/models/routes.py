@@ -20,6 +20,8 @@ from api.resources.common import PNG_ANSWER, PlotArgs
 from api.resources.models.schemas import (
     BatchPredictFormSchema,
     DownloadArgs,
+    DriftArgs,
+    DriftSchema,
     ImportanceSchema,
     ModelHistorySchema,
     ModelListArgs,
@@ -37,7 +39,7 @@ from automl.serving.predictor import Predictor
 from automl.store import catalogue
 from automl.store.records import ModelState
 from automl.usecases import predictions
-from automl.usecases.models import deploy, undeploy
+from automl.usecases.models import deploy, drift_report, undeploy
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
 
@@ -158,6 +160,26 @@ class Profile(MethodView):
         return {"model_id": record.id, "columns": record.profile}
 
 
+@blp.route("/<string:model_id>/drift")
+class Drift(MethodView):
+    @blp.arguments(DriftArgs, location="query")
+    @blp.response(200, DriftSchema)
+    def get(self, args: dict[str, Any], model_id: str) -> Any:
+        """Do recent prediction inputs still look like the training rows? Per input column: the population
+        stability index of the inputs served in the last ``hours`` against the training profile (above
+        0.25: drifted), the share of numbers beyond the training range and of categories never seen, and
+        the missing share against the training's."""
+        svc = services()
+        with svc.store.session() as session:
+            record = catalogue.resolve_model(session, model_id, scope())
+        if record.profile is None:
+            if record.state != ModelState.ready.value:
+                raise NotReady(f"Model '{record.id}' is {record.state}; drift is measured once it serves.")
+            raise NotFound(f"Model '{record.id}' has no training profile to compare with: drift is measured for "
+                           f"table models (this one is a {record.kind} model) trained since profiles were kept.")
+        return drift_report(svc.store, svc.drift, record, args["hours"])
+
+
 _PREDICT_BODY = {
     "required": True,
     "content": {
@@ -214,16 +236,18 @@ def _predict(model_id: str, proba: bool) -> Any:
         if proba:
             predictor.require_classifier()
         batch, mc_samples = _image_files(predictor)
-        warnings = False
+        warnings = explain = False
     else:
         body = _json_body()
         predictor = predictor_for(model_id)
         if proba:
             predictor.require_classifier()
         batch, mc_samples = json_instances(predictor, body["instances"]), body["mc_samples"]
-        warnings = body["warnings"]
-    document = predictions.answer(predictor, batch, proba=proba, mc_samples=mc_samples, warnings=warnings)
+        warnings, explain = body["warnings"], body["explain"]
+    document = predictions.answer(predictor, batch, proba=proba, mc_samples=mc_samples, warnings=warnings,
+                                  explain=explain)
     count_predictions(predictor.model_id, "predict_proba" if proba else "predict", batch.rows)
+    services().drift.observe(predictor, batch)
     return document
 
 
@@ -245,13 +269,15 @@ def _score_upload(model_id: str, predictor: Predictor | None, proba: bool) -> Re
         raise InvalidInstances("Send the CSV or Parquet file itself in the multipart field 'file' (a file part, "
                                "not a text field).", {"file": ["not a file"]})
     passthrough = [c.strip() for c in fields.get("passthrough", "").split(",") if c.strip()]
+    explain = fields["explain"]
     predictor = predictor or predictor_for(model_id)
     staging = svc.settings.tmp_dir / f"score-{uuid.uuid4().hex}"
     try:
         upload.save(staging)
         scored = score_file(predictor, staging, upload.filename or "upload.csv", proba=proba,
                             output="json" if output == "application/json" else "csv",
-                            passthrough=passthrough, tmp_dir=svc.settings.tmp_dir)
+                            passthrough=passthrough, tmp_dir=svc.settings.tmp_dir, explain=explain,
+                            observe=lambda batch: svc.drift.observe(predictor, batch))
     finally:
         staging.unlink(missing_ok=True)
 

@@ -57,6 +57,13 @@ class ModelHistorySchema(Schema):
     epochs = EpochsField()
 
 
+EXPLAIN_DESCRIPTION = (
+    "Table models: per instance, each column's effect on the output, by baseline replacement: f(x) minus f(x "
+    "with the column at its training median, or most frequent category). f is the value (regression), the "
+    "predicted class's probability (multiclass), P(classes[1]) (binary), or each label's probability "
+    "(multilabel). A column the model does not use gets 0.")
+
+
 class PredictRequestSchema(Schema):
     instances = JsonArray(
         {"type": "object", "additionalProperties": True},
@@ -70,6 +77,7 @@ class PredictRequestSchema(Schema):
         metadata={"description": "Monte Carlo dropout: average this many stochastic passes and return "
                                  "their standard deviation (models with dropout only)."},
     )
+    explain = fields.Boolean(load_default=False, metadata={"description": EXPLAIN_DESCRIPTION})
     warnings = fields.Boolean(
         load_default=True,
         metadata={"description": "Table models: answer, per instance, the values the model never saw in training "
@@ -88,11 +96,19 @@ class BatchPredictFormSchema(Schema):
                        "repeated), answered as JSON with the files named in order; 'mc_samples' may be a field."})
     passthrough = fields.String(metadata={
         "description": "Comma-separated columns of the file to copy into the CSV output (e.g. an id)."})
+    explain = fields.Boolean(load_default=False, metadata={
+        "description": "CSV output of table models: adds 'explains', 'explained_value' and one "
+                       "'attribution:<column>' column per input column (see explain in the JSON request)."})
 
 
 WARNINGS_FIELD = JsonArray({"type": "array", "items": {"type": "string"}}, metadata={
     "description": "Table models, unless the request said warnings: false: per instance, a list of what in it "
                    "the model never saw in training (empty when nothing)."})
+
+
+EXPLANATIONS_FIELD = JsonArray({"type": "object"}, metadata={
+    "description": "With explain: per instance {explains, value, attributions: {column: effect}}, largest "
+                   "effect first (multilabel: value and attributions per label)."})
 
 
 class PredictResponseSchema(Schema):
@@ -104,6 +120,7 @@ class PredictResponseSchema(Schema):
     mc_samples = fields.Integer()
     files = fields.List(fields.String(), metadata={"description": "Image uploads: the file of each prediction."})
     warnings = WARNINGS_FIELD
+    explanations = EXPLANATIONS_FIELD
 
 
 class ProbaResponseSchema(Schema):
@@ -117,6 +134,7 @@ class ProbaResponseSchema(Schema):
     mc_samples = fields.Integer()
     files = fields.List(fields.String(), metadata={"description": "Image uploads: the file of each row."})
     warnings = WARNINGS_FIELD
+    explanations = EXPLANATIONS_FIELD
 
 
 class DownloadArgs(Schema):
@@ -151,3 +169,23 @@ class ProfileSchema(Schema):
         "description": "Per input column, what the training rows held: rows, missing_share; numbers: min, max, "
                        "mean, quantiles (deciles), bins (edges and the share of rows in each); booleans and "
                        "categories: categories (value -> share, the 20 most frequent), other_share, distinct."})
+
+
+class DriftArgs(Schema):
+    hours = fields.Integer(load_default=24, validate=validate.Range(min=1, max=24 * 90), metadata={
+        "description": "Compare the inputs served in this many last hours (whole hours, UTC)."})
+
+
+class DriftSchema(Schema):
+    model_id = fields.String()
+    since = fields.DateTime(metadata={"description": "The start of the first hour counted."})
+    rows = fields.Integer(metadata={"description": "Prediction inputs counted in that time (a sample when the "
+                                                   "service is very busy)."})
+    threshold = fields.Float(metadata={"description": "A column whose PSI is above this is drifted."})
+    min_rows = fields.Integer(metadata={"description": "Columns are judged (drifted true/false) from this many "
+                                                       "rows on; before, drifted is null."})
+    drifted = fields.List(fields.String(), metadata={"description": "The drifted columns, most drifted first."})
+    columns = fields.List(fields.Dict(), metadata={
+        "description": "Per input column: name, kind, rows, psi, drifted, missing_share, training_missing_share, "
+                       "and out_of_range_share (numbers beyond the training range by more than 10 % of it) or "
+                       "unseen_share (categories never seen in training)."})

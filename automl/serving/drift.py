@@ -1,0 +1,123 @@
+"""Counting what each served table model is asked, off the request thread, for drift reports.
+
+A request hands its converted inputs to ``DriftMonitor.observe``, which only puts them on a
+bounded queue (a full queue drops them: what is counted is then a sample of the inputs, and a
+prediction never waits for drift). One background thread per serving process counts them over
+the model's training profile (``automl.insight.drift.Counter``) and, every ``flush_s`` seconds,
+adds its counts to the model's counts of the hour in the metadata store, where every serving
+process's counts meet. Counts older than ``retention_days`` are dropped then too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from automl.insight.drift import merge
+from automl.store import catalogue
+
+if TYPE_CHECKING:
+    from automl.serving.adapters import Batch
+    from automl.serving.predictor import Predictor
+    from automl.store import Store
+
+log = logging.getLogger(__name__)
+
+QUEUE_BATCHES = 256
+PRUNE_EVERY_S = 3600.0
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+class DriftMonitor:
+    def __init__(self, store: Store, flush_s: float, retention_days: float) -> None:
+        self.store = store
+        self.flush_s = flush_s
+        self.retention = timedelta(days=retention_days)
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[str, Any, Any]] = queue.Queue(QUEUE_BATCHES)
+        self._totals: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._lock = threading.Lock()  # the totals, and one flush at a time
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._pruned = 0.0
+
+    def observe(self, predictor: Predictor, batch: Batch) -> None:
+        """Queue a table model's inputs for counting; never blocks."""
+        counter = predictor.drift_counter
+        if counter is None:
+            return
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait((predictor.model_id, counter, batch.inputs))
+        except queue.Full:
+            self.dropped += 1
+
+    def _ensure_thread(self) -> None:
+        # Started by the first request of each process (gunicorn forks after the app is built).
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="drift-monitor", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self.flush_s
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.05, next_flush - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                try:
+                    self._count(item)
+                except Exception:  # never let one odd batch stop the counting
+                    log.exception("could not count a batch of prediction inputs for drift")
+            if time.monotonic() >= next_flush:
+                self.flush()
+                next_flush = time.monotonic() + self.flush_s
+
+    def _count(self, item: tuple[str, Any, Any]) -> None:
+        model_id, counter, inputs = item
+        counts = counter.count(inputs)
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        with self._lock:
+            total_rows, total = self._totals.get(model_id, (0, {}))
+            self._totals[model_id] = (total_rows + rows, merge(total, counts))
+
+    def flush(self) -> bool:
+        """Count what is queued and add this process's counts to the store (also called before a report);
+        False when the store could not take them (they wait for the next flush)."""
+        while True:
+            try:
+                self._count(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        with self._lock:
+            totals, self._totals = self._totals, {}
+            if not totals and time.monotonic() - self._pruned < PRUNE_EVERY_S:
+                return True
+            now = datetime.now(UTC)
+            try:
+                with self.store.session() as session:
+                    for model_id, (rows, counts) in totals.items():
+                        catalogue.add_drift_counts(session, model_id, hour_of(now), rows, counts)
+                    if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
+                        catalogue.prune_drift_counts(session, hour_of(now - self.retention))
+                        self._pruned = time.monotonic()
+            except Exception as exc:  # the store busy or down for a moment, another process's insert first
+                log.warning("drift counts kept for the next flush: %s", str(exc).splitlines()[0][:200])
+                for model_id, (rows, counts) in totals.items():
+                    kept_rows, kept = self._totals.get(model_id, (0, {}))
+                    self._totals[model_id] = (kept_rows + rows, merge(kept, counts))
+                return False
+        return True
