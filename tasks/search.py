@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import time
 import uuid
 from dataclasses import replace
 from functools import cache
@@ -184,8 +186,49 @@ def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: 
         if result.stop_reason and not job.stop_reason and not job.cancel_requested:
             job.stop_reason = result.stop_reason
         if _stop_reason(session, job, spec, settings):
-            return "lane_done"
+            return "lane_done"  # the final model comes next: no need for an interim one
+        new_best = job.best_trial_id == result.trial_id
+    if new_best:
+        _publish_best(store, spec, result.trial_id, settings)
     return "next_trial"
+
+
+def _publish_best(store: Store, spec: SearchSpec, trial_id: str | None, settings: Settings) -> None:
+    """The search's new best trial, as it is, becomes a servable interim model (``best_model_id``),
+    replacing the previous one (kept when it is aliased or deployed). Never fails the job."""
+    from automl.registry import save_model
+    from automl.search.runner import train_final_model
+
+    job_id = spec.job_id
+    started = time.monotonic()
+    try:
+        trained = train_final_model(replace(spec, deadline=None), trial_id=trial_id)
+        model_id = uuid.uuid4().hex
+        path = save_model(trained.model, trained.metadata(spec, model_id), settings.models_dir, model_id)
+    except Exception:
+        log.exception("job %s: could not publish trial %s as the best model so far", job_id, trial_id)
+        return
+    unused: str | None = str(path)
+    with store.session() as session:
+        job = searches.get_job(session, job_id)
+        # Another lane's better trial may have arrived meanwhile (it publishes itself), or the job ended.
+        if job.best_trial_id == trial_id and not JobState(job.state).finished:
+            record = ModelRecord(id=model_id, team=job.team, job_id=job_id, dataset_id=job.dataset_id, kind=spec.kind,
+                                 task=spec.task, target=job.target, classes=spec.classes, targets=job.targets,
+                                 interim=True, trial_id=trial_id, path=str(path), state=ModelState.ready.value)
+            for name, value in trained.card().items():
+                setattr(record, name, value)
+            record.history = [{"epoch": e.epoch, "execution": e.execution, **e.metrics}
+                              for e in searches.trial_history(session, job_id, trial_id or "")]
+            session.add(record)
+            previous, job.best_model_id = job.best_model_id, model_id
+            searches.add_event(session, job_id, "best_model", {"model_id": model_id, "trial_id": trial_id,
+                                                               "score": job.best_score})
+            unused = catalogue.retire_interim_model(session, previous) if previous else None
+    if unused:
+        shutil.rmtree(unused, ignore_errors=True)
+    log.info("job %s: trial %s published as the best model so far in %.1f s", job_id, trial_id,
+             time.monotonic() - started)
 
 
 def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> str:
@@ -261,6 +304,11 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         ]
         model.path = str(path)
         model.state = ModelState.ready.value
+        job = searches.get_job(session, job_id)
+        previous, job.best_model_id = job.best_model_id, model_id
+        unused = catalogue.retire_interim_model(session, previous) if previous else None
         searches.finish_job(session, job_id, final_state, model_id=model_id)
         searches.add_event(session, job_id, "job_ended",
                              {"state": final_state.value, "model_id": model_id, "stop_reason": stop_reason})
+    if unused:
+        shutil.rmtree(unused, ignore_errors=True)

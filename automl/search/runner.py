@@ -12,7 +12,7 @@ import logging
 import math
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -383,20 +383,26 @@ def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: Prepared
     return model, history
 
 
-def train_final_model(spec: SearchSpec) -> TrainedModel:
+def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedModel:
     """The served model: the best trial, or a weighted ensemble of the best trials when that does
     better on the validation rows; scored once on the held-out test split; then, with ``refit``,
     each member retrained on every row with its own hyperparameters and epoch count (as far as
-    the job's time budget allows: a member without time for it keeps its trial's weights)."""
+    the job's time budget allows: a member without time for it keeps its trial's weights).
+
+    ``trial_id``: that trial's own weights alone, as they are (the best model so far while the
+    search runs): no ensemble, no refit, no permutation importance."""
     data = prepare(spec)
     clock = _Clock(spec.deadline)
     tuner = build_tuner(spec, data, NullReporter())
     completed = [t for t in tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
-                 if tuners.finite(t.score) is not None]
+                 if tuners.finite(t.score) is not None and trial_id in (None, t.trial_id)]
     if not completed:
         raise SearchFailed(
             "No trial completed, so there is no model. Check the trials' messages in the leaderboard."
+            if trial_id is None else f"Trial {trial_id} has no completed score to serve."
         )
+    if trial_id is not None:
+        spec = replace(spec, ensemble_size=1, refit=False)
     best = completed[0]
     labels = spec.targets if spec.task == "multilabel" else spec.classes
     chosen, selection = _select(spec, tuner, completed, data)
@@ -406,7 +412,7 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
         model = _load(tuner, trial)
         epochs = int(trial.best_step or 0) + 1
         kept = (tuners.validation_predictions(tuner, trial.trial_id), tuners.test_predictions(tuner, trial.trial_id))
-        if spec.tuner == "hyperband":
+        if spec.tuner == "hyperband" and trial_id is None:
             model, completed_epochs = _complete_hyperband(spec, tuner, trial, model, data, clock)
             if completed_epochs != epochs:
                 epochs, kept = completed_epochs, (None, None)  # trained on: its kept outputs are stale
@@ -431,7 +437,7 @@ def train_final_model(spec: SearchSpec) -> TrainedModel:
                                        for out in (val_output, test_output))
     validation = evaluate(spec.task, data.y_val, val_output, labels)
     test = evaluate(spec.task, data.y_test, test_output, labels)
-    importance = _importance(spec, data, models, members, clock)
+    importance = _importance(spec, data, models, members, clock) if trial_id is None else None
 
     history, refit_rows = None, None
     if spec.refit:

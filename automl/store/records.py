@@ -109,6 +109,8 @@ class JobRecord(Base):
     best_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_trial_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The best model so far: the best trial's own weights while the search runs, then the final model.
+    best_model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # final-model trainings started
     # The job lease guards the final training; trials are guarded by their lane's lease.
@@ -219,6 +221,9 @@ class ModelRecord(Base):
     members: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     ensemble: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # how the members were chosen
     supports_uncertainty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A running search's best trial as it is (``jobs.best_model_id``), replaced as better trials arrive.
+    interim: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    trial_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # an interim model's trial
     # What the job found about the model besides its score (``automl.insight``).
     importance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -317,6 +317,12 @@ def test_automl_trials_predict_and_download(followed: dict[str, Any], distribute
     assert importance["metric"] == "accuracy" and importance["rows"] == client.model(job["model_id"])[
         "split_sizes"]["test"]
 
+    drifting = automl(distributed, "drift", job["model_id"])
+    assert drifting.returncode == 0, drifting.stderr
+    report = client.drift(job["model_id"])  # the rows scored above were counted (some may still be on their way)
+    assert sorted(line.split()[0] for line in drifting.stdout.splitlines()[1:]) == FEATURES
+    assert {c["name"] for c in report["columns"]} == set(FEATURES) and report["threshold"] == 0.25
+
     downloaded = automl(distributed, "download", job["model_id"], "-o", str(followed["folder"]))
     assert downloaded.returncode == 0, downloaded.stderr
     saved = Path(downloaded.stdout.strip())

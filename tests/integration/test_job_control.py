@@ -1,4 +1,5 @@
-"""Cancel a running job, follow it as Server-Sent Events, and replay a POST by Idempotency-Key."""
+"""Cancel a running job (its best model so far serving meanwhile), follow it as Server-Sent Events, and
+replay a POST by Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
     progress = wait_until(second_trial_running, 400, "the second trial to be training")
     assert progress["state"] == "running" and progress["elapsed_s"] > 0 and progress["eta_s"] is not None
     assert progress["best_trial_id"] == "00"
+    # The best model so far serves while the search goes on: trial 0's own weights.
+    interim = distributed.http.get(f"{url}/api/v1/models/{progress['best_model_id']}", timeout=10).json()
+    assert interim["interim"] is True and interim["trial_id"] == "00" and interim["state"] == "ready"
+    assert interim["test_metrics"]["accuracy"] > 0.5 and not interim["refit"]
+    row = {k: v for k, v in load_wine(as_frame=True).frame.iloc[0].items() if k != "target"}
+    early = distributed.http.post(f"{url}/api/v1/models/{interim['id']}/predict", json={"instances": [row]},
+                                  timeout=30)
+    assert early.status_code == 200 and early.json()["predictions"][0] in (0, 1, 2), early.text
+    assert distributed.http.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()["state"] == "running"
 
     cancelled = distributed.http.post(f"{url}/api/v1/jobs/{job_id}/cancel", timeout=10)
     assert cancelled.status_code == 202 and cancelled.json()["cancel_requested"] is True
@@ -57,8 +67,10 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
     assert len(history.json()["epochs"]) == interrupted["epochs_done"]
 
     model = distributed.http.get(f"{url}/api/v1/models/{finished['model_id']}", timeout=10).json()
-    assert model["state"] == "ready"
-    row = {k: v for k, v in load_wine(as_frame=True).frame.iloc[0].items() if k != "target"}
+    assert model["state"] == "ready" and model["interim"] is False
+    # The final model is now the best model; the interim one is gone.
+    assert finished["best_model_id"] == finished["model_id"]
+    assert distributed.http.get(f"{url}/api/v1/models/{interim['id']}", timeout=10).status_code == 404
     predicted = distributed.http.post(f"{url}/api/v1/models/{finished['model_id']}/predict", json={"instances": [row]},
                                       timeout=30)
     assert predicted.status_code == 200, predicted.text
@@ -72,6 +84,9 @@ def test_cancel_keeps_finished_trials_and_the_best_model(distributed: Service, w
     kinds = [kind for _, kind, _ in events]
     assert kinds[0] == "trial_started" and kinds[-1] == "job_ended"
     assert "cancel_requested" in kinds and kinds.count("trial_ended") == len(trials)
+    published = [data for _, kind, data in events if kind == "best_model"]
+    assert published and published[0] == {"model_id": interim["id"], "trial_id": "00",
+                                          "score": pytest.approx(progress["best_score"])}
     assert kinds.count("epoch_ended") == sum(t["epochs_done"] for t in trials)
     epoch = next(data for _, kind, data in events if kind == "epoch_ended")
     assert {"trial_id", "epoch", "metrics"} <= set(epoch) and "val_loss" in epoch["metrics"]

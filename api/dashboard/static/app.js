@@ -406,7 +406,10 @@
           h("span", { id: "job-left", text: timeLeft(job) })),
         job.stop_reason ? h("p", { class: "meta", text: `stopped: ${job.stop_reason}` }) : null,
         job.error ? h("p", { class: "error", text: job.error }) : null,
-        job.model_id ? h("p", {}, "Model: ", link(`#/models/${job.model_id}`, job.model_id)) : null);
+        job.model_id ? h("p", {}, "Model: ", link(`#/models/${job.model_id}`, job.model_id)) : null,
+        job.best_model_id && job.best_model_id !== job.model_id
+          ? h("p", { id: "job-best-model" }, "Best model so far (serves while the search runs): ",
+              link(`#/models/${job.best_model_id}`, job.best_model_id)) : null);
     }
 
     function renderBoard(leaderboard) {
@@ -557,7 +560,8 @@
       h("div", { class: "card-head" }, h("h1", { text: `Model ${m.id}` }),
         h("button", { type: "button", class: "secondary", text: "Download .keras", onclick: () => download(m.id) })),
       h("p", { class: "meta" }, `${m.kind} ${m.task} · target ${(m.targets || []).join(", ") || m.target} · ${m.state}`,
-        m.deployed ? " · deployed" : "", " · job ", link(`#/jobs/${m.job_id}`, m.job_id),
+        m.deployed ? " · deployed" : "", m.interim ? ` · best so far (trial ${m.trial_id}), replaced as the search goes on` : "",
+        " · job ", link(`#/jobs/${m.job_id}`, m.job_id),
         m.split_sizes ? ` · split ${Object.entries(m.split_sizes).map(([k, v]) => `${k} ${v}`).join(", ")}` : ""),
       m.error ? h("p", { class: "error", text: m.error }) : null);
     const curves = curvesPanel("Learning curves: final model", async () => {

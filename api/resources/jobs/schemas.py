@@ -135,7 +135,11 @@ class JobSchema(SearchOptionsSchema):  # type: ignore[valid-type,misc]
                                                    "per target column."})
     best_score = fields.Float(allow_none=True)
     best_trial_id = fields.String(allow_none=True)
-    model_id = fields.String(allow_none=True)
+    best_model_id = fields.String(allow_none=True, metadata={
+        "description": "The best model so far: while the search runs, the best trial's own weights (with its "
+                       "preprocessing) as a servable model, replaced as better trials arrive; once the job "
+                       "succeeds, the final model (model_id). Null until a trial has completed."})
+    model_id = fields.String(allow_none=True, metadata={"description": "The final model."})
     error = fields.String(allow_none=True, metadata={"description": "Why the job failed, when it did."})
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)

@@ -36,6 +36,10 @@ class ModelSchema(Schema):
         "description": "How the ensemble was chosen: the objective, its validation loss against the best single "
                        "trial's, how many trials were candidates, and whether it was kept."})
     supports_uncertainty = fields.Boolean(metadata={"description": "Has dropout, so mc_samples works."})
+    interim = fields.Boolean(metadata={
+        "description": "A running search's best trial as it is (its job's best_model_id): no ensemble, no refit; "
+                       "removed when a better trial or the final model replaces it, unless aliased or deployed."})
+    trial_id = fields.String(allow_none=True, metadata={"description": "An interim model's trial."})
     importance = fields.Dict(allow_none=True, metadata={
         "description": "Table models: permutation importance on the test rows (see /importance); null for images."})
     calibration = fields.Dict(allow_none=True, metadata={
