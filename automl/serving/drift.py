@@ -104,20 +104,24 @@ class DriftMonitor:
                 break
         with self._lock:
             totals, self._totals = self._totals, {}
-            if not totals and time.monotonic() - self._pruned < PRUNE_EVERY_S:
-                return True
             now = datetime.now(UTC)
-            try:
-                with self.store.session() as session:
-                    for model_id, (rows, counts) in totals.items():
-                        catalogue.add_drift_counts(session, model_id, hour_of(now), rows, counts)
-                    if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
-                        catalogue.prune_drift_counts(session, hour_of(now - self.retention))
-                        self._pruned = time.monotonic()
-            except Exception as exc:  # the store busy or down for a moment, another process's insert first
-                log.warning("drift counts kept for the next flush: %s", str(exc).splitlines()[0][:200])
-                for model_id, (rows, counts) in totals.items():
+            written = True
+            for model_id, (rows, counts) in totals.items():  # one transaction each: one model's trouble stays its own
+                try:
+                    with self.store.session() as session:
+                        if not catalogue.add_drift_counts(session, model_id, hour_of(now), rows, counts):
+                            continue  # the model was removed since (a replaced interim model): nothing to keep
+                except Exception as exc:  # the store busy or down for a moment, another process's insert first
+                    log.warning("drift counts of model %s kept for the next flush: %s", model_id,
+                                str(exc).splitlines()[0][:200])
                     kept_rows, kept = self._totals.get(model_id, (0, {}))
                     self._totals[model_id] = (kept_rows + rows, merge(kept, counts))
-                return False
-        return True
+                    written = False
+            if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
+                try:
+                    with self.store.session() as session:
+                        catalogue.prune_drift_counts(session, hour_of(now - self.retention))
+                    self._pruned = time.monotonic()
+                except Exception as exc:
+                    log.warning("old drift counts not pruned yet: %s", str(exc).splitlines()[0][:200])
+        return written

@@ -145,17 +145,20 @@ def retire_interim_model(session: Session, model_id: str) -> str | None:
 # --- drift counts ---------------------------------------------------------------------------------
 
 
-def add_drift_counts(session: Session, model_id: str, hour: datetime, rows: int, counts: dict[str, Any]) -> None:
+def add_drift_counts(session: Session, model_id: str, hour: datetime, rows: int, counts: dict[str, Any]) -> bool:
     """Add ``counts`` to the model's counts of ``hour`` (the row is locked while it is updated, so
-    serving processes flushing at once all count)."""
+    serving processes flushing at once all count); False when the model no longer exists."""
     from automl.insight.drift import merge
 
+    if session.get(ModelRecord, model_id) is None:
+        return False
     record = session.get(DriftCountsRecord, (model_id, hour), with_for_update=True)
     if record is None:
         session.add(DriftCountsRecord(model_id=model_id, hour=hour, rows=rows, counts=counts))
-        return
+        return True
     record.counts = merge(copy.deepcopy(record.counts), counts)  # a new value, so the JSON column is written
     record.rows += rows
+    return True
 
 
 def drift_counts_since(session: Session, model_id: str, since: datetime) -> tuple[int, dict[str, Any]]:

@@ -219,5 +219,5 @@ def submit(service: Service, **body: Any) -> dict[str, Any]:
     response = service.http.post(f"{service.url}/api/v1/jobs", json=body, timeout=30)
     assert response.status_code == 202, response.text
     job: dict[str, Any] = response.json()
-    assert job["state"] == "queued"
+    assert job["state"] in ("queued", "running")  # an idle worker may take it before the answer is written
     return job

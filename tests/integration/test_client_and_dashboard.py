@@ -244,8 +244,8 @@ def test_the_dashboard_shows_the_dataset_and_the_final_model_and_predicts(follow
     assert page.text_content("#prediction .prediction-value") == client.predict(model["id"], [instance])[
         "predictions"][0]
     page.click("#proba-button")
-    page.wait_for_selector("#prediction .bars")
-    shown = dict(page.eval_on_selector_all("#prediction .bar-row", "rows => rows.map(r => "
+    page.wait_for_selector("#prediction #probabilities")  # the predict answer's own bars are explanations
+    shown = dict(page.eval_on_selector_all("#probabilities > .bars .bar-row", "rows => rows.map(r => "
                                            "[r.children[0].textContent, r.children[2].textContent])"))
     expected = client.predict_proba(model["id"], [instance])
     for label, probability in zip(expected["classes"], expected["probabilities"][0], strict=True):

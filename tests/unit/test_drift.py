@@ -138,3 +138,23 @@ def test_a_full_queue_drops_inputs_rather_than_making_a_prediction_wait(tmp_path
                                                                              "colour name": "red"}]})
     assert monitor.dropped == 5
     assert client.get(f"/api/v1/models/{model}/drift").get_json()["rows"] == drift.QUEUE_BATCHES
+
+
+def test_counts_of_a_removed_model_are_dropped_without_holding_back_the_others(tmp_path: Path) -> None:
+    """A replaced interim model is removed while serving processes may still hold counts for it: they
+    are dropped at the next flush, and every other model's counts are written (one transaction each)."""
+    from automl.serving.drift import DriftMonitor
+
+    client, model = _drifting_model(tmp_path)
+    store = client.application.extensions["automl"].store
+    monitor = DriftMonitor(store, flush_s=3600, retention_days=1)
+    counts = {"size": {"rows": 2, "missing": 0, "bins": [2], "out_of_range": 0}}
+    monitor._totals = {"gone-model": (2, counts), model: (2, json.loads(json.dumps(counts)))}
+    assert monitor.flush() is True and monitor._totals == {}
+    with store.session() as session:
+        from automl.store import catalogue
+        from automl.store.records import utcnow
+
+        since = utcnow().replace(minute=0, second=0, microsecond=0)
+        assert catalogue.drift_counts_since(session, model, since)[0] == 2
+        assert catalogue.drift_counts_since(session, "gone-model", since)[0] == 0

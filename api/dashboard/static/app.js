@@ -455,6 +455,8 @@
 
   // What the search learned: every scored trial in parallel coordinates (one axis per hyperparameter
   // that varied, then the score; darker is better), and which hyperparameters explained the score.
+  const HP_IMPORTANCE_MIN_TRIALS = 4;  // automl/insight/hyperparameters.py MIN_TRIALS
+
   function learnedPanel(path) {
     const canvas = h("canvas", { id: "parallel", width: "1100", height: "320", "data-trials": "0", "data-axes": "0" });
     const importance = h("div", { id: "hp-importance-holder" });
@@ -469,15 +471,16 @@
       if (next === signature) return;
       signature = next;
       drawParallel(canvas, scored, leaderboard.direction);
-      try {
-        const found = await api(`${path}/importance`);
-        const rows = found.hyperparameters.map((x) => [x.name, x.importance, x.importance.toFixed(3)]);
-        importance.replaceChildren(h("p", { class: "meta", text: `From ${found.trials} completed trials (${found.method}).` }),
-                                   barRows(rows, 1, "hp-importance"));
-      } catch (error) {
-        if (error.status !== 409) throw error;
-        importance.replaceChildren(h("p", { class: "hint", id: "hp-importance-wait", text: error.message }));
+      const completed = scored.filter((t) => t.state === "completed").length;
+      if (completed < HP_IMPORTANCE_MIN_TRIALS) {  // the API would answer 409 until then
+        importance.replaceChildren(h("p", { class: "hint", id: "hp-importance-wait",
+          text: `Which hyperparameters matter is estimated from ${HP_IMPORTANCE_MIN_TRIALS} completed trials on.` }));
+        return;
       }
+      const found = await api(`${path}/importance`);
+      const rows = found.hyperparameters.map((x) => [x.name, x.importance, x.importance.toFixed(3)]);
+      importance.replaceChildren(h("p", { class: "meta", text: `From ${found.trials} completed trials (${found.method}).` }),
+                                 barRows(rows, 1, "hp-importance"));
     }
     return { panel, refresh };
   }
@@ -724,7 +727,7 @@
     if (answer.probabilities) {
       const probs = answer.probabilities[0];
       const counts = Object.fromEntries((answer.classes || []).map((c, i) => [String(c), Number(probs[i].toFixed(4))]));
-      return h("div", {}, h("h3", { text: "Class probabilities" }), bars(counts, 0), why);
+      return h("div", { id: "probabilities" }, h("h3", { text: "Class probabilities" }), bars(counts, 0), why);
     }
     const value = answer.predictions ? answer.predictions[0] : answer;
     return h("div", {}, h("h3", { text: "Prediction" }),
