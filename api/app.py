@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, send_from_directory
+import io
+
+from flask import Flask, request, send_from_directory
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.auth import authenticate
 from api.dashboard import blueprint as dashboard
@@ -12,7 +15,7 @@ from api.json import OrjsonProvider
 from api.keys import KeyRing, RateLimits
 from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
-from api.services import Services
+from api.services import Services, services
 from automl.observability import StoreCollector, configure_logging
 from automl.serving.cache import ModelCache, predictor_loader
 from automl.serving.drift import DriftMonitor
@@ -101,10 +104,34 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
         return body, 200 if body["status"] == "ready" else 503
 
     init_metrics(app, StoreCollector(store, lambda: queue_depth(celery), settings.job_lease_s))
+    app.before_request(_json_body_limit)
     app.before_request(authenticate)  # after the request id is set, so refusals are logged with it
     app.register_blueprint(dashboard)  # "/": the web dashboard, a client of the API above
     warmup.start()
     return app
+
+
+def _json_body_limit() -> None:
+    """A JSON body gets ``AUTOML_MAX_JSON_BYTES``, not the file uploads' limit: refused at once when its
+    Content-Length says so; sent in chunks without one, it is read here up to the limit (and refused
+    past it), then handed on as a body of known length."""
+    if request.mimetype != "application/json":
+        return
+    limit = services().settings.max_json_bytes
+    request.max_content_length = limit
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise RequestEntityTooLarge()
+        return
+    if not request.environ.get("wsgi.input_terminated"):
+        return  # no length and no end marker: Werkzeug reads nothing of such a body
+    stream = request.environ["wsgi.input"]
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    request.environ.pop("wsgi.input_terminated", None)
 
 
 def _register_docs_assets(app: Flask) -> None:

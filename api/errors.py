@@ -134,6 +134,10 @@ def handle_http_error(exc: HTTPException) -> ResponseReturnValue:
 def _too_large_hint() -> str:
     """Werkzeug answers 413 both for a body over the size limit and for a form with too many parts
     or an oversized non-file field; a body within the size limit can only be the second."""
+    if request.mimetype == "application/json":
+        return (f"The JSON body is larger than this service accepts ({request.max_content_length:,} bytes, "
+                "AUTOML_MAX_JSON_BYTES). Send fewer instances per request, or score a CSV/Parquet file as a "
+                "multipart upload (field 'file'), which has no row limit.")
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     length = request.content_length
     if limit and length is not None and length <= limit:

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from automl.datasets.images import UploadLimits
+    from automl.datasets.limits import UploadLimits
 
 
 class Settings(BaseSettings):
@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     max_columns: int = Field(default=2000, ge=2, description="Columns a CSV or Parquet upload may have.")
     max_field_chars: int = Field(
         default=100_000, ge=1, description="Characters one CSV/Parquet cell may hold (longer cells: 422)."
+    )
+    max_rows: int = Field(default=20_000_000, ge=1, description="Rows a CSV or Parquet upload may have.")
+    max_table_bytes: int = Field(
+        default=4 * 1024**3, ge=1024,
+        description="Largest uncompressed size of a Parquet upload, read from its footer before any data "
+                    "(a small, highly compressed file can hold far more than it weighs).",
+    )
+    max_json_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024,
+        description="Largest JSON request body (predictions, job requests); files go as multipart uploads, "
+                    "up to AUTOML_MAX_UPLOAD_BYTES.",
     )
     rate_limit_upload: str = Field(
         default="30/minute", description="Dataset uploads per API key (limits syntax, e.g. '10/minute;100/day'; "
@@ -212,11 +223,12 @@ class Settings(BaseSettings):
 
     @property
     def upload_limits(self) -> UploadLimits:
-        from automl.datasets.images import UploadLimits  # Pillow and pandas: only where uploads are read
+        from automl.datasets.limits import UploadLimits  # pandas: only where uploads are read
 
         return UploadLimits(max_members=self.max_archive_members, max_total_bytes=self.max_archive_bytes,
                              max_ratio=self.max_compression_ratio, max_pixels=self.max_image_pixels,
-                             max_columns=self.max_columns, max_field_chars=self.max_field_chars)
+                             max_columns=self.max_columns, max_field_chars=self.max_field_chars,
+                             max_rows=self.max_rows, max_table_bytes=self.max_table_bytes)
 
     @property
     def tmp_dir(self) -> Path:

@@ -1,13 +1,17 @@
 """A corpus of malicious uploads, built by the tests (nothing is downloaded): zip slip, absolute and
 symlink members, zip bombs by ratio, member count and total size, pixel bombs, polyglot files,
-formats outside the allowed list, and CSVs with millions of columns, giant fields, bad encodings
-and formula cells. Each item says where it is sent and what the service must answer."""
+formats outside the allowed list, CSVs with millions of columns, giant fields, bad encodings and
+formula cells, Parquet files that inflate past the limits, zips that declare millions of members and
+labels.csv files as wide or as long-celled as a hostile table. Each item says where it is sent and
+what the service must answer."""
 
 from __future__ import annotations
 
 import io
 import os
+import random
 import stat
+import string
 import struct
 import zipfile
 import zlib
@@ -17,7 +21,7 @@ from tests.image_data import digit_images, png_bytes
 
 # The limits the corpus is built against (small, so that the bombs stay small too).
 LIMITS = {"max_archive_members": 60, "max_archive_bytes": 4_000_000, "max_compression_ratio": 50,
-          "max_image_pixels": 1_000_000}
+          "max_image_pixels": 1_000_000, "max_rows": 100_000, "max_table_bytes": 2_000_000}
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n0 0 moveto 8 8 lineto stroke\nshowpage\n"
 
 
@@ -68,6 +72,37 @@ def polyglot_png() -> bytes:
     return png_bytes(digit_images(1)[0][0]) + POLYGLOT_PAYLOAD + _zip([("x.txt", b"inner")])
 
 
+def forged_member_count(archive: bytes, count: int) -> bytes:
+    """``archive`` with its end record claiming ``count`` members (a ZIP64 record when over 65,535)."""
+    at = archive.rfind(b"PK\x05\x06")
+    if count < 0xFFFF:
+        return archive[:at + 8] + struct.pack("<HH", count, count) + archive[at + 12:]
+    directory_size, directory_offset = struct.unpack("<II", archive[at + 12:at + 20])
+    zip64 = (b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, count, count, directory_size,
+                                           directory_offset))
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, at, 1)
+    end = archive[at:at + 8] + struct.pack("<HH", 0xFFFF, 0xFFFF) + archive[at + 12:]
+    return archive[:at] + zip64 + locator + end
+
+
+def parquet_bytes(rows: int, columns: int = 2) -> bytes:
+    """A Parquet table of ``rows`` rows of zeros: a few KB on disk, rows x columns x 8 bytes inflated."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({f"c{i}": pa.array([0] * rows, type=pa.int64()) for i in range(columns)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def labels_archive(header: str, row: str) -> bytes:
+    """Twelve digit images with a labels.csv of ``header`` and, for each image, ``row`` after its name."""
+    images = [(f"img{i}.png", png_bytes(image)) for i, image in enumerate(digit_images(12)[0])]
+    labels = header + "\n" + "".join(f"img{i}.png,{row}\n" for i in range(12))
+    return _zip([*images, ("labels.csv", labels.encode())])
+
+
 def uploads() -> list[Upload]:
     one_png = png_bytes(digit_images(1)[0][0])
     million_columns = ",".join(f"c{i}" for i in range(1_000_000)).encode() + b"\n" + b"1," * 999_999 + b"1\n"
@@ -96,5 +131,15 @@ def uploads() -> list[Upload]:
         Upload("invalid UTF-8 in a row", "latin1.csv", b"a,b\n" + b"1,x\n" * 50 + b"2,caf\xe9\n", 422, "UTF-8"),
         Upload("UTF-16", "utf16.csv", "a,b\n1,2\n3,4\n".encode("utf-16"), 422, "UTF-8"),
         Upload("corrupt Parquet", "bad.parquet", b"PAR1" + os.urandom(200) + b"PAR1", 422, "Parquet"),
+        Upload("Parquet bomb by rows", "rows.parquet", parquet_bytes(150_000), 413, "AUTOML_MAX_ROWS"),
+        Upload("Parquet bomb by size", "size.parquet", parquet_bytes(90_000, 4), 413, "AUTOML_MAX_TABLE_BYTES"),
+        Upload("a zip declaring a million members", "declared.zip",
+               forged_member_count(_zip(class_folders()), 1_000_000), 413, "declares 1,000,000 members"),
+        Upload("labels.csv with too many columns", "wide-labels.zip",
+               labels_archive("filename," + ",".join(f"l{i}" for i in range(2500)), ",".join("a" * 2500)), 422,
+               "at most 2000"),
+        Upload("labels.csv with a giant cell", "cell-labels.zip",
+               labels_archive("filename,label", "".join(random.Random(0).choices(string.ascii_letters, k=200_000))),
+               422, "AUTOML_MAX_FIELD_CHARS"),
         Upload("empty file", "empty.csv", b"", 422, "empty"),
     ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import stat
 import statistics
+import struct
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from automl.datasets.limits import UploadLimits, check_field_sizes, check_header
 from automl.datasets.schema import profile_columns
 from automl.errors import InvalidDataset, TooLarge
 from automl.preprocessing.pixels import FORMATS, BadImage, PixelBomb, is_color, open_image, to_mode
@@ -42,19 +44,6 @@ MIN_IMAGES = 10
 MAX_REPORTED_UNREADABLE = 100
 MAX_LABELS_CSV_BYTES = 64 * 1024 * 1024
 INDEX_EXTRA_COLUMNS = (IMAGE_COLUMN, "source", "width", "height")
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """What one upload may hold (``AUTOML_MAX_*`` settings); tables use the last two."""
-
-    max_members: int = 100_000
-    max_total_bytes: int = 8 * 1024**3  # inflated, counted as read
-    max_member_bytes: int = 64 * 1024**2
-    max_ratio: float = 200.0  # inflated / compressed, per member
-    max_pixels: int = 40_000_000  # per image (width x height)
-    max_columns: int = 2000
-    max_field_chars: int = 100_000
 
 
 def is_zip(head: bytes) -> bool:
@@ -115,7 +104,38 @@ class _Reader:
         return b"".join(chunks)
 
 
-def _open_archive(path: Path, filename: str) -> zipfile.ZipFile:
+_END = b"PK\x05\x06"  # end of central directory record
+_END64_LOCATOR = b"PK\x06\x07"
+_END64 = b"PK\x06\x06"
+
+
+def declared_members(path: Path) -> int | None:
+    """The number of entries the archive's end record declares (ZIP64 too), read from its last bytes
+    without loading the central directory, which ``zipfile`` would hold in memory whole: a directory
+    of millions of entries is a memory bomb of its own. None when no end record is found."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        tail_size = min(size, 65_535 + 22)  # the record, then a comment of up to 65,535 bytes
+        handle.seek(size - tail_size)
+        tail = handle.read(tail_size)
+        at = tail.rfind(_END)
+        if at < 0 or len(tail) < at + 22:
+            return None
+        entries = int(struct.unpack("<H", tail[at + 10:at + 12])[0])
+        locator = tail.rfind(_END64_LOCATOR, 0, at)
+        if entries == 0xFFFF and locator >= 0 and len(tail) >= locator + 20:
+            handle.seek(int(struct.unpack("<Q", tail[locator + 8:locator + 16])[0]))
+            record = handle.read(56)
+            if record[:4] == _END64 and len(record) == 56:
+                entries = int(struct.unpack("<Q", record[32:40])[0])
+        return entries
+
+
+def _open_archive(path: Path, filename: str, limits: UploadLimits) -> zipfile.ZipFile:
+    declared = declared_members(path)
+    if declared is not None and declared > limits.max_members:
+        raise TooLarge(f"The archive declares {declared:,} members; at most {limits.max_members:,} are accepted "
+                       "(AUTOML_MAX_ARCHIVE_MEMBERS).")
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -136,13 +156,17 @@ def _members(archive: zipfile.ZipFile, limits: UploadLimits) -> list[tuple[zipfi
     return members
 
 
-def _labels_table(reader: _Reader, info: zipfile.ZipInfo) -> pd.DataFrame:
+def _labels_table(reader: _Reader, info: zipfile.ZipInfo, limits: UploadLimits) -> pd.DataFrame:
+    """labels.csv, under the limits a table upload has: its size, columns (counted from the header before
+    the rest is parsed), column names and cell sizes."""
     data = reader.read(info, MAX_LABELS_CSV_BYTES)
+    check_header(data[:1_000_000].split(b"\n", 1)[0], "labels.csv", limits.max_columns)
     try:
         table = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", skipinitialspace=True, dtype={FILENAME_COLUMN: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InvalidDataset(f"labels.csv could not be read ({str(exc).strip()[:300]}). It needs a header row "
                              f"'{FILENAME_COLUMN},<label column>...' and one row per image, in UTF-8.") from exc
+    check_field_sizes(table, "labels.csv", limits.max_field_chars)
     table.columns = pd.Index([str(c).strip() for c in table.columns])
     if FILENAME_COLUMN not in table.columns:
         raise InvalidDataset(f"labels.csv has no '{FILENAME_COLUMN}' column; its header must start with "
@@ -177,11 +201,11 @@ def ingest_archive(path: Path, filename: str, target_dir: Path, limits: UploadLi
     Raises ``InvalidDataset`` or ``TooLarge`` with a message that says what to fix; the
     caller removes ``target_dir`` then.
     """
-    with _open_archive(path, filename) as archive:
+    with _open_archive(path, filename, limits) as archive:
         members = _members(archive, limits)
         reader = _Reader(archive, limits)
         layout, labels_info, root = _layout(members)
-        table = _labels_table(reader, labels_info) if labels_info is not None else None
+        table = _labels_table(reader, labels_info, limits) if labels_info is not None else None
         label_of: dict[str, Any] = {}
         if table is not None:
             label_of = {name: i for i, name in enumerate(table[FILENAME_COLUMN])}

@@ -6,7 +6,6 @@ re-parse CSV dialects. Either the whole dataset folder and its record exist, or 
 
 from __future__ import annotations
 
-import csv
 import io
 import shutil
 import uuid
@@ -17,14 +16,20 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from automl.datasets.images import UploadLimits, ingest_archive, is_zip, label_profile
+from automl.datasets.images import ingest_archive, is_zip, label_profile
+from automl.datasets.limits import (
+    MAX_COLUMNS,
+    UploadLimits,
+    _check_names,
+    _too_many_columns,
+    check_field_sizes,
+    check_header,
+)
 from automl.datasets.schema import profile_columns, to_boolean
-from automl.errors import InvalidDataset
+from automl.errors import InvalidDataset, TooLarge
 
 PARQUET_MAGIC = b"PAR1"
 CANONICAL_FILE = "data.parquet"
-MAX_COLUMNS = UploadLimits.max_columns
-MAX_NAME_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -66,58 +71,8 @@ def detect_format(path: Path, filename: str) -> str:
 
 def read_csv_header(path: Path, filename: str, max_columns: int = MAX_COLUMNS) -> list[str]:
     """The header row's column names as written; raises ``InvalidDataset`` for a header we cannot use."""
-    try:
-        with path.open("rb") as handle:
-            raw_header = handle.readline(1_000_000)
-        header = next(csv.reader([raw_header.decode("utf-8-sig")]), [])
-    except UnicodeDecodeError as exc:
-        raise InvalidDataset(
-            f"'{filename}' is not UTF-8 text (byte {exc.start} of the header). Save the CSV as UTF-8."
-        ) from exc
-    if len(header) > max_columns:
-        raise _too_many_columns(filename, len(header), max_columns)
-    stripped = [name.strip() for name in header]
-    _check_names(stripped)
-    if any(not name for name in stripped):
-        position = next(i for i, name in enumerate(stripped) if not name) + 1
-        raise InvalidDataset(
-            f"Column {position} of the header row has no name. Give every column a name in the first line."
-        )
-    duplicates = sorted({name for name in stripped if stripped.count(name) > 1})
-    if duplicates:
-        raise InvalidDataset(
-            f"The header row repeats column names: {', '.join(duplicates)}. Column names must be unique.",
-            errors={"columns": duplicates},
-        )
-    return header
-
-
-def _too_many_columns(filename: str, count: int, limit: int) -> InvalidDataset:
-    more = "or more " if count >= limit else ""
-    return InvalidDataset(f"'{filename}' has {count} {more}columns; at most {limit} are supported "
-                          "(AUTOML_MAX_COLUMNS). Keep the feature columns and the target.")
-
-
-def _check_names(names: list[str]) -> None:
-    long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
-    if long is not None:
-        raise InvalidDataset(f"The column name '{long[:40]}...' has {len(long)} characters; column names may have "
-                             f"at most {MAX_NAME_CHARS}.")
-
-
-def check_field_sizes(frame: pd.DataFrame, filename: str, max_chars: int) -> None:
-    """Refuse a cell longer than ``max_chars`` (a text blob is no tabular feature), naming where it is."""
-    for name in frame.columns:
-        series = frame[name]
-        if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
-            continue
-        lengths = series.map(lambda v: len(v) if isinstance(v, (str, bytes)) else 0).to_numpy()
-        if len(lengths) and lengths.max() > max_chars:
-            row = int(lengths.argmax())
-            raise InvalidDataset(
-                f"'{filename}': the value in data row {row + 1}, column '{str(name)[:80]}', has {lengths[row]} "
-                f"characters; cells may have at most {max_chars} (AUTOML_MAX_FIELD_CHARS). Shorten or drop that "
-                "column: long text is not a tabular feature.", {"columns": [str(name)[:80]]})
+    with path.open("rb") as handle:
+        return check_header(handle.readline(1_000_000), filename, max_columns)
 
 
 def csv_parse_error(filename: str, exc: Exception) -> InvalidDataset:
@@ -153,14 +108,32 @@ def _read_csv(path: Path, filename: str, limits: UploadLimits) -> pd.DataFrame:
     return frame
 
 
+def _check_parquet_footer(path: Path, filename: str, limits: UploadLimits) -> None:
+    """Rows, columns and uncompressed size from the file's footer, before any data is read: a few MB of
+    Parquet can inflate to many GB."""
+    metadata = pq.ParquetFile(path).metadata
+    if metadata.num_columns > limits.max_columns:
+        raise _too_many_columns(filename, metadata.num_columns, limits.max_columns)
+    if metadata.num_rows > limits.max_rows:
+        raise TooLarge(f"'{filename}' has {metadata.num_rows:,} rows; at most {limits.max_rows:,} are accepted "
+                       "(AUTOML_MAX_ROWS). Upload a sample, or split the table.")
+    # Decoded, a cell takes at least 8 bytes in memory (a number, or a string's pointer) besides what the
+    # footer counts (its uncompressed pages are still run-length and dictionary encoded: tiny for repeats).
+    encoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    inflated = encoded + 8 * metadata.num_rows * metadata.num_columns
+    if inflated > limits.max_table_bytes:
+        raise TooLarge(f"'{filename}' holds about {inflated:,} bytes once read ({metadata.num_rows:,} rows x "
+                       f"{metadata.num_columns} columns); at most {limits.max_table_bytes:,} are accepted "
+                       "(AUTOML_MAX_TABLE_BYTES). Upload fewer rows or columns.")
+
+
 def _read_parquet(path: Path, filename: str, limits: UploadLimits) -> pd.DataFrame:
     try:
+        _check_parquet_footer(path, filename, limits)
         schema = pq.read_schema(path)
-        if len(schema.names) > limits.max_columns:
-            raise _too_many_columns(filename, len(schema.names), limits.max_columns)
         _check_names([str(n).strip() for n in schema.names])
         frame = pq.read_table(path).to_pandas()
-    except InvalidDataset:
+    except (InvalidDataset, TooLarge):
         raise
     except Exception as exc:  # pyarrow raises many types for corrupt files
         raise InvalidDataset(f"'{filename}' could not be read as Parquet: {exc}") from exc
@@ -182,6 +155,9 @@ def read_upload(path: Path, filename: str, limits: UploadLimits | None = None) -
         )
     if frame.shape[0] == 0:
         raise InvalidDataset(f"'{filename}' has a header but no data rows.")
+    if frame.shape[0] > limits.max_rows:
+        raise TooLarge(f"'{filename}' has {frame.shape[0]:,} rows; at most {limits.max_rows:,} are accepted "
+                       "(AUTOML_MAX_ROWS). Upload a sample, or split the table.")
     check_field_sizes(frame, filename, limits.max_field_chars)
     return frame, fmt
 

@@ -26,6 +26,21 @@ class PixelBomb(BadImage):
     """An image whose width x height is over the limit: refused before its pixels are decoded."""
 
 
+def header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the image's header alone: nothing is decoded (Pillow opens lazily)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes are what the caller checks
+        try:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                return image.size
+        except UnidentifiedImageError:
+            raise BadImage(f"not an image in an allowed format ({', '.join(FORMATS)})") from None
+        except Image.DecompressionBombError as exc:
+            raise PixelBomb(str(exc)) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise BadImage(f"the image data is damaged ({exc})") from None
+
+
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode ``data`` (first frame of an animation) with every pixel loaded; ``BadImage`` otherwise."""
     with warnings.catch_warnings():

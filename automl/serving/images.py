@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from automl.errors import InvalidInstances
-from automl.preprocessing.pixels import BadImage, decode_image
+from automl.errors import InvalidInstances, TooLarge
+from automl.preprocessing.pixels import BadImage, PixelBomb, decode_image, header_size
 
 MAX_IMAGES = 256  # per request
 MAX_PIXELS = 4096 * 4096  # per image
@@ -35,17 +35,41 @@ def _check_count(n: int) -> None:
                                {"instances": [f"at most {MAX_IMAGES}"]})
 
 
-def _decode_all(items: list[tuple[str, bytes | None, str | None]], channels: int) -> list[np.ndarray]:
-    """``(where, data, problem)`` per image -> arrays; a 422 naming every image that cannot be used."""
-    errors: dict[str, list[str]] = {}
-    arrays: list[np.ndarray] = []
+def _check_sizes(items: list[tuple[str, bytes | None, str | None]]) -> list[tuple[str, bytes | None, str | None]]:
+    """Every image's width x height from its header, before any is decoded: one over ``MAX_PIXELS``, or
+    all together over ``MAX_REQUEST_PIXELS``, is a 413. Unreadable headers are left for the 422."""
+    checked: list[tuple[str, bytes | None, str | None]] = []
     pixels = 0
     for where, data, problem in items:
         if problem is None and data is not None:
             try:
-                array = decode_image(data, channels, MAX_PIXELS)
-                pixels += array.shape[0] * array.shape[1]
-                arrays.append(array)
+                width, height = header_size(data)
+            except PixelBomb as exc:
+                raise TooLarge(f"'{where}': {exc}. Send it smaller: the model resizes to its own size "
+                               "anyway.") from None
+            except BadImage as exc:
+                checked.append((where, None, str(exc)))
+                continue
+            if width * height > MAX_PIXELS:
+                raise TooLarge(f"'{where}' is {width}x{height} pixels; at most {MAX_PIXELS:,} pixels per image are "
+                               "accepted. Send it smaller: the model resizes to its own size anyway.")
+            pixels += width * height
+        checked.append((where, data, problem))
+    if pixels > MAX_REQUEST_PIXELS:
+        raise TooLarge(f"The images hold {pixels:,} pixels together; at most {MAX_REQUEST_PIXELS:,} per request. "
+                       "Send fewer or smaller images.")
+    return checked
+
+
+def _decode_all(items: list[tuple[str, bytes | None, str | None]], channels: int) -> list[np.ndarray]:
+    """``(where, data, problem)`` per image -> arrays, once their sizes passed (``_check_sizes``); a 422
+    naming every image that cannot be used."""
+    errors: dict[str, list[str]] = {}
+    arrays: list[np.ndarray] = []
+    for where, data, problem in _check_sizes(items):
+        if problem is None and data is not None:
+            try:
+                arrays.append(decode_image(data, channels, MAX_PIXELS))
                 continue
             except BadImage as exc:
                 problem = str(exc)
@@ -55,9 +79,6 @@ def _decode_all(items: list[tuple[str, bytes | None, str | None]], channels: int
         first = next(iter(errors))
         raise InvalidInstances(f"{len(errors)} image(s) cannot be used, first '{first}': {errors[first][0]}. Send "
                                "PNG, JPEG, BMP, GIF or WebP files.", errors)
-    if pixels > MAX_REQUEST_PIXELS:
-        raise InvalidInstances(f"The images hold {pixels:,} pixels together; at most {MAX_REQUEST_PIXELS:,} per "
-                               "request. Send fewer or smaller images.", {"instances": ["too many pixels"]})
     return arrays
 
 

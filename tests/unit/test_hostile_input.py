@@ -9,6 +9,7 @@ Body-size and form-part limits are enforced by the HTTP server: see
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -154,3 +155,24 @@ def test_only_the_services_own_model_store_is_ever_loaded(tmp_path: Path) -> Non
         for banned in ("pickle.load", "joblib.load", "dill.load", "safe_mode=False", "allow_pickle=True",
                        "enable_unsafe_deserialization"):
             assert banned not in text, (path, banned)
+
+
+def test_json_bodies_have_their_own_limit_and_files_keep_theirs(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "var", max_json_bytes=50_000))
+    seed_team(app.extensions["automl"].store, "default", tiny_model(tmp_path / "models"), tmp_path)
+    client = client_for(app)
+    big = json.dumps({"instances": [ROW] * 2_000}).encode()  # about 100 KB
+    refused = client.post(PREDICT, data=big, content_type="application/json")
+    assert refused.status_code == 413 and "AUTOML_MAX_JSON_BYTES" in refused.get_json()["message"]
+    assert "50,000" in refused.get_json()["message"] and "multipart" in refused.get_json()["message"]
+    # Sent without a length (chunked), it is cut off at the limit while it is read.
+    chunked = client.post(PREDICT, input_stream=io.BytesIO(big), content_type="application/json",
+                          headers={"Transfer-Encoding": "chunked"},
+                          environ_overrides={"wsgi.input_terminated": True})  # as gunicorn marks chunked bodies
+    assert chunked.status_code == 413, chunked.get_data(as_text=True)[:300]
+    assert client.post(PREDICT, json={"instances": [ROW] * 100}).status_code == 200  # within the limit
+    # The same rows as a CSV file go through: uploads keep AUTOML_MAX_UPLOAD_BYTES.
+    rows = "size,flag,colour name\n" + "4.5,true,red\n" * 10_000
+    scored = client.post(PREDICT, data={"file": (io.BytesIO(rows.encode()), "rows.csv")},
+                         content_type="multipart/form-data")
+    assert scored.status_code == 200 and scored.headers["X-Rows-Scored"] == "10000"

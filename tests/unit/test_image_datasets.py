@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from automl.datasets.images import UploadLimits, default_image_size
+from automl.datasets.images import default_image_size
 from automl.datasets.ingest import ingest_file
+from automl.datasets.limits import UploadLimits
 from automl.errors import InvalidDataset, TooLarge
 from automl.preprocessing.pixels import BadImage, PixelBomb, decode_image, open_image
 from tests.image_data import digits_archive, png_bytes

@@ -243,18 +243,32 @@ def test_unusable_images_name_the_file_or_row(image_predictor: Predictor) -> Non
         json_instances(image_predictor, [{"b64": base64.b64encode(good).decode()}] * 257)
 
 
-def test_hostile_images_at_predict_time_are_named(image_predictor: Predictor) -> None:
-    """Zero-size and pixel-bomb headers, a format outside the list (EPS would reach Ghostscript), a
-    zip posing as an image: each a 422 naming the file; a polyglot that is a valid PNG is just a PNG."""
+def test_hostile_images_at_predict_time_are_named(image_predictor: Predictor,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero-size header, a format outside the list (EPS would reach Ghostscript), a zip posing as an
+    image: each a 422 naming the file; a polyglot that is a valid PNG is just a PNG. Pixel bombs, one
+    image or the request's total, are a 413 from the headers alone: nothing is decoded."""
+    from automl.errors import TooLarge
+    from automl.serving import images
     from tests.hostile import EPS, _zip, png_header, polyglot_png
 
-    hostile = [("zero.png", png_header(0, 10)), ("bomb.png", png_header(30_000, 30_000)), ("page.png", EPS),
-               ("archive.png", _zip([("a.txt", b"x")]))]
+    hostile = [("zero.png", png_header(0, 10)), ("page.png", EPS), ("archive.png", _zip([("a.txt", b"x")]))]
     with pytest.raises(InvalidInstances) as caught:
         image_files(image_predictor, [("ok.png", polyglot_png()), *hostile])
     assert set(caught.value.errors) == {name for name, _ in hostile}
-    assert "pixels" in caught.value.errors["bomb.png"][0]
     assert len(image_predictor.predict(image_files(image_predictor, [("poly.png", polyglot_png())]))[0]) == 1
+
+    def never(*args: object) -> None:
+        raise AssertionError("an image was decoded before the sizes were checked")
+
+    monkeypatch.setattr(images, "decode_image", never)
+    for bomb in (png_header(30_000, 30_000), png_header(5_000, 5_000)):  # Pillow's own limit, and ours
+        with pytest.raises(TooLarge, match=r"bomb\.png") as refused:
+            image_files(image_predictor, [("ok.png", polyglot_png()), ("bomb.png", bomb)])
+        assert "pixels" in refused.value.message
+    many = [(f"{i}.png", png_header(4000, 4000)) for i in range(5)]  # each allowed, 80M together
+    with pytest.raises(TooLarge, match="together"):
+        image_files(image_predictor, many)
 
 
 def test_search_space_endpoint_documents_the_image_space(tmp_path: Path) -> None:
