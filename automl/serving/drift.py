@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 256
 PRUNE_EVERY_S = 3600.0
+CONSUME_WAIT_S = 0.05  # the counting thread's nap when the queue is empty
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -45,6 +46,7 @@ class DriftMonitor:
         self._queue: queue.Queue[tuple[str, Any, Any]] = queue.Queue(QUEUE_BATCHES)
         self._totals: dict[str, tuple[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()  # the totals, and one flush at a time
+        self._consuming = threading.Lock()  # held while a batch is taken off the queue and counted
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._pruned = 0.0
@@ -73,15 +75,20 @@ class DriftMonitor:
     def _run(self) -> None:
         next_flush = time.monotonic() + self.flush_s
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.05, next_flush - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is not None:
+            # Taking an item and counting it happen under ``_consuming``, which ``flush`` takes too: a
+            # report never misses a batch this thread has taken but not yet counted.
+            with self._consuming:
                 try:
-                    self._count(item)
-                except Exception:  # never let one odd batch stop the counting
-                    log.exception("could not count a batch of prediction inputs for drift")
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+                if item is not None:
+                    try:
+                        self._count(item)
+                    except Exception:  # never let one odd batch stop the counting
+                        log.exception("could not count a batch of prediction inputs for drift")
+            # Outside the lock, so a report's flush gets its turn: idle, a short nap; busy, a yield.
+            time.sleep(CONSUME_WAIT_S if item is None else 0)
             if time.monotonic() >= next_flush:
                 self.flush()
                 next_flush = time.monotonic() + self.flush_s
@@ -97,11 +104,12 @@ class DriftMonitor:
     def flush(self) -> bool:
         """Count what is queued and add this process's counts to the store (also called before a report);
         False when the store could not take them (they wait for the next flush)."""
-        while True:
-            try:
-                self._count(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        with self._consuming:
+            while True:
+                try:
+                    self._count(self._queue.get_nowait())
+                except queue.Empty:
+                    break
         with self._lock:
             totals, self._totals = self._totals, {}
             now = datetime.now(UTC)
