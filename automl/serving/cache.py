@@ -79,6 +79,17 @@ class ModelCache:
                 if self._loading.get(model_id) is load_lock and not load_lock.locked():
                     del self._loading[model_id]
 
+    def discard(self, model_id: str) -> None:
+        """Drop the model, pinned or not (it was deleted)."""
+        with self._lock:
+            self._pinned.discard(model_id)
+            self._items.pop(model_id, None)
+
+    @property
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
     def unpin(self, model_id: str) -> None:
         """Let the model be evicted like any other (it stays loaded until then)."""
         with self._lock:

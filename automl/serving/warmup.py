@@ -77,12 +77,18 @@ class Warmup:
             self.refresh()
 
     def refresh(self) -> None:
-        """Load models deployed since, and unpin models undeployed since, through any process."""
+        """Load models deployed since, unpin models undeployed since, and drop loaded models deleted since,
+        through any process."""
         try:
             current = self._deployed()
+            loaded = self.cache.loaded
+            with self.store.session() as session:
+                gone = set(loaded) - catalogue.existing_models(session, loaded)
         except Exception as exc:
             log.warning("deployed models not refreshed: %s", exc)
             return
+        for model_id in gone:
+            self.cache.discard(model_id)
         with self._lock:
             known = set(self._expected)
         for model_id in known - current.keys():

@@ -11,7 +11,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from automl.access import Scope
@@ -21,6 +21,7 @@ from automl.store.records import (
     AliasRecord,
     DatasetRecord,
     DriftCountsRecord,
+    JobRecord,
     ModelRecord,
     ModelState,
     utcnow,
@@ -129,6 +130,50 @@ def resolve_model(session: Session, name: str, scope: Scope | None = None) -> Mo
     return model  # type: ignore[return-value]
 
 
+def aliases_of(session: Session, model_id: str) -> list[str]:
+    return list(session.scalars(select(AliasRecord.name).where(AliasRecord.model_id == model_id)
+                                .order_by(AliasRecord.name)))
+
+
+def why_model_is_kept(session: Session, record: ModelRecord) -> str | None:
+    """What stops the model from being deleted (deployed, aliased, still training), said as what to do."""
+    if record.deployed:
+        return f"Model '{record.id}' is deployed; undeploy it first (DELETE /api/v1/models/{record.id}/deploy)."
+    aliases = aliases_of(session, record.id)
+    if aliases:
+        named = ", ".join(f"'{a}'" for a in aliases[:10])
+        return (f"Model '{record.id}' is what alias(es) {named} point at; move or delete them first "
+                "(PUT or DELETE /api/v1/aliases/{name}).")
+    if record.state == ModelState.training.value:
+        return f"Model '{record.id}' is being trained by job '{record.job_id}'; wait for the job, or cancel it."
+    return None
+
+
+def delete_model_record(session: Session, record: ModelRecord) -> str | None:
+    """Remove the model's record and its drift counts, and the job references to it; its folder's path,
+    for the caller to delete once committed."""
+    session.execute(update(JobRecord).where(JobRecord.model_id == record.id).values(model_id=None))
+    session.execute(update(JobRecord).where(JobRecord.best_model_id == record.id).values(best_model_id=None))
+    session.execute(delete(DriftCountsRecord).where(DriftCountsRecord.model_id == record.id))
+    session.delete(record)
+    return record.path
+
+
+def models_of_job(session: Session, job_id: str) -> list[ModelRecord]:
+    return list(session.scalars(select(ModelRecord).where(ModelRecord.job_id == job_id)))
+
+
+def users_of_dataset(session: Session, dataset_id: str) -> list[str]:
+    """The jobs (and models of jobs since deleted) that were trained on the dataset."""
+    jobs = session.scalars(select(JobRecord.id).where(JobRecord.dataset_id == dataset_id).order_by(JobRecord.id))
+    models = session.scalars(select(ModelRecord.id).where(ModelRecord.dataset_id == dataset_id))
+    return [f"job '{j}'" for j in jobs] + [f"model '{m}'" for m in models]
+
+
+def existing_models(session: Session, model_ids: list[str]) -> set[str]:
+    return set(session.scalars(select(ModelRecord.id).where(ModelRecord.id.in_(model_ids)))) if model_ids else set()
+
+
 def retire_interim_model(session: Session, model_id: str) -> str | None:
     """Remove an interim model nothing refers to any more (no alias, not deployed): its record and its drift
     counts. Its folder's path, for the caller to delete once committed; None when it is kept."""
@@ -137,9 +182,7 @@ def retire_interim_model(session: Session, model_id: str) -> str | None:
         return None
     if session.scalars(select(AliasRecord).where(AliasRecord.model_id == model_id).limit(1)).first() is not None:
         return None
-    session.execute(delete(DriftCountsRecord).where(DriftCountsRecord.model_id == model_id))
-    session.delete(record)
-    return record.path
+    return delete_model_record(session, record)
 
 
 # --- drift counts ---------------------------------------------------------------------------------

@@ -274,3 +274,10 @@ def trial_durations(session: Session) -> list[float]:
         .where(TrialRecord.started_at.is_not(None), TrialRecord.finished_at.is_not(None))
     )
     return [(aware(end) - aware(start)).total_seconds() for start, end in rows if start and end]
+
+
+def delete_job_records(session: Session, job_id: str) -> None:
+    """The job's own records: epochs, events, trials, lanes and the job (its models are the caller's)."""
+    for record in (EpochRecord, EventRecord, TrialRecord, LaneRecord):
+        session.execute(delete(record).where(record.job_id == job_id))
+    session.execute(delete(JobRecord).where(JobRecord.id == job_id))

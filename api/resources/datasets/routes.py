@@ -16,6 +16,7 @@ from api.services import services
 from automl.errors import InvalidDataset
 from automl.store import catalogue
 from automl.usecases.datasets import register_dataset
+from automl.usecases.deletion import delete_dataset
 
 blp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets", description="Upload and inspect datasets.")
 
@@ -57,3 +58,10 @@ class Dataset(MethodView):
         """A dataset and its inferred schema."""
         with services().store.session() as session:
             return catalogue.get_dataset(session, dataset_id, scope())
+
+    @blp.response(204)
+    def delete(self, dataset_id: str) -> None:
+        """Delete the dataset: its record and its folder (the stored table, or the images and their index).
+        409 while a job or a model trained on it exists, naming them: delete those first."""
+        svc = services()
+        delete_dataset(svc.store, svc.settings, dataset_id, scope())

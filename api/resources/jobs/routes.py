@@ -31,6 +31,7 @@ from automl.errors import InvalidJobRequest, NotReady
 from automl.jobs import JobRequest, cancel_job, progress, tensorboard_archive
 from automl.store import Store, searches
 from automl.store.records import JobRecord, JobState
+from automl.usecases.deletion import delete_job
 from automl.usecases.jobs import submit_job
 from tasks.celery_app import send_advance
 
@@ -71,6 +72,14 @@ class Job(MethodView):
         elapsed time, an estimate of the time left, and the model when done."""
         with services().store.session() as session:
             return progress(session, searches.get_job(session, job_id, scope=scope()))
+
+    @blp.response(204)
+    def delete(self, job_id: str) -> None:
+        """Delete the job, its trials, histories, events, TensorBoard logs and tuner files, and its models. A
+        queued job is cancelled and deleted at once; a running one is cancelled (409: delete it again once
+        it is cancelled). 409 while one of its models is deployed or aliased."""
+        svc = services()
+        delete_job(svc.store, svc.settings, svc.models, job_id, scope())
 
 
 @blp.route("/<string:job_id>/cancel")

@@ -39,6 +39,7 @@ from automl.serving.predictor import Predictor
 from automl.store import catalogue
 from automl.store.records import ModelState
 from automl.usecases import predictions
+from automl.usecases.deletion import delete_model
 from automl.usecases.models import deploy, drift_report, undeploy
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
@@ -67,6 +68,13 @@ class Model(MethodView):
         (``model_id`` may also be an alias)."""
         with services().store.session() as session:
             return catalogue.resolve_model(session, model_id, scope())
+
+    @blp.response(204)
+    def delete(self, model_id: str) -> None:
+        """Delete the model: its record, its files and its drift counts (409 while it is deployed, aliased or
+        training, naming what to do first). ``model_id`` must be the id, not an alias."""
+        svc = services()
+        delete_model(svc.store, svc.settings, svc.models, model_id, scope())
 
 
 @blp.route("/<string:model_id>/deploy")

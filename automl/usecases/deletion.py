@@ -1,0 +1,91 @@
+"""Deleting what a team owns: a model, a job (with its models), a dataset. Records and files go;
+nothing else is touched, and anything still in use is refused with a 409 that says what to do.
+
+- A model is kept while it is deployed, aliased or still training.
+- A job that has not ended is cancelled first: a queued one at once (then deleted), a running one
+  at its trials' next epoch boundary; the answer says to delete it again once it is cancelled. Its
+  models go with it, unless one of them is deployed or aliased.
+- A dataset is kept while a job (or a model) was trained on it: delete those first.
+
+Files are removed after the records are committed, and only inside the service's own folders.
+Other serving processes drop a deleted model they hold loaded at their next refresh
+(``AUTOML_DEPLOYED_REFRESH_S``); this process at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from automl.access import Scope
+from automl.errors import Conflict
+from automl.jobs import cancel_job
+from automl.serving.cache import ModelCache
+from automl.settings import Settings
+from automl.store import Store, catalogue, searches
+from automl.store.records import JobState
+
+log = logging.getLogger(__name__)
+
+
+def _remove(path: str | Path | None, root: Path) -> None:
+    """Remove ``path`` (a folder or a file) if it lies inside ``root``: never anything outside the service's
+    own folders, whatever a record says."""
+    if not path:
+        return
+    target = Path(path).resolve()
+    if target == root or not target.is_relative_to(root):
+        log.warning("not removing %s: outside %s", target, root)
+        return
+    if target.is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def delete_model(store: Store, settings: Settings, cache: ModelCache, model_id: str, scope: Scope) -> None:
+    with store.session() as session:
+        record = catalogue.get_model(session, model_id, scope)
+        reason = catalogue.why_model_is_kept(session, record)
+        if reason:
+            raise Conflict(reason)
+        path = catalogue.delete_model_record(session, record)
+    cache.discard(model_id)
+    _remove(path, settings.models_dir.resolve())
+
+
+def delete_job(store: Store, settings: Settings, cache: ModelCache, job_id: str, scope: Scope) -> None:
+    with store.session() as session:  # the cancel is committed whatever follows
+        job = searches.get_job(session, job_id, scope=scope)
+        if not JobState(job.state).finished:
+            job = cancel_job(session, job_id, scope)  # a queued job ends here and now
+        finished = JobState(job.state).finished
+    if not finished:
+        raise Conflict(f"Job '{job_id}' was running: it is being cancelled (its trials stop at their next epoch "
+                       "boundary). Delete it again once its state is cancelled.")
+    with store.session() as session:
+        job = searches.get_job(session, job_id, scope=scope)
+        models = catalogue.models_of_job(session, job_id)
+        for model in models:
+            reason = catalogue.why_model_is_kept(session, model)
+            if reason:
+                raise Conflict(f"Job '{job_id}' has a model that is still in use. {reason}")
+        removed = [(model.id, catalogue.delete_model_record(session, model)) for model in models]
+        searches.delete_job_records(session, job_id)
+    for model_id, path in removed:
+        cache.discard(model_id)
+        _remove(path, settings.models_dir.resolve())
+    _remove(settings.jobs_dir / job_id, settings.jobs_dir.resolve())
+
+
+def delete_dataset(store: Store, settings: Settings, dataset_id: str, scope: Scope) -> None:
+    with store.session() as session:
+        record = catalogue.get_dataset(session, dataset_id, scope)
+        users = catalogue.users_of_dataset(session, record.id)
+        if users:
+            listed = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+            raise Conflict(f"Dataset '{record.id}' was used by {listed}; delete them first.")
+        folder = Path(record.path).parent
+        session.delete(record)
+    _remove(folder, settings.datasets_dir.resolve())
