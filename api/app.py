@@ -16,6 +16,7 @@ from api.keys import KeyRing, RateLimits
 from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
 from api.services import Services, services
+from automl.housekeeping import sweep_stale_files
 from automl.observability import StoreCollector, configure_logging
 from automl.serving.cache import ModelCache, predictor_loader
 from automl.serving.drift import DriftMonitor
@@ -32,6 +33,7 @@ DOCS_STATIC = "/api/v1/docs/static/"
 def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     settings = settings or Settings()
     settings.ensure_dirs()
+    sweep_stale_files(settings)  # what a crashed upload or save left behind
     configure_logging(settings.log_level, settings.log_format)
 
     app = Flask("automl")

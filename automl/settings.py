@@ -127,6 +127,11 @@ class Settings(BaseSettings):
         description="How often each serving process picks up models deployed or undeployed through another "
                     "process (0: only at start).",
     )
+    stale_files_s: float = Field(
+        default=3600, gt=0,
+        description="Staging folders and temporary files older than this are what a crash left behind: swept "
+                    "when an API process starts and by the workers' reaper.",
+    )
     drift_flush_s: float = Field(
         default=10, gt=0,
         description="How often each serving process adds what it counted of prediction inputs to the store "

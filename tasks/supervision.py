@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
@@ -78,11 +79,17 @@ class Reaper:
         return len(revive)
 
     def _run(self) -> None:
+        from automl.housekeeping import SWEEP_EVERY_S, sweep_stale_files
+
+        swept_at = 0.0
         while True:
             try:
                 self.sweep()
             except Exception as exc:  # the database blinked: try at the next tick
                 log.warning("reaper sweep failed: %s", exc)
+            if time.monotonic() - swept_at >= SWEEP_EVERY_S:
+                sweep_stale_files(self.settings)  # what a crashed upload or save left behind
+                swept_at = time.monotonic()
             if self._stop.wait(self.settings.reaper_interval_s):
                 return
 
