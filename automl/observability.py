@@ -127,13 +127,14 @@ class StoreCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         from automl.insight import drift
+        from automl.serving.drift import window_start
         from automl.store import catalogue
 
         family = GaugeMetricFamily("automl_model_input_drift_psi",
                                    f"Population stability index of each deployed model's inputs over the last 24 h "
                                    f"against its training rows, per input column (above {drift.THRESHOLD}: "
                                    "drifted).", labels=["model_id", "column"])
-        since = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+        since = window_start(24, now)
         with self.store.session() as session:
             for model in catalogue.deployed_models(session):
                 if not model.profile:

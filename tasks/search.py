@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import replace
 from functools import cache
+from typing import TYPE_CHECKING
 
 from celery import Celery, shared_task
 from sqlalchemy.exc import OperationalError
@@ -36,6 +37,9 @@ from tasks import supervision
 from tasks.celery_app import ADVANCE_JOB, send_advance
 from tasks.heartbeat import Heartbeat
 from tasks.reporting import StoreReporter
+
+if TYPE_CHECKING:
+    from automl.search.runner import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +220,7 @@ def _publish_best(store: Store, spec: SearchSpec, trial_id: str | None, settings
             record = ModelRecord(id=model_id, team=job.team, job_id=job_id, dataset_id=job.dataset_id, kind=spec.kind,
                                  task=spec.task, target=job.target, classes=spec.classes, targets=job.targets,
                                  interim=True, trial_id=trial_id, path=str(path), state=ModelState.ready.value)
-            for name, value in trained.card().items():
-                setattr(record, name, value)
-            record.history = [{"epoch": e.epoch, "execution": e.execution, **e.metrics}
-                              for e in searches.trial_history(session, job_id, trial_id or "")]
+            _write_card(session, record, trained, job_id)
             session.add(record)
             previous, job.best_model_id = job.best_model_id, model_id
             searches.add_event(session, job_id, "best_model", {"model_id": model_id, "trial_id": trial_id,
@@ -229,6 +230,17 @@ def _publish_best(store: Store, spec: SearchSpec, trial_id: str | None, settings
         shutil.rmtree(unused, ignore_errors=True)
     log.info("job %s: trial %s published as the best model so far in %.1f s", job_id, trial_id,
              time.monotonic() - started)
+
+
+def _write_card(session: Session, record: ModelRecord, trained: TrainedModel, job_id: str) -> None:
+    """The trained model's card into its record, and its training history: the refit's, else its best
+    trial's epochs."""
+    for name, value in trained.card().items():
+        setattr(record, name, value)
+    record.history = trained.history if trained.history is not None else [
+        {"epoch": e.epoch, "execution": e.execution, **e.metrics}
+        for e in searches.trial_history(session, job_id, trained.best_trial_id)
+    ]
 
 
 def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: Settings) -> str:
@@ -296,12 +308,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
         raise
     with store.session() as session:
         model = catalogue.get_model(session, model_id)
-        for name, value in trained.card().items():
-            setattr(model, name, value)
-        model.history = trained.history if trained.history is not None else [
-            {"epoch": e.epoch, "execution": e.execution, **e.metrics}
-            for e in searches.trial_history(session, job_id, trained.best_trial_id)
-        ]
+        _write_card(session, model, trained, job_id)
         model.path = str(path)
         model.state = ModelState.ready.value
         job = searches.get_job(session, job_id)

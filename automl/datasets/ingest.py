@@ -20,10 +20,10 @@ from automl.datasets.images import ingest_archive, is_zip, label_profile
 from automl.datasets.limits import (
     MAX_COLUMNS,
     UploadLimits,
-    _check_names,
-    _too_many_columns,
     check_field_sizes,
     check_header,
+    check_names,
+    too_many_columns,
 )
 from automl.datasets.schema import profile_columns, to_boolean
 from automl.errors import InvalidDataset, TooLarge
@@ -113,7 +113,7 @@ def _check_parquet_footer(path: Path, filename: str, limits: UploadLimits) -> No
     Parquet can inflate to many GB."""
     metadata = pq.ParquetFile(path).metadata
     if metadata.num_columns > limits.max_columns:
-        raise _too_many_columns(filename, metadata.num_columns, limits.max_columns)
+        raise too_many_columns(filename, metadata.num_columns, limits.max_columns)
     if metadata.num_rows > limits.max_rows:
         raise TooLarge(f"'{filename}' has {metadata.num_rows:,} rows; at most {limits.max_rows:,} are accepted "
                        "(AUTOML_MAX_ROWS). Upload a sample, or split the table.")
@@ -131,7 +131,7 @@ def _read_parquet(path: Path, filename: str, limits: UploadLimits) -> pd.DataFra
     try:
         _check_parquet_footer(path, filename, limits)
         schema = pq.read_schema(path)
-        _check_names([str(n).strip() for n in schema.names])
+        check_names([str(n).strip() for n in schema.names])
         frame = pq.read_table(path).to_pandas()
     except (InvalidDataset, TooLarge):
         raise

@@ -41,9 +41,9 @@ def check_header(raw_header: bytes, filename: str, max_columns: int = MAX_COLUMN
             f"'{filename}' is not UTF-8 text (byte {exc.start} of the header). Save the CSV as UTF-8."
         ) from exc
     if len(header) > max_columns:
-        raise _too_many_columns(filename, len(header), max_columns)
+        raise too_many_columns(filename, len(header), max_columns)
     stripped = [name.strip() for name in header]
-    _check_names(stripped)
+    check_names(stripped)
     if any(not name for name in stripped):
         position = next(i for i, name in enumerate(stripped) if not name) + 1
         raise InvalidDataset(
@@ -58,13 +58,13 @@ def check_header(raw_header: bytes, filename: str, max_columns: int = MAX_COLUMN
     return header
 
 
-def _too_many_columns(filename: str, count: int, limit: int) -> InvalidDataset:
+def too_many_columns(filename: str, count: int, limit: int) -> InvalidDataset:
     more = "or more " if count >= limit else ""
     return InvalidDataset(f"'{filename}' has {count} {more}columns; at most {limit} are supported "
                           "(AUTOML_MAX_COLUMNS). Keep the feature columns and the target.")
 
 
-def _check_names(names: list[str]) -> None:
+def check_names(names: list[str]) -> None:
     long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
     if long is not None:
         raise InvalidDataset(f"The column name '{long[:40]}...' has {len(long)} characters; column names may have "

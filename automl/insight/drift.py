@@ -24,14 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from automl.insight.profile import numeric_bins
+from automl.insight.profile import RANGE_MARGIN, numeric_bins
 from automl.preprocessing.features import MAX_VOCABULARY
 from automl.preprocessing.values import MISSING_TOKEN
 
 THRESHOLD = 0.25
 MIN_ROWS = 100
 FLOOR = 1e-4
-RANGE_MARGIN = 0.1  # as input warnings (automl.serving.checks)
 
 
 class Counter:

@@ -17,6 +17,8 @@ from automl.preprocessing.features import FeatureSpec
 from automl.preprocessing.values import MISSING_TOKEN
 
 TOP_CATEGORIES = 20
+RANGE_MARGIN = 0.1  # a number beyond the training range by more than this share of it is out of range
+                    # (input warnings and drift alike)
 DECILES = np.linspace(0.0, 1.0, 11)
 
 

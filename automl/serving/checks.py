@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from automl.insight.profile import RANGE_MARGIN
 from automl.preprocessing.features import MAX_VOCABULARY
 from automl.preprocessing.values import MISSING_TOKEN
 
-RANGE_MARGIN = 0.1  # of the training range (max - min), on either side
 MISSING = "missing, and training never had it missing"
 
 

@@ -37,6 +37,11 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def window_start(hours: int, now: datetime | None = None) -> datetime:
+    """The first hour of the last ``hours`` whole hours (the current one included)."""
+    return hour_of((now or datetime.now(UTC)) - timedelta(hours=hours - 1))
+
+
 class DriftMonitor:
     def __init__(self, store: Store, flush_s: float, retention_days: float) -> None:
         self.store = store

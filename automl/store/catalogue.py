@@ -178,9 +178,7 @@ def retire_interim_model(session: Session, model_id: str) -> str | None:
     """Remove an interim model nothing refers to any more (no alias, not deployed): its record and its drift
     counts. Its folder's path, for the caller to delete once committed; None when it is kept."""
     record = session.get(ModelRecord, model_id)
-    if record is None or not record.interim or record.deployed:
-        return None
-    if session.scalars(select(AliasRecord).where(AliasRecord.model_id == model_id).limit(1)).first() is not None:
+    if record is None or not record.interim or why_model_is_kept(session, record):
         return None
     return delete_model_record(session, record)
 

@@ -3,7 +3,6 @@ drift report."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from automl.access import Scope
 from automl.errors import NotReady
 from automl.insight import drift
 from automl.serving.cache import ModelCache
-from automl.serving.drift import DriftMonitor, hour_of
+from automl.serving.drift import DriftMonitor, window_start
 from automl.serving.predictor import Predictor
 from automl.serving.warmup import Warmup
 from automl.store import Store, catalogue
@@ -80,7 +79,7 @@ def drift_report(store: Store, monitor: DriftMonitor, record: ModelRecord, hours
     """The model's drift over the last ``hours`` whole hours: this process's counts flushed first, then
     every process's counts summed and compared with the training profile."""
     monitor.flush()
-    since = hour_of(datetime.now(UTC) - timedelta(hours=hours - 1))
+    since = window_start(hours)
     with store.session() as session:
         rows, counts = catalogue.drift_counts_since(session, record.id, since)
     columns = drift.report(record.profile or [], counts)

@@ -37,7 +37,7 @@ from automl.serving.adapters import Batch, image_files, json_instances
 from automl.serving.batch import OUTPUT_FORMATS, score_file
 from automl.serving.predictor import Predictor
 from automl.store import catalogue
-from automl.store.records import ModelState
+from automl.store.records import ModelRecord, ModelState
 from automl.usecases import predictions
 from automl.usecases.deletion import delete_model
 from automl.usecases.models import deploy, drift_report, undeploy
@@ -117,15 +117,17 @@ class ModelHistoryPlot(MethodView):
         return Response(png, mimetype="image/png")
 
 
-def _importance(model_id: str) -> tuple[Any, dict[str, Any]]:
+def _model_keeping(model_id: str, entry: str, what: str) -> ModelRecord:
+    """The model (id or alias), when its card has ``entry``, something its job's end measured or saved for
+    table models: 409 while the model is still training, 404 for a model that does not keep it."""
     with services().store.session() as session:
         record = catalogue.resolve_model(session, model_id, scope())
-    if record.importance is None:
+    if getattr(record, entry) is None:
         if record.state != ModelState.ready.value:
-            raise NotReady(f"Model '{record.id}' is {record.state}; its importance is measured when its job finishes.")
-        raise NotFound(f"Model '{record.id}' has no feature importance: it is computed for table models (this one "
-                       f"is a {record.kind} model), and by models trained since it was added.")
-    return record, record.importance
+            raise NotReady(f"Model '{record.id}' is {record.state}; its {what} is there when its job finishes.")
+        raise NotFound(f"Model '{record.id}' has no {what}: it is kept for table models (this one is a {record.kind} "
+                       "model), by models trained since it was added.")
+    return record
 
 
 @blp.route("/<string:model_id>/importance")
@@ -135,8 +137,8 @@ class Importance(MethodView):
         """Which input columns the model relies on: permutation importance on the held-out test rows (the
         drop in accuracy or R² when a column's values are shuffled, mean and spread over the repeats),
         most important first."""
-        record, importance = _importance(model_id)
-        return {"model_id": record.id, **importance}
+        record = _model_keeping(model_id, "importance", "feature importance")
+        return {"model_id": record.id, **(record.importance or {})}
 
 
 @blp.route("/<string:model_id>/importance.png")
@@ -146,8 +148,9 @@ class ImportancePlot(MethodView):
                   content_type="image/png")
     def get(self, args: dict[str, Any], model_id: str) -> Any:
         """The permutation importance as a bar chart (PNG)."""
-        record, importance = _importance(model_id)
-        png = importance_bars(importance, f"model {record.id}: which columns matter (target {record.target})",
+        record = _model_keeping(model_id, "importance", "feature importance")
+        png = importance_bars(record.importance or {},
+                              f"model {record.id}: which columns matter (target {record.target})",
                               args["width"], args["height"])
         return Response(png, mimetype="image/png")
 
@@ -158,13 +161,7 @@ class Profile(MethodView):
     def get(self, model_id: str) -> Any:
         """What the model saw in training, per input column (table models): the reference for input
         warnings and drift."""
-        with services().store.session() as session:
-            record = catalogue.resolve_model(session, model_id, scope())
-        if record.profile is None:
-            if record.state != ModelState.ready.value:
-                raise NotReady(f"Model '{record.id}' is {record.state}; its profile is saved when its job finishes.")
-            raise NotFound(f"Model '{record.id}' has no training profile: it is kept for table models (this one is "
-                           f"a {record.kind} model), and by models trained since it was added.")
+        record = _model_keeping(model_id, "profile", "training profile")
         return {"model_id": record.id, "columns": record.profile}
 
 
@@ -178,13 +175,7 @@ class Drift(MethodView):
         0.25: drifted), the share of numbers beyond the training range and of categories never seen, and
         the missing share against the training's."""
         svc = services()
-        with svc.store.session() as session:
-            record = catalogue.resolve_model(session, model_id, scope())
-        if record.profile is None:
-            if record.state != ModelState.ready.value:
-                raise NotReady(f"Model '{record.id}' is {record.state}; drift is measured once it serves.")
-            raise NotFound(f"Model '{record.id}' has no training profile to compare with: drift is measured for "
-                           f"table models (this one is a {record.kind} model) trained since profiles were kept.")
+        record = _model_keeping(model_id, "profile", "training profile to measure drift against")
         return drift_report(svc.store, svc.drift, record, args["hours"])
 
 
