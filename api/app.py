@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     celery = make_celery(settings)
     limits = RateLimits(settings.rate_limit_storage, {"upload": settings.rate_limit_upload,
                                                       "jobs": settings.rate_limit_jobs,
-                                                      "predict": settings.rate_limit_predict})
+                                                      "predict": settings.rate_limit_predict},
+                        fail_open=settings.rate_limit_fail_open)
     app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup,
                                         keys=KeyRing(store, settings.key_cache_s), limits=limits,
                                         resolver=ModelResolver(store, models),
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
                 "listed": status["listed"], "deployed_models": status["deployed_models"], "loaded": status["loaded"],
                 "failed": len(status["failed"])}
         if not status["listed"]:
-            body["message"] = f"Looking up the deployed models ({status['error'] or 'starting'})."
+            body["message"] = ("Looking up the deployed models: the database has not answered yet (the log says why)."
+                               if status["error"] else "Looking up the deployed models (starting).")
         elif not status["ready"]:
             body["message"] = (f"Loading deployed models: {status['loaded']} of {status['deployed_models']} "
                                "loaded so far.")

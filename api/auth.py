@@ -2,8 +2,12 @@
 
 ``authenticate`` runs before each request (the OpenAPI document, the docs, health and
 metrics stay open: they carry no data). It checks ``Authorization: Bearer <key>``, keeps
-the caller in ``flask.g`` and counts the request against the key's rate limit when the view
-is marked with ``rate_limited``. Views read the caller's team with ``scope()``.
+the caller in ``flask.g``, refuses (403) a key whose role is below the view's, counts the
+request against the key's rate limit when the view is marked with ``rate_limited``, and checks the
+team's storage quota against the body's declared size when it is marked ``stores_upload``: all
+before the body is read. A GET
+needs ``read``, anything else ``write``, unless the view is marked with ``requires_role``.
+Views read the caller's team with ``scope()``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from flask import current_app, g, request
 
 from api.keys import HOW_TO_GET_A_KEY, RATE_LIMITED_ACTIONS, Caller
 from api.services import services
-from automl.access import Scope
-from automl.errors import Unauthorized
+from automl.access import Role, Scope
+from automl.errors import Forbidden, Unauthorized
+from automl.usecases import quotas
 
 PROTECTED_PREFIXES = ("/api/v1/", "/v1/")
 OPEN_PATHS = ("/api/v1/openapi.json", "/api/v1/docs")
@@ -36,11 +41,41 @@ def rate_limited(action: str) -> Callable[[F], F]:
     return mark
 
 
-def _view_action() -> str | None:
+def requires_role(role: Role) -> Callable[[F], F]:
+    """The least role a key needs for this view (default: ``read`` for GET, ``write`` otherwise)."""
+
+    def mark(view: F) -> F:
+        view.requires_role = role  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def stores_upload(view: F) -> F:
+    """The request's body is kept: refuse it (413) before it is read if it would pass the team's storage quota."""
+    view.stores_upload = True  # type: ignore[attr-defined]
+    return view
+
+
+def _view_method() -> Any:
     view = current_app.view_functions.get(request.endpoint or "")
     view_class = getattr(view, "view_class", None)
-    method = getattr(view_class, request.method.lower(), None) if view_class is not None else view
-    return getattr(method, "rate_limited", None)
+    return getattr(view_class, request.method.lower(), None) if view_class is not None else view
+
+
+def needed_role(view_method: Any, http_method: str) -> Role:
+    marked: Role | None = getattr(view_method, "requires_role", None)
+    if marked is not None:
+        return marked
+    return Role.read if http_method in ("GET", "HEAD", "OPTIONS") else Role.write
+
+
+def _check_role(caller: Caller, view_method: Any) -> None:
+    needed = needed_role(view_method, request.method)
+    if caller.role < needed:
+        raise Forbidden(f"This request needs a key with the role '{needed.name}' or above; this key's role is "
+                        f"'{caller.role.name}'. Ask an admin for such a key (`automl keys create --role "
+                        f"{needed.name}`).")
 
 
 def authenticate() -> None:
@@ -53,9 +88,13 @@ def authenticate() -> None:
     svc = services()
     caller = svc.keys.caller(secret.strip())
     g.caller = caller
-    action = _view_action()
+    view_method = _view_method()
+    _check_role(caller, view_method)
+    action = getattr(view_method, "rate_limited", None)
     if action is not None:
         svc.limits.hit(action, caller.key_id)
+    if getattr(view_method, "stores_upload", False):
+        quotas.check_storage(svc.store, svc.settings, caller.scope.team, request.content_length or 0)
 
 
 def scope() -> Scope:

@@ -154,11 +154,11 @@ def _first_admin_key(settings: Settings, store: Store) -> None:
                 click.echo(f"automl: the admin API key is in {path}", err=True)
             return
         if settings.database_url is not None:
-            click.echo("automl: no API key exists yet; create one with `automl keys create --team NAME --admin`.",
+            click.echo("automl: no API key exists yet; create one with `automl keys create --team NAME --role admin`.",
                        err=True)
             return
         key = new_key()
-        api_keys.add_key(session, key.key_id, key.digest, DEFAULT_TEAM, True, "embedded admin (first start)")
+        api_keys.add_key(session, key.key_id, key.digest, DEFAULT_TEAM, "admin", "embedded admin (first start)")
         # Written before the key is committed: a key nobody can read is never left behind.
         path.unlink(missing_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -183,36 +183,46 @@ def _store() -> Store:
 
 @keys.command("create")
 @click.option("--team", required=True, help="The team the key acts for (created with its first key).")
-@click.option("--admin", is_flag=True, help="The key sees and manages every team's resources.")
+@click.option("--role", type=click.Choice(["predict", "read", "write", "admin"]), default=None,
+              help="predict: predictions and model cards; read: every GET; write (default): everything its team "
+                   "may do; admin: every team's resources, keys and usage.")
+@click.option("--admin", is_flag=True, help="Same as --role admin.")
+@click.option("--expires-in", default=None, help="The key stops working after this long: 90d, 12h, 2w.")
 @click.option("--name", default=None, help="A label: who or what uses the key.")
-def create_key(team: str, admin: bool, name: str | None) -> None:
+def create_key(team: str, role: str | None, admin: bool, expires_in: str | None, name: str | None) -> None:
     """Create a key and print it (on stdout, alone, so `KEY=$(automl keys create ...)` works)."""
-    from automl.access import check_team, new_key
-    from automl.store import api_keys
+    from automl.access import Role, parse_duration
+    from automl.errors import InvalidRequest
+    from automl.usecases.keys import create_key as create
 
+    if admin and role not in (None, "admin"):
+        raise click.BadParameter(f"--admin contradicts --role {role}", param_hint="--admin")
     try:
-        check_team(team)
+        lifetime = parse_duration(expires_in) if expires_in else None
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--team") from None
-    key = new_key()
-    with _store().session() as session:
-        api_keys.add_key(session, key.key_id, key.digest, team, admin, name)
-    kind = "an admin key" if admin else "a key"
-    click.echo(f"automl: created {kind} for team '{team}' (id {key.key_id}); it is shown only now.", err=True)
-    click.echo(key.secret)
+        raise click.BadParameter(str(exc), param_hint="--expires-in") from None
+    chosen = Role.admin if admin else Role[role or "write"]
+    try:
+        created = create(_store(), team, chosen, name, lifetime)
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="--team") from None
+    until = f", expires {_when(created.record.expires_at)} UTC" if created.record.expires_at else ""
+    click.echo(f"automl: created a '{chosen.name}' key for team '{team}' (id {created.record.id}{until}); it is "
+               "shown only now.", err=True)
+    click.echo(created.secret)
 
 
 @keys.command("list")
 @click.option("--team", default=None, help="Only this team's keys.")
 @click.option("--all", "show_revoked", is_flag=True, help="Include revoked keys.")
 def list_keys(team: str | None, show_revoked: bool) -> None:
-    """Keys by id (never the keys themselves): team, admin, label, created, last used."""
+    """Keys by id (never the keys themselves): team, role, label, created, expiry, last used."""
     from automl.store import api_keys
 
     with _store().session() as session:
         rows = api_keys.list_keys(session, team, revoked=show_revoked)
-    header = ("ID", "TEAM", "ADMIN", "CREATED", "LAST USED", "REVOKED", "NAME")
-    table = [header] + [(r.id, r.team, "yes" if r.admin else "", _when(r.created_at), _when(r.last_used_at),
+    header = ("ID", "TEAM", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED", "NAME")
+    table = [header] + [(r.id, r.team, r.role, _when(r.created_at), _when(r.expires_at), _when(r.last_used_at),
                          _when(r.revoked_at), r.name or "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:

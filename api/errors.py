@@ -17,7 +17,7 @@ from marshmallow import Schema, fields
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from automl.errors import AutomlError, RateLimited, Unauthorized
+from automl.errors import AutomlError, RateLimited, TooLarge, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ ERROR_CODE_TO_HTTP_STATUS: dict[str, int] = {
     "unauthorized": 401,
     "forbidden": 403,
     "rate_limited": 429,
+    "quota_exceeded": 409,
     "not_ready": 409,
     "broker_unavailable": 503,
+    "limits_unavailable": 503,
     "search_failed": 500,
 }
 
@@ -87,6 +89,8 @@ def handle_domain_error(exc: AutomlError) -> ResponseReturnValue:
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="automl"'
         _drain_request_body()  # refused before the body was read, as 413 and 429 are
+    if isinstance(exc, TooLarge):
+        _drain_request_body()  # a storage quota is checked before the body is read
     return response, status
 
 

@@ -11,10 +11,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from automl.access import Scope, digest, matches, parse_key
-from automl.errors import RateLimited, Unauthorized
+from prometheus_client import Counter
+
+from automl.access import Role, Scope, digest, matches, parse_key
+from automl.errors import LimitsUnavailable, RateLimited, Unauthorized
 from automl.store import Store, api_keys
+from automl.store.records import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +26,16 @@ TOUCH_EVERY_S = 60.0  # last_used_at is written at most this often per key and p
 MAX_CACHED_KEYS = 10_000
 RATE_LIMITED_ACTIONS = {"upload": "dataset upload", "jobs": "job submission", "predict": "prediction"}
 HOW_TO_GET_A_KEY = ("Send 'Authorization: Bearer <key>'. An operator creates keys with "
-                    "`automl keys create --team NAME`; the embedded mode stores its admin key in "
-                    "<data_dir>/admin-key.")
+                    "`automl keys create --team NAME [--role predict|read|write|admin]`; the embedded mode "
+                    "stores its admin key in <data_dir>/admin-key.")
 
 
 @dataclass(frozen=True)
 class Caller:
     key_id: str
     scope: Scope
+    role: Role
+    expires_at: datetime | None = None
 
 
 class KeyRing:
@@ -61,6 +67,9 @@ class KeyRing:
                 self._cache[fingerprint] = (now + self.ttl_s, found)
         if found is None:
             raise Unauthorized(f"The API key is not valid: unknown or revoked. {HOW_TO_GET_A_KEY}")
+        if found.expires_at is not None and found.expires_at <= utcnow():
+            raise Unauthorized(f"The API key expired at {found.expires_at.isoformat(timespec='seconds')}. "
+                               f"{HOW_TO_GET_A_KEY}")
         return found
 
     def _look_up(self, key_id: str, secret: str, now: float) -> Caller | None:
@@ -71,17 +80,29 @@ class KeyRing:
             if now - self._touched.get(key_id, -math.inf) > TOUCH_EVERY_S:
                 api_keys.touch_key(session, key_id)
                 self._touched[key_id] = now
-            return Caller(key_id=key_id, scope=Scope(team=record.team, admin=record.admin))
+            role = Role.parse(record.role)
+            return Caller(key_id=key_id, scope=Scope(team=record.team, admin=role is Role.admin), role=role,
+                          expires_at=record.expires_at)
+
+
+STORE_FAILURES = Counter("automl_rate_limit_store_failures_total",
+                         "Requests whose rate limit could not be counted because the counter store was unreachable "
+                         "(served uncounted when AUTOML_RATE_LIMIT_FAIL_OPEN, else refused with 503).", ["action"])
 
 
 class RateLimits:
     """Per-key request counts in a sliding window (the ``limits`` library), in Redis when configured
-    so that every serving process and machine shares them. If the counter store is unreachable the
-    request goes through (logged): an outage of Redis must not stop predictions."""
+    so that every serving process and machine shares them.
 
-    def __init__(self, storage_url: str, limits: dict[str, str]) -> None:
+    If the counter store is unreachable, ``fail_open`` (the default) serves the request uncounted: an
+    outage of Redis must not stop predictions. Each such request is logged and counted
+    (``automl_rate_limit_store_failures_total``), so an alert can fire; ``fail_open=False`` refuses
+    them with 503 instead, for deployments where an uncounted key is worse than an outage."""
+
+    def __init__(self, storage_url: str, limits: dict[str, str], fail_open: bool = True) -> None:
         from limits import parse_many, storage, strategies
 
+        self.fail_open = fail_open
         self._storage = storage.storage_from_string(storage_url)
         self._limiter = strategies.SlidingWindowCounterRateLimiter(self._storage)
         self._limits = {action: parse_many(text) for action, text in limits.items() if text}
@@ -93,8 +114,13 @@ class RateLimits:
                 if allowed:
                     continue
                 reset = self._limiter.get_window_stats(item, action, key_id).reset_time
-            except Exception as exc:  # the counter store is down: serve rather than refuse
-                log.warning("rate limit store unavailable, not counting: %s", exc)
+            except Exception as exc:  # the counter store is down
+                STORE_FAILURES.labels(action).inc()
+                if not self.fail_open:
+                    log.error("rate limit store unavailable, refusing: %s", exc)
+                    raise LimitsUnavailable("Request limits cannot be checked right now (their store is "
+                                            "unreachable). Try again shortly.") from exc
+                log.warning("rate limit store unavailable, serving uncounted: %s", exc)
                 return
             retry_after = max(1, math.ceil(reset - time.time()))
             raise RateLimited(

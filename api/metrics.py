@@ -27,13 +27,14 @@ REQUESTS = Counter("automl_http_requests_total", "HTTP requests by route and sta
 LATENCY = Histogram("automl_http_request_duration_seconds", "HTTP request latency by route and status.",
                     ["method", "route", "status"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120))
-PREDICTIONS = Counter("automl_predictions_total", "Rows predicted, by model and endpoint.", ["model_id", "endpoint"])
+PREDICTIONS = Counter("automl_predictions_total", "Rows predicted, by endpoint (no model ids: /metrics is open; "
+                      "per-model figures are for authenticated callers).", ["endpoint"])
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
 
 
-def count_predictions(model_id: str, endpoint: str, rows: int) -> None:
-    PREDICTIONS.labels(model_id, endpoint).inc(rows)
+def count_predictions(endpoint: str, rows: int) -> None:
+    PREDICTIONS.labels(endpoint).inc(rows)
 
 
 def _before() -> None:

@@ -9,16 +9,51 @@ secrets, and would add their cost to every request.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 KEY_PREFIX = "amk"
 KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{8}})_([A-Za-z0-9_-]{{43}})$")
 TEAM_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEFAULT_TEAM = "default"  # owns what existed before teams (migration 0007) and the embedded admin key
+
+
+class Role(enum.IntEnum):
+    """What a key may do; each role may do everything the roles below it may.
+
+    ``predict``: predictions (JSON, files, batch scoring, the TF-Serving routes) and model cards.
+    ``read``: every GET of its team. ``write``: everything its team may do. ``admin``: every team's
+    resources, keys and usage.
+    """
+
+    predict = 1
+    read = 2
+    write = 3
+    admin = 4
+
+    @classmethod
+    def parse(cls, name: str) -> Role:
+        try:
+            return cls[name]
+        except KeyError:
+            raise ValueError(f"Role '{name[:40]}' is not one of {', '.join(r.name for r in cls)}.") from None
+
+
+DURATION_PATTERN = re.compile(r"^(\d{1,6})([hdw])$")
+DURATION_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h`` or ``2w`` as a timedelta (key expiries)."""
+    match = DURATION_PATTERN.match(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"'{text[:40]}' is not a duration like 90d, 12h or 2w.")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
 
 
 @dataclass(frozen=True)

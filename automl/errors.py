@@ -32,6 +32,12 @@ class TooLarge(AutomlError):
     code = "too_large"
 
 
+class QuotaExceeded(AutomlError):
+    """The team already has as many deployed models or active jobs as its quota allows."""
+
+    code = "quota_exceeded"
+
+
 class InvalidJobRequest(AutomlError):
     """The job cannot be trained on this dataset (unknown target, constant target, ...)."""
 
@@ -92,6 +98,13 @@ class UnsupportedForTask(AutomlError):
     """The operation does not exist for this model's task (predict_proba on regression)."""
 
     code = "unsupported_for_task"
+
+
+class LimitsUnavailable(AutomlError):
+    """The rate-limit counter store is unreachable and the service is set to refuse rather than serve
+    uncounted (``AUTOML_RATE_LIMIT_FAIL_OPEN=false``)."""
+
+    code = "limits_unavailable"
 
 
 class BrokerUnavailable(AutomlError):

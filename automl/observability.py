@@ -120,27 +120,36 @@ class StoreCollector:
         buckets = [(str(b) if b != float("inf") else "+Inf", sum(1 for d in durations if d <= b)) for b in bounds]
         yield HistogramMetricFamily("automl_trial_duration_seconds", "Wall time of finished trials.",
                                     buckets=buckets, sum_value=sum(durations))
-        yield self._drift(now)
+        yield from self._drift(now)
 
     def _drift(self, now: Any) -> Any:
-        """Each deployed table model's drift per input column over the last 24 hours (PSI)."""
+        """How many deployed table models' inputs drifted over the last 24 hours, and the largest PSI of any
+        of their columns. No model ids or column names: /metrics is unauthenticated; each model's own report
+        is ``GET /api/v1/models/{id}/drift``."""
         from prometheus_client.core import GaugeMetricFamily
 
         from automl.insight import drift
         from automl.serving.drift import window_start
         from automl.store import catalogue
 
-        family = GaugeMetricFamily("automl_model_input_drift_psi",
-                                   f"Population stability index of each deployed model's inputs over the last 24 h "
-                                   f"against its training rows, per input column (above {drift.THRESHOLD}: "
-                                   "drifted).", labels=["model_id", "column"])
+        drifted, largest, watched = 0, 0.0, 0
         since = window_start(24, now)
         with self.store.session() as session:
             for model in catalogue.deployed_models(session):
                 if not model.profile:
                     continue
+                watched += 1
                 _, counts = catalogue.drift_counts_since(session, model.id, since)
-                for column in drift.report(model.profile, counts):
-                    if column["psi"] is not None:
-                        family.add_metric([model.id, column["name"]], column["psi"])
-        return family
+                judged = [c for c in drift.report(model.profile, counts) if c["drifted"] is not None]
+                drifted += any(c["drifted"] for c in judged)
+                largest = max([largest, *(c["psi"] for c in judged)])
+        yield GaugeMetricFamily("automl_deployed_models_input_drifted",
+                                f"Deployed table models with at least one input column over the drift threshold "
+                                f"(PSI {drift.THRESHOLD}) in the last 24 h.", value=drifted)
+        yield GaugeMetricFamily("automl_deployed_models_watched_for_drift",
+                                "Deployed table models whose inputs are compared with their training rows.",
+                                value=watched)
+        yield GaugeMetricFamily("automl_input_drift_psi_max",
+                                f"The largest PSI of any deployed model's input column over the last 24 h (judged from "
+                                f"{drift.MIN_ROWS} rows).",
+                                value=largest)

@@ -69,6 +69,22 @@ class Settings(BaseSettings):
         description="Where request counts live: redis://... shares them between processes and machines; default "
                     "the broker when it is Redis, else memory:// (per serving process).",
     )
+    quota_deployed_models: int = Field(
+        default=20, ge=0, description="Deployed models per team (each is loaded by every serving process); 0: no "
+                                      "limit.")
+    quota_active_jobs: int = Field(default=20, ge=0, description="Queued or running jobs per team; 0: no limit.")
+    quota_parallel_trials: int = Field(
+        default=16, ge=0, description="Trials a team's active jobs may run at once (their parallel_trials summed); "
+                                      "0: no limit.")
+    quota_stored_bytes: int = Field(
+        default=100 * 1024**3, ge=0,
+        description="Bytes a team's datasets, job folders and models may hold on disk, checked before an upload's "
+                    "body is read and before a job starts; 0: no limit.")
+    rate_limit_fail_open: bool = Field(
+        default=True,
+        description="When the rate-limit store is unreachable: serve requests uncounted (true; logged and counted in "
+                    "automl_rate_limit_store_failures_total) or refuse them with 503 (false).",
+    )
     key_cache_s: float = Field(
         default=5, ge=0, description="How long a serving process trusts a key it has checked (a revoked key "
                                      "stops working within this long)."

@@ -44,7 +44,7 @@ def measure() -> dict[str, float | str]:
     store.migrate()
     key = new_key()
     with store.session() as session:
-        api_keys.add_key(session, key.key_id, key.digest, "bench", False, None)
+        api_keys.add_key(session, key.key_id, key.digest, "bench", "write", None)
     cached, uncached = KeyRing(store, ttl_s=60), KeyRing(store, ttl_s=0)
     cached.caller(key.secret)
     figures: dict[str, float | str] = {

@@ -50,14 +50,15 @@ def write(tmp_path: Path, name: str, content: bytes | str) -> Path:
     return path
 
 
-def make_key(store: Any, team: str = "default", admin: bool = False) -> str:
+def make_key(store: Any, team: str = "default", admin: bool = False, role: str = "write",
+             expires_at: Any = None) -> str:
     """A new API key for ``team`` in ``store`` (as `automl keys create` makes them); returns the key."""
     from automl.access import new_key
     from automl.store import api_keys
 
     key = new_key()
     with store.session() as session:
-        api_keys.add_key(session, key.key_id, key.digest, team, admin, None)
+        api_keys.add_key(session, key.key_id, key.digest, team, "admin" if admin else role, None, expires_at)
     return key.secret
 
 

@@ -15,6 +15,7 @@ from automl.client.errors import (
     JobFailed,
     NotFound,
     NotReady,
+    QuotaExceeded,
     RateLimited,
     ServerError,
     ServiceError,
@@ -26,6 +27,6 @@ from automl.client.errors import (
 
 __all__ = [
     "AutomlError", "Client", "Conflict", "ConnectionFailed", "Forbidden", "InvalidRequest", "JobFailed",
-    "NotFound", "NotReady", "RateLimited", "ServerError", "ServiceError", "TooLarge", "Unauthorized", "Unavailable",
-    "WaitTimeout",
+    "NotFound", "NotReady", "QuotaExceeded", "RateLimited", "ServerError", "ServiceError", "TooLarge",
+    "Unauthorized", "Unavailable", "WaitTimeout",
 ]

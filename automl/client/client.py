@@ -200,6 +200,38 @@ class Client:
         _save(response, target)
         return target
 
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def delete(self, kind: str, resource_id: str) -> None:
+        """Delete a ``model``, ``job`` or ``dataset`` with its files (409 while it is in use, saying what to
+        do first)."""
+        if kind not in ("model", "job", "dataset"):
+            raise ValueError(f"kind must be model, job or dataset, not {kind!r}")
+        self._send("DELETE", f"/{kind}s/{resource_id}")
+
+    def usage(self) -> list[dict[str, Any]]:
+        """The team's usage against each quota (an admin key: every team's)."""
+        return self._json("GET", "/usage")["teams"]
+
+    # -- keys (admin keys only) --------------------------------------------------------------
+
+    def keys(self, team: str | None = None, revoked: bool = False) -> list[dict[str, Any]]:
+        """API keys by id (never the keys themselves)."""
+        params: dict[str, Any] = {"revoked": str(revoked).lower()}
+        if team is not None:
+            params["team"] = team
+        return self._json("GET", "/keys", params=params)
+
+    def create_key(self, team: str, role: str = "write", name: str | None = None,
+                   expires_in: str | None = None) -> dict[str, Any]:
+        """A new key for ``team`` with ``role`` (predict, read, write or admin), optionally expiring
+        (``"90d"``); the answer's ``key`` is the only time the key is shown."""
+        body = {"team": team, "role": role, "name": name, "expires_in": expires_in}
+        return self._json("POST", "/keys", json={k: v for k, v in body.items() if v is not None})
+
+    def revoke_key(self, key_id: str) -> None:
+        self._send("DELETE", f"/keys/{key_id}")
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:

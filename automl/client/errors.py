@@ -79,6 +79,11 @@ class NotReady(Conflict):
     without TensorBoard logs yet); try again later."""
 
 
+class QuotaExceeded(Conflict):
+    """409 ``quota_exceeded``: the team already has as many deployed models or active jobs as its quota
+    allows (``Client.usage()`` shows them); undeploy, cancel or wait first."""
+
+
 class ServerError(ServiceError):
     """5xx: the service failed (503: a part of it, such as the broker, is down; try again)."""
 
@@ -109,9 +114,10 @@ class WaitTimeout(AutomlError):
 BY_CODE: dict[str, type[ServiceError]] = {
     "invalid_dataset": InvalidRequest, "invalid_job": InvalidRequest, "invalid_instances": InvalidRequest,
     "invalid_request": InvalidRequest, "unsupported_for_task": InvalidRequest, "too_large": TooLarge,
-    "not_found": NotFound, "conflict": Conflict, "not_ready": NotReady, "unauthorized": Unauthorized,
-    "forbidden": Forbidden, "rate_limited": RateLimited, "broker_unavailable": Unavailable,
-    "database_unavailable": Unavailable, "search_failed": ServerError, "internal_error": ServerError,
+    "not_found": NotFound, "conflict": Conflict, "not_ready": NotReady, "quota_exceeded": QuotaExceeded,
+    "unauthorized": Unauthorized, "forbidden": Forbidden, "rate_limited": RateLimited,
+    "broker_unavailable": Unavailable, "limits_unavailable": Unavailable, "database_unavailable": Unavailable,
+    "search_failed": ServerError, "internal_error": ServerError,
 }
 _BY_STATUS: dict[int, type[ServiceError]] = {
     400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,

@@ -6,6 +6,8 @@ values; no HTTP, Celery or TensorFlow here.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -18,8 +20,9 @@ from automl.store.records import (
 # --- API keys -----------------------------------------------------------------------------
 
 
-def add_key(session: Session, key_id: str, digest: str, team: str, admin: bool, name: str | None) -> ApiKeyRecord:
-    record = ApiKeyRecord(id=key_id, digest=digest, team=team, admin=admin, name=name)
+def add_key(session: Session, key_id: str, digest: str, team: str, role: str, name: str | None,
+            expires_at: datetime | None = None) -> ApiKeyRecord:
+    record = ApiKeyRecord(id=key_id, digest=digest, team=team, role=role, name=name, expires_at=expires_at)
     session.add(record)
     session.flush()
     return record

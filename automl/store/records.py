@@ -270,8 +270,9 @@ class ApiKeyRecord(Base):
     id: Mapped[str] = mapped_column(String(8), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64))
     team: Mapped[str] = mapped_column(String(64), index=True)
-    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(16), default="write", server_default="write")  # access.Role
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

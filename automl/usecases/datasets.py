@@ -7,9 +7,11 @@ from pathlib import Path
 
 from automl.access import Scope
 from automl.datasets.ingest import ingest_file
+from automl.errors import TooLarge
 from automl.settings import Settings
 from automl.store import Store
 from automl.store.records import DatasetRecord
+from automl.usecases import quotas
 
 
 def register_dataset(store: Store, settings: Settings, upload: Path, filename: str, scope: Scope) -> DatasetRecord:
@@ -19,6 +21,11 @@ def register_dataset(store: Store, settings: Settings, upload: Path, filename: s
     failure to write the record, which removes the ingested files again.
     """
     dataset = ingest_file(upload, filename, settings.datasets_dir, settings.upload_limits)
+    try:  # the upload's size was checked before it was read; what it became on disk is checked here
+        quotas.check_storage(store, settings, scope.team, quotas.folder_bytes(dataset.path.parent))
+    except TooLarge:
+        shutil.rmtree(dataset.path.parent, ignore_errors=True)
+        raise
     record = DatasetRecord(
         id=dataset.id,
         team=scope.team,

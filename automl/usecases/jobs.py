@@ -16,6 +16,7 @@ from automl.errors import BrokerUnavailable, InvalidJobRequest
 from automl.jobs import JobRequest, create_job, progress
 from automl.settings import Settings
 from automl.store import Store, searches
+from automl.usecases import quotas
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def submit_job(store: Store, settings: Settings, request: JobRequest, scope: Sco
             return replay, True
     try:
         with store.session() as session:
+            quotas.check_new_job(session, settings, scope.team, request.parallel_trials)
             job = create_job(session, settings, request, scope, key, fingerprint)
     except IntegrityError:  # the same key, committed by a concurrent request a moment earlier
         replay = _replay(store, key, idempotency_key or "", fingerprint) if key else None

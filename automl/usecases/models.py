@@ -13,8 +13,10 @@ from automl.serving.cache import ModelCache
 from automl.serving.drift import DriftMonitor, window_start
 from automl.serving.predictor import Predictor
 from automl.serving.warmup import Warmup
+from automl.settings import Settings
 from automl.store import Store, catalogue
 from automl.store.records import AliasRecord, ModelRecord, ModelState
+from automl.usecases import quotas
 
 
 class ModelResolver:
@@ -49,11 +51,14 @@ def _require_ready(record: ModelRecord, action: str) -> None:
                        f"'{record.job_id}' has succeeded.")
 
 
-def deploy(store: Store, warmup: Warmup, ref: str, scope: Scope) -> ModelRecord:
-    """Mark the model deployed (every serving process loads it at start) and load it in this one."""
+def deploy(store: Store, settings: Settings, warmup: Warmup, ref: str, scope: Scope) -> ModelRecord:
+    """Mark the model deployed (every serving process loads it at start) and load it in this one, within the
+    team's deployed-models quota."""
     with store.session() as session:
         record = catalogue.resolve_model(session, ref, scope)
         _require_ready(record, "be deployed")
+        if not record.deployed:
+            quotas.check_deploy(session, settings, record.team)
         catalogue.set_deployed(session, record, True)
     warmup.load(record.id, Path(record.path or ""))
     return record

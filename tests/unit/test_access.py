@@ -136,7 +136,7 @@ def test_keys_are_stored_hashed_and_revocation_takes_effect(app: Flask, tmp_path
     assert key.encode() not in database and secret.encode() not in database
     with app.extensions["automl"].store.session() as session:
         record = session.get(ApiKeyRecord, key_id)
-        assert record is not None and record.team == "gamma" and len(record.digest) == 64 and not record.admin
+        assert record is not None and record.team == "gamma" and len(record.digest) == 64 and record.role == "write"
 
     client = as_key(app, key)
     assert client.get("/api/v1/models").get_json() == []  # a new team owns nothing yet
@@ -279,3 +279,130 @@ def test_embedded_first_start_creates_and_prints_an_admin_key_once(tmp_path: Pat
     _first_admin_key(distributed, other)  # a configured database: no key appears by itself
     assert "automl keys create" in capsys.readouterr().err
     assert not distributed.admin_key_file.exists()
+
+
+def _least_role(method: str, path: str) -> str:
+    """The role each route of ``routes()`` needs: predictions and model cards ``predict``, other GETs
+    ``read``, everything else ``write``."""
+    if path.startswith("/v1/") or path.endswith(("/predict", "/predict_proba")):
+        return "predict"
+    if method == "GET" and re.fullmatch(r"/api/v1/models/[^/]+", path):
+        return "predict"
+    return "read" if method == "GET" else "write"
+
+
+def test_each_role_does_what_it_may_and_gets_403_naming_the_role_it_needs(app: Flask) -> None:
+    owned: dict[str, Owned] = app.config["owned"]
+    store = app.extensions["automl"].store
+    order = ["predict", "read", "write"]
+    clients = {role: as_key(app, make_key(store, "alpha", role=role)) for role in order}
+    for method, path, options in routes(owned["alpha"]):
+        needed = _least_role(method, path)
+        for role, client in clients.items():
+            answer = call(client, method, path, options)
+            if order.index(role) >= order.index(needed):
+                assert answer.status_code not in (401, 403, 404) and answer.status_code < 500, \
+                    (role, method, path, answer.status_code, answer.get_data(as_text=True)[:200])
+            else:
+                assert answer.status_code == 403, (role, method, path, answer.status_code)
+                message = answer.get_json()["message"]
+                assert f"role '{needed}'" in message and f"this key's role is '{role}'" in message, message
+                assert answer.get_json()["error"] == "forbidden"
+    for role, client in clients.items():  # keys and other teams are for admins only
+        refused = client.get("/api/v1/keys")
+        assert refused.status_code == 403 and "role 'admin'" in refused.get_json()["message"], role
+    with store.session() as session:  # the refused write changed nothing
+        assert not session.get(JobRecord, "alpha-job").cancel_requested  # type: ignore[union-attr]
+
+
+def test_every_route_declares_the_role_it_needs(app: Flask) -> None:
+    from api.auth import needed_role
+    from automl.access import Role
+
+    seen: dict[tuple[str, str], str] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(("/api/v1/", "/v1/")) or rule.rule.startswith(("/api/v1/openapi", "/api/v1/docs")):
+            continue
+        view_class = app.view_functions[rule.endpoint].view_class  # type: ignore[attr-defined]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            seen[(method, rule.rule)] = needed_role(getattr(view_class, method.lower()), method).name
+    assert seen[("POST", "/api/v1/keys")] == seen[("GET", "/api/v1/keys")] == "admin"
+    assert seen[("DELETE", "/api/v1/keys/<string:key_id>")] == "admin"
+    assert seen[("POST", "/api/v1/models/<string:model_id>/predict")] == "predict"
+    assert seen[("GET", "/v1/models/<string:name>")] == "predict"
+    assert seen[("DELETE", "/api/v1/models/<string:model_id>")] == "write"
+    assert seen[("GET", "/api/v1/models/<string:model_id>/download")] == "read"
+    assert {Role[role] for role in seen.values()} == set(Role)
+
+
+def test_an_expired_key_is_refused_and_says_so(app: Flask) -> None:
+    from datetime import timedelta
+
+    from automl.store.records import utcnow
+
+    store = app.extensions["automl"].store
+    expired = as_key(app, make_key(store, "alpha", expires_at=utcnow() - timedelta(seconds=1)))
+    answer = expired.get("/api/v1/datasets")
+    assert answer.status_code == 401 and "expired" in answer.get_json()["message"]
+    valid = as_key(app, make_key(store, "alpha", expires_at=utcnow() + timedelta(days=1)))
+    assert valid.get("/api/v1/datasets").status_code == 200
+
+
+def test_admins_manage_keys_over_rest_and_a_key_is_shown_once(app: Flask) -> None:
+    admin = team_client(app, "ops", admin=True)
+    created = admin.post("/api/v1/keys", json={"team": "gamma", "role": "predict", "name": "scorer",
+                                               "expires_in": "90d"})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    key = body["key"]
+    assert key.startswith(f"amk_{body['id']}_") and body["role"] == "predict" and body["team"] == "gamma"
+    assert body["expires_at"] is not None and body["revoked_at"] is None
+    scorer = as_key(app, key)
+    assert scorer.get("/api/v1/models").status_code == 403  # a list is a read, not a prediction
+    listed = admin.get("/api/v1/keys?team=gamma")
+    assert [k["id"] for k in listed.get_json()] == [body["id"]]
+    assert key not in listed.get_data(as_text=True) and "key" not in listed.get_json()[0]
+    assert admin.delete(f"/api/v1/keys/{body['id']}").status_code == 204
+    answer = scorer.get("/v1/models/anything")
+    assert answer.status_code == 401 and "revoked" in answer.get_json()["message"]
+    assert admin.get("/api/v1/keys?team=gamma").get_json() == []
+    assert [k["id"] for k in admin.get("/api/v1/keys?team=gamma&revoked=true").get_json()] == [body["id"]]
+    for bad, field in (({"team": "Bad Team"}, "team"), ({"team": "g", "role": "root"}, "role"),
+                       ({"team": "g", "expires_in": "soon"}, "expires_in")):
+        refused = admin.post("/api/v1/keys", json=bad)
+        assert refused.status_code == 422 and field in str(refused.get_json()), (bad, refused.get_json())
+    assert admin.delete("/api/v1/keys/0000ffff").status_code == 404
+
+
+def test_cli_creates_keys_with_a_role_and_an_expiry(app: Flask, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOML_DATA_DIR", str(tmp_path / "var"))
+    runner = CliRunner()
+    created = runner.invoke(cli, ["keys", "create", "--team", "gamma", "--role", "read", "--expires-in", "2w"])
+    assert created.exit_code == 0, created.output
+    assert "'read' key" in created.stderr and "expires" in created.stderr
+    key_id = created.stdout.strip()[4:12]
+    listed = runner.invoke(cli, ["keys", "list"]).output
+    line = next(row for row in listed.splitlines() if row.startswith(key_id))
+    assert " read " in line and line.count("20") >= 2  # created and expires
+    assert runner.invoke(cli, ["keys", "create", "--team", "g", "--expires-in", "forever"]).exit_code != 0
+    assert runner.invoke(cli, ["keys", "create", "--team", "g", "--role", "read", "--admin"]).exit_code != 0
+
+
+def test_an_unreachable_limits_store_is_counted_and_fails_open_or_closed_as_configured() -> None:
+    from prometheus_client import REGISTRY
+
+    from api.keys import RateLimits
+    from automl.errors import LimitsUnavailable
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value("automl_rate_limit_store_failures_total", {"action": "predict"}) or 0.0
+
+    before = failures()
+    unreachable = "redis://127.0.0.1:1"  # nothing listens on port 1
+    RateLimits(unreachable, {"predict": "10/second"}).hit("predict", "k1")  # served, uncounted
+    assert failures() == before + 1
+    closed = RateLimits(unreachable, {"predict": "10/second"}, fail_open=False)
+    with pytest.raises(LimitsUnavailable, match="Try again shortly"):
+        closed.hit("predict", "k1")
+    assert failures() == before + 2

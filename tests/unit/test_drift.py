@@ -121,9 +121,11 @@ def test_served_inputs_are_counted_and_reported_by_the_route_and_metrics(tmp_pat
     assert colour["unseen_share"] == pytest.approx(0.8)
 
     metrics = client.get("/metrics").get_data(as_text=True)
-    line = next(line for line in metrics.splitlines()
-                if line.startswith("automl_model_input_drift_psi") and 'column="size"' in line)
-    assert f'model_id="{model}"' in line and float(line.split()[-1]) == pytest.approx(size["psi"], rel=1e-6)
+    gauges = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+              if line.startswith(("automl_deployed_models_", "automl_input_drift"))}
+    assert gauges == {"automl_deployed_models_input_drifted": 1.0, "automl_deployed_models_watched_for_drift": 1.0,
+                      "automl_input_drift_psi_max": pytest.approx(max(c["psi"] for c in answer["columns"]))}
+    assert model not in metrics and '"size"' not in metrics  # no ids or column names on the open endpoint
     assert client.get(f"/api/v1/models/{model}/drift", query_string={"hours": 0}).status_code == 422
 
 

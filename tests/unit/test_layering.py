@@ -18,7 +18,7 @@ def test_api_and_tasks_import_without_tensorflow(tmp_path: Path) -> None:
         "from automl.store import api_keys\n"
         "key = new_key()\n"
         "with app.extensions['automl'].store.session() as session:\n"
-        "    api_keys.add_key(session, key.key_id, key.digest, 'default', True, None)\n"
+        "    api_keys.add_key(session, key.key_id, key.digest, 'default', 'admin', None)\n"
         "client = app.test_client()\n"
         "client.environ_base['HTTP_AUTHORIZATION'] = 'Bearer ' + key.secret\n"
         "assert client.get('/api/v1/openapi.json').status_code == 200\n"

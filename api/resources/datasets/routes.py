@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.datastructures import FileStorage
 
-from api.auth import rate_limited, scope
+from api.auth import rate_limited, scope, stores_upload
 from api.resources.common import PageArgs
 from api.resources.datasets.schemas import DatasetSchema, UploadSchema
 from api.services import services
@@ -30,6 +30,7 @@ class Datasets(MethodView):
         with services().store.session() as session:
             return catalogue.list_datasets(session, page["limit"], page["offset"], scope())
 
+    @stores_upload
     @rate_limited("upload")
     @blp.arguments(UploadSchema, location="files")
     @blp.response(201, DatasetSchema)

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 from werkzeug.datastructures import FileStorage
 
-from api.auth import rate_limited, scope
+from api.auth import rate_limited, requires_role, scope
 from api.metrics import count_predictions
 from api.plots import importance_bars, learning_curves
 from api.resources.common import PNG_ANSWER, PlotArgs
@@ -32,6 +32,7 @@ from api.resources.models.schemas import (
     ProfileSchema,
 )
 from api.services import services
+from automl.access import Role
 from automl.errors import InvalidInstances, InvalidRequest, NotFound, NotReady
 from automl.serving.adapters import Batch, image_files, json_instances
 from automl.serving.batch import OUTPUT_FORMATS, score_file
@@ -62,6 +63,7 @@ class Models(MethodView):
 
 @blp.route("/<string:model_id>")
 class Model(MethodView):
+    @requires_role(Role.predict)
     @blp.response(200, ModelSchema)
     def get(self, model_id: str) -> Any:
         """Task, target, classes, input schema, hyperparameters, validation and test metrics
@@ -85,7 +87,7 @@ class Deploy(MethodView):
         ``/readyz``, waits for that) and keeps it loaded. This process loads it before answering; running
         ones pick it up within ``AUTOML_DEPLOYED_REFRESH_S``."""
         svc = services()
-        return deploy(svc.store, svc.warmup, model_id, scope())
+        return deploy(svc.store, svc.settings, svc.warmup, model_id, scope())
 
     @blp.response(200, ModelSchema)
     def delete(self, model_id: str) -> Any:
@@ -245,7 +247,7 @@ def _predict(model_id: str, proba: bool) -> Any:
         warnings, explain = body["warnings"], body["explain"]
     document = predictions.answer(predictor, batch, proba=proba, mc_samples=mc_samples, warnings=warnings,
                                   explain=explain)
-    count_predictions(predictor.model_id, "predict_proba" if proba else "predict", batch.rows)
+    count_predictions("predict_proba" if proba else "predict", batch.rows)
     services().drift.observe(predictor, batch)
     return document
 
@@ -285,7 +287,7 @@ def _score_upload(model_id: str, predictor: Predictor | None, proba: bool) -> Re
             while block := scored.handle.read(1 << 20):
                 yield block
 
-    count_predictions(predictor.model_id, "predict_proba" if proba else "predict", scored.rows)
+    count_predictions("predict_proba" if proba else "predict", scored.rows)
     response = Response(stream(), mimetype=scored.media_type)
     response.headers["Content-Length"] = str(scored.size)
     response.headers["X-Rows-Scored"] = str(scored.rows)
@@ -295,6 +297,7 @@ def _score_upload(model_id: str, predictor: Predictor | None, proba: bool) -> Re
 
 @blp.route("/<string:model_id>/predict")
 class Predict(MethodView):
+    @requires_role(Role.predict)
     @rate_limited("predict")
     @blp.doc(requestBody=_PREDICT_BODY)
     @blp.response(200, PredictResponseSchema, description=_BATCH_ANSWER)
@@ -309,6 +312,7 @@ class Predict(MethodView):
 
 @blp.route("/<string:model_id>/predict_proba")
 class PredictProba(MethodView):
+    @requires_role(Role.predict)
     @rate_limited("predict")
     @blp.doc(requestBody=_PREDICT_BODY)
     @blp.response(200, ProbaResponseSchema, description=_BATCH_ANSWER)

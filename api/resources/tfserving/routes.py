@@ -11,10 +11,11 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import rate_limited, scope
+from api.auth import rate_limited, requires_role, scope
 from api.metrics import count_predictions
 from api.resources.tfserving.schemas import TFServingPredictionsSchema, TFServingPredictSchema, TFServingStatusSchema
 from api.services import services
+from automl.access import Role
 from automl.serving.adapters import json_instances
 from automl.store import catalogue
 from automl.store.records import ModelState
@@ -27,6 +28,7 @@ _STATES = {ModelState.ready.value: "AVAILABLE", ModelState.training.value: "LOAD
 
 @blp.route("/<string:name>")
 class Status(MethodView):
+    @requires_role(Role.predict)
     @blp.response(200, TFServingStatusSchema)
     def get(self, name: str) -> Any:
         """Model status in TensorFlow Serving's form (one version, "1")."""
@@ -42,6 +44,7 @@ class Status(MethodView):
 
 @blp.route("/<string:name>:predict")
 class Predict(MethodView):
+    @requires_role(Role.predict)
     @rate_limited("predict")
     @blp.arguments(TFServingPredictSchema)
     @blp.response(200, TFServingPredictionsSchema)
@@ -53,5 +56,5 @@ class Predict(MethodView):
             values, _ = predictor.predict(batch)
         else:
             values = predictor.probabilities(batch).mean.tolist()
-        count_predictions(predictor.model_id, "tfserving", len(values))
+        count_predictions("tfserving", len(values))
         return {"predictions": values}
