@@ -84,7 +84,7 @@ def test_stores_persist_and_only_the_api_is_exposed(overlay: tuple[str, list[dic
     data = find(objects, "PersistentVolumeClaim", "automl-data")["spec"]["accessModes"]
     assert data == (["ReadWriteMany"] if name == "gpu" else ["ReadWriteOnce"])
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
-    assert policies["automl-default-deny"]["policyTypes"] == ["Ingress"]
+    assert policies["automl-default-deny"]["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in policies["automl-default-deny"]  # deny all by default
     assert policies["automl-api-ingress"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8000}]
     has_postgres = any(o["kind"] == "StatefulSet" and o["metadata"]["name"] == "automl-postgres" for o in objects)
@@ -117,3 +117,39 @@ def test_the_images_run_what_the_manifests_run() -> None:
     assert dockerfile.count('CMD ["automl", "worker", "--concurrency", "1"]') == 2
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") + 1:] and "!requirements.lock" in ignored  # only what the build copies
+
+
+def test_pods_are_locked_down_and_redis_needs_its_password(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    name, objects = overlay
+    pods = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    assert {o["metadata"]["name"] for o in pods} >= {"automl-api", "automl-worker", "automl-redis"}
+    for pod in pods:
+        spec = pod["spec"]["template"]["spec"]
+        assert spec["automountServiceAccountToken"] is False, pod["metadata"]["name"]
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, pod["metadata"]["name"]
+    redis = find(objects, "StatefulSet", "automl-redis")["spec"]["template"]["spec"]["containers"][0]
+    assert redis["command"][-2:] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
+    assert set(refs) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}  # the server's password and the probe's
+    assert all(r["name"].startswith("automl-redis") and r["key"] == "REDIS_PASSWORD" for r in refs.values())
+    config = find(objects, "ConfigMap", "automl-config")["data"]
+    assert "AUTOML_BROKER_URL" not in config  # it holds the password: only in a Secret
+    if name == "cpu":
+        import base64
+
+        secret = find(objects, "Secret", "automl-secrets")["data"]
+        password = base64.b64decode(find(objects, "Secret", "automl-redis")["data"]["REDIS_PASSWORD"]).decode()
+        assert f":{password}@automl-redis:6379" in base64.b64decode(secret["AUTOML_BROKER_URL"]).decode()
+
+
+def test_egress_is_denied_but_for_dns_and_the_stores(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert policies["automl-default-deny"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "egress" not in policies["automl-default-deny"]
+    dns = policies["automl-dns-egress"]["egress"][0]["ports"]
+    assert {(p["protocol"], p["port"]) for p in dns} == {("UDP", 53), ("TCP", 53)}
+    app = policies["automl-app-egress"]
+    assert app["podSelector"]["matchExpressions"][0]["values"] == ["api", "worker"]
+    ports = {p["port"] for rule in app["egress"] for p in rule["ports"]}
+    assert ports == {6379, 5432}  # nothing else: no downloads, no other services
