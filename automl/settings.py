@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         description="When the rate-limit store is unreachable: serve requests uncounted (true; logged and counted in "
                     "automl_rate_limit_store_failures_total) or refuse them with 503 (false).",
     )
+    retention_days_job_files: float = Field(
+        default=0, ge=0, description="Remove a finished job's folder (tuner state, checkpoints, TensorBoard logs) "
+                                     "this many days after it ended; its records and histories stay. 0: keep.")
+    retention_days_models: float = Field(
+        default=0, ge=0, description="Delete models that are not deployed, aliased or training this many days "
+                                     "after they were created. 0: keep.")
     key_cache_s: float = Field(
         default=5, ge=0, description="How long a serving process trusts a key it has checked (a revoked key "
                                      "stops working within this long)."

@@ -15,6 +15,7 @@ free of it so that forking pool processes is safe.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -80,8 +81,9 @@ class Reaper:
 
     def _run(self) -> None:
         from automl.housekeeping import SWEEP_EVERY_S, sweep_stale_files
+        from automl.usecases.retention import RETENTION_EVERY_S, apply_retention
 
-        swept_at = 0.0
+        swept_at = retained_at = -math.inf
         while True:
             try:
                 self.sweep()
@@ -90,6 +92,12 @@ class Reaper:
             if time.monotonic() - swept_at >= SWEEP_EVERY_S:
                 sweep_stale_files(self.settings)  # what a crashed upload or save left behind
                 swept_at = time.monotonic()
+            if time.monotonic() - retained_at >= RETENTION_EVERY_S:
+                try:
+                    apply_retention(self.store, self.settings)  # AUTOML_RETENTION_DAYS_* (off by default)
+                except Exception as exc:
+                    log.warning("retention pass failed: %s", exc)
+                retained_at = time.monotonic()
             if self._stop.wait(self.settings.reaper_interval_s):
                 return
 

@@ -29,7 +29,7 @@ from automl.store.records import JobState
 log = logging.getLogger(__name__)
 
 
-def _remove(path: str | Path | None, root: Path) -> None:
+def remove_inside(path: str | Path | None, root: Path) -> None:
     """Remove ``path`` (a folder or a file) if it lies inside ``root``: never anything outside the service's
     own folders, whatever a record says."""
     if not path:
@@ -52,7 +52,7 @@ def delete_model(store: Store, settings: Settings, cache: ModelCache, model_id: 
             raise Conflict(reason)
         path = catalogue.delete_model_record(session, record)
     cache.discard(model_id)
-    _remove(path, settings.models_dir.resolve())
+    remove_inside(path, settings.models_dir.resolve())
 
 
 def delete_job(store: Store, settings: Settings, cache: ModelCache, job_id: str, scope: Scope) -> None:
@@ -75,8 +75,8 @@ def delete_job(store: Store, settings: Settings, cache: ModelCache, job_id: str,
         searches.delete_job_records(session, job_id)
     for model_id, path in removed:
         cache.discard(model_id)
-        _remove(path, settings.models_dir.resolve())
-    _remove(settings.jobs_dir / job_id, settings.jobs_dir.resolve())
+        remove_inside(path, settings.models_dir.resolve())
+    remove_inside(settings.jobs_dir / job_id, settings.jobs_dir.resolve())
 
 
 def delete_dataset(store: Store, settings: Settings, dataset_id: str, scope: Scope) -> None:
@@ -88,4 +88,4 @@ def delete_dataset(store: Store, settings: Settings, dataset_id: str, scope: Sco
             raise Conflict(f"Dataset '{record.id}' was used by {listed}; delete them first.")
         folder = Path(record.path).parent
         session.delete(record)
-    _remove(folder, settings.datasets_dir.resolve())
+    remove_inside(folder, settings.datasets_dir.resolve())
