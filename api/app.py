@@ -12,7 +12,7 @@ from api.auth import authenticate
 from api.dashboard import blueprint as dashboard
 from api.errors import AutomlApi, register_error_handlers
 from api.json import OrjsonProvider
-from api.keys import KeyRing, RateLimits
+from api.keys import KeyRing, RateLimits, Slots
 from api.metrics import init_app as init_metrics
 from api.resources import BLUEPRINTS
 from api.services import Services, services
@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
                         fail_open=settings.rate_limit_fail_open)
     app.extensions["automl"] = Services(settings=settings, store=store, celery=celery, models=models, warmup=warmup,
                                         keys=KeyRing(store, settings.key_cache_s), limits=limits,
+                                        slots=Slots({"stream": settings.key_max_streams,
+                                                     "download": settings.key_max_downloads,
+                                                     "batch": settings.key_max_batch_scoring}),
                                         resolver=ModelResolver(store, models),
                                         drift=DriftMonitor(store, settings.drift_flush_s,
                                                            settings.drift_retention_days))

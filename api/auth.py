@@ -12,10 +12,11 @@ Views read the caller's team with ``scope()``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 
 from api.keys import HOW_TO_GET_A_KEY, RATE_LIMITED_ACTIONS, Caller
 from api.services import services
@@ -49,6 +50,36 @@ def requires_role(role: Role) -> Callable[[F], F]:
         return view
 
     return mark
+
+
+def holds_slot(action: str) -> Callable[[F], F]:
+    """The view's answer is long or heavy (a stream, a download): it holds one of the key's ``action`` slots
+    (``api.keys.Slots``) from the call until the answer is closed."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return with_slot(action, lambda: view(*args, **kwargs))
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def with_slot(action: str, answer: Callable[[], Any]) -> Response:
+    """``answer()``'s response, holding one of the caller's ``action`` slots until it is closed."""
+    caller: Caller = g.caller
+    release = services().slots.enter(action, caller.key_id)
+    try:
+        response = current_app.make_response(answer())
+    except BaseException:
+        release()
+        raise
+    # A file answer (send_file) is passed to the server as is, and the server then closes only the file, not
+    # the response: through the response, its close (and the release) always runs.
+    response.direct_passthrough = False
+    response.call_on_close(release)
+    return response
 
 
 def stores_upload(view: F) -> F:

@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,6 +84,53 @@ class KeyRing:
             role = Role.parse(record.role)
             return Caller(key_id=key_id, scope=Scope(team=record.team, admin=role is Role.admin), role=role,
                           expires_at=record.expires_at)
+
+
+SLOT_NAMES = {"stream": ("event streams", "AUTOML_KEY_MAX_STREAMS"),
+              "download": ("downloads (models, TensorBoard logs)", "AUTOML_KEY_MAX_DOWNLOADS"),
+              "batch": ("batch scorings", "AUTOML_KEY_MAX_BATCH_SCORING")}
+
+
+class Slots:
+    """Per-key limits on long or heavy requests held open at once (event streams, downloads, batch
+    scoring), counted in this serving process: one key cannot hold every request thread."""
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        self._limits = limits
+        self._held: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, action: str, key_id: str) -> Callable[[], None]:
+        """Take a slot (429 when the key holds them all); call the answer once to give it back."""
+        limit = self._limits.get(action, 0)
+        if not limit:
+            return lambda: None
+        slot = (action, key_id)
+        with self._lock:
+            if self._held.get(slot, 0) >= limit:
+                what, setting = SLOT_NAMES[action]
+                raise RateLimited(f"This API key already has {limit} {what} open in this serving process, its "
+                                  f"limit ({setting}). Wait for one to finish, then retry.", 5)
+            self._held[slot] = self._held.get(slot, 0) + 1
+        given_back = False
+
+        def release() -> None:
+            nonlocal given_back
+            with self._lock:
+                if given_back:
+                    return
+                given_back = True
+                left = self._held[slot] - 1
+                if left:
+                    self._held[slot] = left
+                else:
+                    del self._held[slot]
+
+        return release
+
+    def held(self, action: str, key_id: str) -> int:
+        with self._lock:
+            return self._held.get((action, key_id), 0)
 
 
 STORE_FAILURES = Counter("automl_rate_limit_store_failures_total",

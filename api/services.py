@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import current_app
 
-from api.keys import KeyRing, RateLimits
+from api.keys import KeyRing, RateLimits, Slots
 from automl.serving.cache import ModelCache
 from automl.serving.drift import DriftMonitor
 from automl.serving.warmup import Warmup
@@ -26,6 +26,7 @@ class Services:
     warmup: Warmup
     keys: KeyRing
     limits: RateLimits
+    slots: Slots  # per-key limits on streams, downloads and batch scoring held open at once
     resolver: ModelResolver  # model id or alias -> the caller's loaded model
     drift: DriftMonitor  # counts served inputs for drift reports
 

@@ -91,6 +91,19 @@ class Settings(BaseSettings):
     retention_days_models: float = Field(
         default=0, ge=0, description="Delete models that are not deployed, aliased or training this many days "
                                      "after they were created. 0: keep.")
+    key_max_streams: int = Field(
+        default=4, ge=0, description="Event streams one API key may hold open at once, per serving process (429 "
+                                     "past it); 0: no limit.")
+    key_max_downloads: int = Field(
+        default=2, ge=0, description="Model and TensorBoard downloads one API key may run at once, per serving "
+                                     "process; 0: no limit.")
+    key_max_batch_scoring: int = Field(
+        default=2, ge=0, description="Batch scorings (a CSV/Parquet file to predict) one API key may run at once, "
+                                     "per serving process; 0: no limit.")
+    batch_max_rows: int = Field(
+        default=10_000_000, ge=1, description="Rows one batch-scoring file may hold (413 past it: split the file).")
+    batch_max_s: float = Field(
+        default=900, gt=0, description="Seconds one batch scoring may take (413 past it: split the file).")
     key_cache_s: float = Field(
         default=5, ge=0, description="How long a serving process trusts a key it has checked (a revoked key "
                                      "stops working within this long)."

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from automl.datasets.ingest import csv_parse_error, detect_format, read_csv_header
-from automl.errors import InvalidDataset, InvalidInstances
+from automl.errors import InvalidDataset, InvalidInstances, TooLarge
 from automl.serving.adapters import Batch, table_chunk
 from automl.serving.explain import MAX_EXPLAINED_ROWS
 
@@ -261,9 +262,12 @@ class _JsonWriter:
 
 def score_file(predictor: Predictor, path: Path, filename: str, *, proba: bool, output: str,
                passthrough: list[str], tmp_dir: Path, chunk_rows: int = CHUNK_ROWS, explain: bool = False,
-               observe: Callable[[Batch], None] | None = None) -> ScoredFile:
+               observe: Callable[[Batch], None] | None = None, max_rows: int | None = None,
+               max_s: float | None = None) -> ScoredFile:
     """Score every row of the uploaded file at ``path``; see the module docstring. ``explain`` adds each
-    row's explanation as columns of the CSV output; ``observe`` sees each converted chunk (drift counts)."""
+    row's explanation as columns of the CSV output; ``observe`` sees each converted chunk (drift counts).
+    A file over ``max_rows`` rows, or one that takes over ``max_s`` seconds, is refused (``TooLarge``)
+    as soon as that is known."""
     if proba:
         predictor.require_classifier()
     if explain and output != "csv":
@@ -281,7 +285,14 @@ def score_file(predictor: Predictor, path: Path, filename: str, *, proba: bool, 
             else _JsonWriter(handle, predictor, proba)
         )
         rows = 0
+        started = time.monotonic()
         for chunk in read_chunks(path, filename, needed, passthrough, chunk_rows):
+            if max_rows is not None and rows + len(chunk) > max_rows:
+                raise TooLarge(f"'{filename}' has more than {max_rows:,} rows, the most one batch scoring takes "
+                               "(AUTOML_BATCH_MAX_ROWS). Split the file and send the parts one by one.")
+            if max_s is not None and time.monotonic() - started > max_s:
+                raise TooLarge(f"Scoring '{filename}' took longer than {max_s:g} s (AUTOML_BATCH_MAX_S) after "
+                               f"{rows:,} rows. Split the file and send the parts one by one.")
             batch = table_chunk(predictor, chunk, first_row=rows + 1)
             rows += len(chunk)
             if len(chunk):

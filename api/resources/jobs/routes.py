@@ -15,7 +15,7 @@ from flask import Response, request, send_file, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import rate_limited, scope
+from api.auth import holds_slot, rate_limited, scope
 from api.plots import learning_curves
 from api.resources.common import PNG_ANSWER, PageArgs, PlotArgs
 from api.resources.jobs.schemas import (
@@ -95,6 +95,7 @@ class Cancel(MethodView):
 
 @blp.route("/<string:job_id>/events")
 class Events(MethodView):
+    @holds_slot("stream")
     @blp.doc(
         parameters=[{"in": "header", "name": "Last-Event-ID", "schema": {"type": "integer"}, "required": False,
                      "description": "Resume after this event (sent automatically by EventSource)."},
@@ -213,6 +214,7 @@ class TrialHistory(MethodView):
 
 @blp.route("/<string:job_id>/tensorboard.zip")
 class TensorBoardLogs(MethodView):
+    @holds_slot("download")
     @blp.response(200, description="A zip of tensorboard/<run>/{train,validation}/events... (one run per trial, "
                                    "and final_refit): unzip and run `tensorboard --logdir tensorboard`.",
                   content_type="application/zip")

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 from werkzeug.datastructures import FileStorage
 
-from api.auth import rate_limited, requires_role, scope
+from api.auth import holds_slot, rate_limited, requires_role, scope, with_slot
 from api.metrics import count_predictions
 from api.plots import importance_bars, learning_curves
 from api.resources.common import PNG_ANSWER, PlotArgs
@@ -233,7 +233,7 @@ def _predict(model_id: str, proba: bool) -> Any:
         # Image files need the model to know they are images; without any file part the batch path words the 422.
         predictor = predictor_for(model_id) if request.files else None
         if predictor is None or predictor.kind != "image":
-            return _score_upload(model_id, predictor, proba)
+            return with_slot("batch", lambda: _score_upload(model_id, predictor, proba))
         if proba:
             predictor.require_classifier()
         batch, mc_samples = _image_files(predictor)
@@ -278,7 +278,8 @@ def _score_upload(model_id: str, predictor: Predictor | None, proba: bool) -> Re
         scored = score_file(predictor, staging, upload.filename or "upload.csv", proba=proba,
                             output="json" if output == "application/json" else "csv",
                             passthrough=passthrough, tmp_dir=svc.settings.tmp_dir, explain=explain,
-                            observe=lambda batch: svc.drift.observe(predictor, batch))
+                            observe=lambda batch: svc.drift.observe(predictor, batch),
+                            max_rows=svc.settings.batch_max_rows, max_s=svc.settings.batch_max_s)
     finally:
         staging.unlink(missing_ok=True)
 
@@ -327,6 +328,7 @@ class PredictProba(MethodView):
 
 @blp.route("/<string:model_id>/download")
 class Download(MethodView):
+    @holds_slot("download")
     @blp.arguments(DownloadArgs, location="query")
     @blp.response(200, description="The model file (keras) or a zip of the SavedModel as version 1/ (savedmodel).",
                   content_type="application/octet-stream")
