@@ -14,6 +14,7 @@ from api.errors import AutomlApi, register_error_handlers
 from api.json import OrjsonProvider
 from api.keys import KeyRing, RateLimits, Slots
 from api.metrics import init_app as init_metrics
+from api.probes import readiness
 from api.resources import BLUEPRINTS
 from api.services import Services, services
 from automl.housekeeping import sweep_stale_files
@@ -25,7 +26,7 @@ from automl.serving.warmup import Warmup
 from automl.settings import Settings
 from automl.store import Store
 from automl.usecases.models import ModelResolver
-from tasks.celery_app import broker_reachable, make_celery, queue_depth
+from tasks.celery_app import make_celery, queue_depth
 
 DOCS_STATIC = "/api/v1/docs/static/"
 
@@ -91,24 +92,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
         """Readiness: deployed models loaded and warmed in this process, database and broker reachable.
 
         Counts only: which models failed to load, and why, is in the log (probes are unauthenticated)."""
-        status = warmup.status()
-        database = store.ping()
-        broker = broker_reachable(celery)
-        ready = status["ready"] and database and broker
-        body = {"status": "ready" if ready else "not_ready", "database": database, "broker": broker,
-                "listed": status["listed"], "deployed_models": status["deployed_models"], "loaded": status["loaded"],
-                "failed": len(status["failed"])}
-        if not status["listed"]:
-            body["message"] = ("Looking up the deployed models: the database has not answered yet (the log says why)."
-                               if status["error"] else "Looking up the deployed models (starting).")
-        elif not status["ready"]:
-            body["message"] = (f"Loading deployed models: {status['loaded']} of {status['deployed_models']} "
-                               "loaded so far.")
-        elif not database:
-            body["message"] = "The metadata database is unreachable."
-        elif not broker:
-            body["message"] = "The task queue (broker) is unreachable."
-        return body, 200 if body["status"] == "ready" else 503
+        return readiness(services())
 
     init_metrics(app, StoreCollector(store, lambda: queue_depth(celery), settings.job_lease_s))
     app.before_request(_json_body_limit)

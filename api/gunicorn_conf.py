@@ -22,6 +22,17 @@ accesslog = None  # the app logs every request itself, with its request id (and 
 control_socket_disable = True  # not used; it would need a writable home directory in the container
 
 
+def post_worker_init(worker: Any) -> None:
+    """``AUTOML_PROBE_PORT``: this process also answers /healthz and /readyz on that port, from a thread of
+    its own, so probes answer while every request thread is busy (``api.probes``)."""
+    port = os.environ.get("AUTOML_PROBE_PORT")
+    if port:
+        from api.probes import start_probe_listener
+
+        host = worker.cfg.bind[0].rsplit(":", 1)[0].strip("[]") or "0.0.0.0"  # where the API listens
+        start_probe_listener(worker.wsgi.extensions["automl"], host, int(port))
+
+
 def on_starting(server: Any) -> None:
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="automl-metrics-")
     shutil.rmtree(folder, ignore_errors=True)  # counters from an earlier run would be summed in

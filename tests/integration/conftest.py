@@ -106,9 +106,10 @@ def as_key(key: str) -> requests.Session:
     return session
 
 
-def create_key(env: dict[str, str], team: str, admin: bool = False) -> str:
+def create_key(env: dict[str, str], team: str, admin: bool = False, role: str | None = None) -> str:
     """A key made the way operators make them: `automl keys create`."""
     args = [sys.executable, "-m", "api.cli", "keys", "create", "--team", team] + (["--admin"] if admin else [])
+    args += ["--role", role] if role else []
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -50,8 +50,10 @@ def test_the_api_is_probed_scaled_and_migrates_first(overlay: tuple[str, list[di
     _, objects = overlay
     spec = find(objects, "Deployment", "automl-api")["spec"]["template"]["spec"]
     api = spec["containers"][0]
-    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}  # its own listener
+    config = find(objects, "ConfigMap", "automl-config")["data"]
+    assert {"name": "probes", "containerPort": int(config["AUTOML_PROBE_PORT"])} in api["ports"]
     assert spec["initContainers"][0]["command"] == ["automl", "db", "upgrade"]
     assert spec["securityContext"]["runAsNonRoot"] is True
     hpa = find(objects, "HorizontalPodAutoscaler", "automl-api")
@@ -103,7 +105,8 @@ def test_every_setting_the_manifests_use_exists_and_is_documented() -> None:
     used |= set(re.findall(r"\b(AUTOML_[A-Z0-9_]+)=", (ROOT / "deploy/docker/Dockerfile").read_text()))
     assert used >= {"AUTOML_DATABASE_URL", "AUTOML_BROKER_URL", "AUTOML_DATA_DIR"}
     assert sorted(used - documented) == [], "settings used by deploy/ but missing from the README table"
-    gunicorn_only = {"AUTOML_BIND", "AUTOML_API_WORKERS", "AUTOML_API_THREADS", "AUTOML_SKIP_MIGRATE"}
+    gunicorn_only = {"AUTOML_BIND", "AUTOML_API_WORKERS", "AUTOML_API_THREADS", "AUTOML_SKIP_MIGRATE",
+                     "AUTOML_PROBE_PORT"}
     fields = {f"AUTOML_{name.upper()}" for name in Settings.model_fields}
     assert sorted(used - fields - gunicorn_only) == [], "a manifest sets a variable nothing reads"
 

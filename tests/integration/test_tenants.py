@@ -1,0 +1,111 @@
+"""A hostile or careless tenant against the real service (gunicorn, SQLite store and broker, no
+worker: jobs stay queued): roles refused with 403 naming the role, quotas refused before the body is
+read, and probes that answer on their own port while every request thread is held by event streams."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from tests.integration.conftest import (
+    Service,
+    _base_env,
+    _spawn,
+    _stop,
+    _wait_healthy,
+    as_key,
+    create_key,
+    free_port,
+    upload_frame,
+)
+
+THREADS = 2
+
+
+@pytest.fixture(scope="module")
+def tenant_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, int]]:
+    root = tmp_path_factory.mktemp("tenants")
+    env = _base_env(root / "var")
+    probe_port = free_port()
+    env.update({"AUTOML_PROBE_PORT": str(probe_port), "AUTOML_API_THREADS": str(THREADS),
+                "AUTOML_QUOTA_ACTIVE_JOBS": "1", "AUTOML_QUOTA_STORED_BYTES": "400000",
+                "AUTOML_EVENTS_STREAM_MAX_S": "120"})
+    port = free_port()
+    key = create_key(env, "big", admin=False)
+    processes = [_spawn(["serve", "--port", str(port), "--workers", "1"], env, root / "api.log")]
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", processes, root)
+        yield Service(url=f"http://127.0.0.1:{port}", log_dir=root, env=env, key=key), probe_port
+    finally:
+        _stop(processes)
+
+
+def test_roles_are_enforced_by_the_running_service(tenant_service: tuple[Service, int]) -> None:
+    service, _ = tenant_service
+    assert service.env is not None
+    scorer = as_key(create_key(service.env, "big", role="predict"))
+    reader = as_key(create_key(service.env, "big", role="read"))
+    refused = scorer.get(f"{service.url}/api/v1/datasets", timeout=30)
+    assert refused.status_code == 403 and "role 'read'" in refused.json()["message"]
+    assert reader.get(f"{service.url}/api/v1/datasets", timeout=30).status_code == 200
+    upload = reader.post(f"{service.url}/api/v1/datasets", files={"file": ("t.csv", b"a,b\n1,2\n")}, timeout=30)
+    assert upload.status_code == 403 and "role 'write'" in upload.json()["message"]
+    keys = service.http.get(f"{service.url}/api/v1/keys", timeout=30)
+    assert keys.status_code == 403 and "role 'admin'" in keys.json()["message"]
+
+
+def test_quotas_refuse_with_the_usage_and_leave_nothing(tenant_service: tuple[Service, int], tmp_path: Path) -> None:
+    service, _ = tenant_service
+    small = pd.DataFrame({"x": range(300), "y": [i % 2 for i in range(300)]})
+    dataset = upload_frame(service, small, tmp_path, "small")
+    big = ("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(60_000))).encode()  # ~600 kB: past the quota
+    refused = service.http.post(f"{service.url}/api/v1/datasets", files={"file": ("big.csv", big)}, timeout=60)
+    assert refused.status_code == 413, refused.text
+    assert "AUTOML_QUOTA_STORED_BYTES" in refused.json()["message"] and "Team 'big' stores" in refused.json()["message"]
+    assert [d["id"] for d in service.http.get(f"{service.url}/api/v1/datasets", timeout=30).json()] == [dataset["id"]]
+    job = {"dataset_id": dataset["id"], "target": "y", "max_trials": 1}
+    assert service.http.post(f"{service.url}/api/v1/jobs", json=job, timeout=30).status_code == 202
+    second = service.http.post(f"{service.url}/api/v1/jobs", json=job, timeout=30)
+    assert second.status_code == 409 and second.json()["error"] == "quota_exceeded"
+    usage = service.http.get(f"{service.url}/api/v1/usage", timeout=30).json()["teams"]
+    assert usage[0]["team"] == "big" and usage[0]["active_jobs"] == {"used": 1, "limit": 1}
+    assert 0 < usage[0]["stored_bytes"]["used"] <= 400000
+
+
+def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[Service, int],
+                                                           tmp_path: Path) -> None:
+    service, probe_port = tenant_service
+    jobs = service.http.get(f"{service.url}/api/v1/jobs", timeout=30).json()
+    queued = next(j for j in jobs if j["state"] == "queued")  # no worker: it stays queued, its stream open
+    streams: list[requests.Response] = []
+    opened = threading.Barrier(THREADS + 1)
+
+    def hold() -> None:
+        response = service.http.get(f"{service.url}/api/v1/jobs/{queued['id']}/events", stream=True, timeout=60)
+        streams.append(response)
+        next(response.iter_content(16))  # the stream has started: its thread is taken
+        opened.wait(timeout=60)
+
+    holders = [threading.Thread(target=hold) for _ in range(THREADS)]
+    for thread in holders:
+        thread.start()
+    opened.wait(timeout=60)
+    try:
+        with pytest.raises(requests.exceptions.Timeout):  # the API's own port: every thread is busy
+            requests.get(f"{service.url}/healthz", timeout=3)
+        probes = f"http://127.0.0.1:{probe_port}"
+        assert requests.get(f"{probes}/healthz", timeout=3).json() == {"status": "ok"}
+        ready = requests.get(f"{probes}/readyz", timeout=10)
+        assert ready.status_code in (200, 503) and ready.json()["database"] is True
+        assert requests.get(f"{probes}/metrics", timeout=3).status_code == 404  # probes only
+    finally:
+        for response in streams:
+            response.close()
+        for thread in holders:
+            thread.join(timeout=10)
+    assert requests.get(f"{service.url}/healthz", timeout=30).status_code == 200  # threads given back
