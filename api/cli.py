@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -61,9 +62,6 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     store.migrate()
     _first_admin_key(settings, store)
     store.dispose()
-    children: list[subprocess.Popen[bytes]] = []
-    if with_worker:
-        children.append(subprocess.Popen([sys.executable, "-m", "api.cli", "worker"]))
     server = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn",
@@ -72,31 +70,85 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
             "--workers", str(workers),
         ],
         env={**os.environ, "AUTOML_SKIP_MIGRATE": "1"},
+        start_new_session=True,  # Ctrl-C reaches this process only; it stops each child once, in order
     )
-    children.append(server)
     click.echo(f"automl: API on http://{host}:{port} (docs: http://{host}:{port}/api/v1/docs)", err=True)
+    supervisor = _Supervisor(server, with_worker)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    sys.exit(supervisor.run())
 
-    def stop(signum: int, _frame: object) -> None:
+
+class _Supervisor:
+    """``automl serve``'s children: gunicorn (its exit ends the service) and, with ``--with-worker``, a Celery
+    worker that is started again when it dies (saying why), at most ``MAX_RESTARTS`` times in
+    ``RESTART_WINDOW_S``. A stop (Ctrl-C, SIGTERM) sends each child one SIGTERM and waits ``STOP_WAIT_S``
+    before killing what is left."""
+
+    MAX_RESTARTS = 5
+    RESTART_WINDOW_S = 300.0
+    STOP_WAIT_S = 20.0
+
+    def __init__(self, server: subprocess.Popen[bytes], with_worker: bool) -> None:
+        self.server = server
+        self.worker = self._start_worker() if with_worker else None
+        self.restarts: list[float] = []
+        self.stopping = False
+
+    @staticmethod
+    def _start_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], start_new_session=True)
+
+    def stop(self, signum: int, _frame: object) -> None:
+        if not self.stopping:
+            click.echo(f"automl: stopping ({signal.Signals(signum).name})", err=True)
+        self.stopping = True
+
+    def run(self) -> int:
+        try:
+            while not self.stopping and self.server.poll() is None:
+                if self.worker is not None and self.worker.poll() is not None:
+                    self._worker_died(self.worker.returncode)
+                time.sleep(0.2)
+            if self.server.poll() is not None and not self.stopping:
+                click.echo(f"automl: the API server exited ({_how(self.server.returncode)}); stopping", err=True)
+        finally:  # the children live in sessions of their own: never leave them behind
+            self._stop_children()
+        return 0 if self.stopping else (self.server.returncode or 1)
+
+    def _stop_children(self) -> None:
+        children = [c for c in (self.server, self.worker) if c is not None]
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        while all(child.poll() is None for child in children):
-            try:
-                server.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                continue
-    finally:
-        stop(signal.SIGTERM, None)
+        deadline = time.monotonic() + self.STOP_WAIT_S
         for child in children:
             try:
-                child.wait(timeout=30)
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
-    sys.exit(server.returncode or 0)
+                click.echo(f"automl: process {child.pid} did not stop within {self.STOP_WAIT_S:.0f} s; killing it",
+                           err=True)
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+    def _worker_died(self, code: int) -> None:
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < self.RESTART_WINDOW_S] + [now]
+        if len(self.restarts) > self.MAX_RESTARTS:
+            click.echo(f"automl: the worker exited ({_how(code)}) {len(self.restarts)} times in "
+                       f"{self.RESTART_WINDOW_S:.0f} s; not starting it again (jobs wait in the queue; see the log "
+                       "above, then restart the service)", err=True)
+            self.worker = None
+            return
+        click.echo(f"automl: the worker exited ({_how(code)}); starting it again (its running trials are handed "
+                   "to the new one once their leases expire)", err=True)
+        self.worker = self._start_worker()
+
+
+def _how(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -76,3 +76,57 @@ def test_binary_with_auc_objective(embedded: Service, tmp_path: Path) -> None:
                                 timeout=60).json()["predictions"]
     assert labels == [proba["classes"][i] for i in matrix.argmax(axis=1)]
     assert pd.Series(labels).isin(["benign", "malignant"]).all()
+
+
+def test_serve_with_worker_restarts_a_dead_worker_and_stops_quickly(tmp_path: Path) -> None:
+    """`automl serve --with-worker` brings its worker back when it dies (saying why), the new worker
+    trains, and Ctrl-C stops everything within seconds, without gunicorn killing its workers."""
+    import os
+    import signal
+    import time
+
+    import psutil
+    import requests
+    from sklearn.datasets import load_iris
+
+    from tests.integration.conftest import _base_env, _spawn, _stop, _wait_healthy, free_port, wait_until
+
+    env = _base_env(tmp_path / "var")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    serve = _spawn(["serve", "--port", str(port), "--with-worker"], env, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, [serve], tmp_path)
+
+        def worker_pid() -> int | None:
+            for child in psutil.Process(serve.pid).children():
+                if "worker" in child.cmdline():
+                    return int(child.pid)
+            return None
+
+        first = wait_until(worker_pid, 120, "the worker process")
+        wait_until(lambda: log.read_text().count("ready.") >= 1, 120, "the worker to be ready")
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: "the worker exited (killed by SIGKILL); starting it again" in log.read_text(), 30,
+                   "the supervisor to notice")
+        second = wait_until(lambda: (pid := worker_pid()) not in (None, first) and pid, 60, "a new worker")
+        assert second != first
+        service = Service(url=url, log_dir=tmp_path, key=(tmp_path / "var" / "admin-key").read_text().strip())
+        dataset = upload_frame(service, load_iris(as_frame=True).frame, tmp_path, "iris")
+        job = submit(service, dataset_id=dataset["id"], target="target", max_trials=1, max_epochs=2,
+                     ensemble_size=0, refit=False)
+        assert service.wait_for_job(job["id"], timeout=300)["state"] == "succeeded", log.read_text()[-3000:]
+
+        started = time.monotonic()
+        os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        serve.wait(timeout=60)
+        took = time.monotonic() - started
+        text = log.read_text()
+        assert took < 15, (took, text[-2000:])
+        assert "Perhaps out of memory" not in text and "did not stop" not in text
+        assert not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/healthz", timeout=3)
+    finally:
+        _stop([serve])
