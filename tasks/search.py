@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
 IDLE_RETRY_S = 5
+YIELD_DELAY_S = 0.5  # a step that let another team go first is due again after this (no busy loop)
 
 
 @cache
@@ -78,12 +79,21 @@ def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  
         except AutomlError:
             log.warning("job %s does not exist; dropping the message", job_id)
             return "missing"
+        yielded = (coordination.claimable(session, job_id, lane, generation)
+                   and coordination.should_yield(session, job.team, settings.requeue_after_s))
+        if yielded:
+            coordination.yield_turn(session, job_id, lane)
+    if yielded:  # another team's turn: this step goes to the end of the queue, unclaimed
+        log.info("job %s lane %d: another team's turn; queued again", job_id, lane)
+        _send(self.app, job_id, lane, generation, YIELD_DELAY_S)
+        return "yielded"
+    with store.session() as session:
         claim = coordination.claim_lane(session, job_id, lane, generation, owner, settings.job_lease_s)
         if claim != coordination.ACQUIRED:
             log.info("job %s lane %d generation %d: %s; dropping the message", job_id, lane, generation, claim)
             return claim
         lane_done = bool(coordination.get_lane(session, job_id, lane).done)  # type: ignore[union-attr]
-        session.refresh(job)  # the claim set started_at, which the time budget counts from
+        job = searches.get_job(session, job_id)  # as claimed: started_at, which the time budget counts from
         spec = search_spec(job, catalogue.get_dataset(session, job.dataset_id), settings)
 
     try:

@@ -1,5 +1,6 @@
 """Storage calls that coordinate workers: the job lease (one worker trains the final model), lanes
-(one worker per parallel chain of trials, with generations), reviving lost lanes, the oracle lock.
+(one worker per parallel chain of trials, with generations), turns between teams, reviving lost
+lanes, the oracle lock.
 
 Functions take a ``Session`` (the caller owns the transaction) and return records or plain
 values; no HTTP, Celery or TensorFlow here.
@@ -18,6 +19,7 @@ from automl.store.records import (
     JobRecord,
     JobState,
     LaneRecord,
+    TrialRecord,
     utcnow,
 )
 from automl.store.searches import interrupt_trial
@@ -110,6 +112,48 @@ def claim_lane(session: Session, job_id: str, lane: int, generation: int, owner:
     record.lease_expires_at = now + timedelta(seconds=ttl_s)
     record.release_requested = False
     return ACQUIRED
+
+
+def claimable(session: Session, job_id: str, lane: int, generation: int) -> bool:
+    """Whether ``claim_lane`` could take this step now (not an old copy, not running elsewhere)."""
+    record = session.get(LaneRecord, (job_id, lane))
+    if record is None or record.generation != generation:
+        return False
+    return record.owner is None or record.lease_expires_at is None or record.lease_expires_at <= utcnow()
+
+
+def should_yield(session: Session, team: str, fresh_s: float) -> bool:
+    """Whether a step of ``team`` should go back to the end of the queue to let another team take its turn.
+
+    Teams take turns by the time their latest trial started (over their active jobs): a step yields
+    when another team has a lane waiting for a worker (its message sent within ``fresh_s``, so a lost
+    message never blocks anyone) and that team was served less recently, or never. The team served
+    longest ago never yields, so some step always runs; with one team, nothing changes.
+    """
+    now = utcnow()
+    waiting = set(session.scalars(
+        select(JobRecord.team).join(LaneRecord, LaneRecord.job_id == JobRecord.id)
+        .where(JobRecord.state.in_(ACTIVE_STATES), JobRecord.team != team, LaneRecord.done.is_(False),
+               or_(LaneRecord.owner.is_(None), LaneRecord.lease_expires_at < now),
+               LaneRecord.sent_at >= now - timedelta(seconds=fresh_s))
+        .distinct()))
+    if not waiting:
+        return False
+    served = dict(session.execute(
+        select(JobRecord.team, func.max(TrialRecord.started_at))
+        .join(TrialRecord, TrialRecord.job_id == JobRecord.id)
+        .where(JobRecord.state.in_(ACTIVE_STATES), JobRecord.team.in_([team, *waiting]))
+        .group_by(JobRecord.team)).tuples().all())
+    mine = served.get(team)
+    if mine is None:
+        return False  # never served: nobody is owed a turn before it
+    return any(served.get(other) is None or served[other] < mine for other in waiting)
+
+
+def yield_turn(session: Session, job_id: str, lane: int) -> None:
+    """The lane's message is sent again (to the end of the queue): the reaper must not count it lost."""
+    session.execute(update(LaneRecord).where(LaneRecord.job_id == job_id, LaneRecord.lane == lane)
+                    .values(sent_at=utcnow()).execution_options(synchronize_session=False))
 
 
 def renew_lane(session: Session, job_id: str, lane: int, owner: str, ttl_s: int) -> bool:

@@ -109,3 +109,38 @@ def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[
         for thread in holders:
             thread.join(timeout=10)
     assert requests.get(f"{service.url}/healthz", timeout=30).status_code == 200  # threads given back
+
+
+def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: Path) -> None:
+    """One worker, two teams: a backlog of five jobs from one team does not make the other team's single
+    job wait behind all of them; teams take turns for the worker."""
+    from sklearn.datasets import load_iris
+
+    env = _base_env(tmp_path / "var")
+    port = free_port()
+    serve = _spawn(["serve", "--port", str(port), "--with-worker"], env, tmp_path / "serve.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, [serve], tmp_path)
+        big = Service(url=url, log_dir=tmp_path, env=env, key=create_key(env, "big"))
+        small = Service(url=url, log_dir=tmp_path, env=env, key=create_key(env, "small"))
+        frame = load_iris(as_frame=True).frame
+        job = {"target": "target", "tuner": "random", "max_trials": 2, "max_epochs": 2, "ensemble_size": 0,
+               "refit": False, "search_space": {"num_layers": 1, "units": 16}}
+        big_data = upload_frame(big, frame, tmp_path, "big")["id"]
+        small_data = upload_frame(small, frame, tmp_path, "small")["id"]
+        backlog = [big.http.post(f"{url}/api/v1/jobs", json={"dataset_id": big_data, **job, "seed": i},
+                                 timeout=30).json()["id"] for i in range(5)]
+        mine = small.http.post(f"{url}/api/v1/jobs", json={"dataset_id": small_data, **job}, timeout=30).json()["id"]
+        finished = small.wait_for_job(mine, timeout=600)
+        assert finished["state"] == "succeeded", small.logs()
+        states = [big.http.get(f"{url}/api/v1/jobs/{j}", timeout=30).json() for j in backlog]
+        done_first = [s["id"] for s in states if s["finished_at"] and s["finished_at"] <= finished["finished_at"]]
+        # Without turns the small job's two trials come after all five of the backlog's first and second
+        # trials (round robin over lanes): every big job would have finished first.
+        assert len(done_first) <= 1, (done_first, [s["state"] for s in states])
+        assert "another team's turn" in (tmp_path / "serve.log").read_text()
+        for job_id in backlog:  # the backlog is served too
+            assert big.wait_for_job(job_id, timeout=600)["state"] == "succeeded"
+    finally:
+        _stop([serve])
