@@ -32,7 +32,8 @@ def readiness(svc: Services) -> tuple[dict[str, Any], int]:
     ready = status["ready"] and database and broker
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "database": database, "broker": broker,
                             "listed": status["listed"], "deployed_models": status["deployed_models"],
-                            "loaded": status["loaded"], "failed": len(status["failed"])}
+                            "loaded": status["loaded"], "failed": len(status["failed"]),
+                            "over_budget": status["over_budget"]}
     if not status["listed"]:
         body["message"] = ("Looking up the deployed models: the database has not answered yet (the log says why)."
                            if status["error"] else "Looking up the deployed models (starting).")

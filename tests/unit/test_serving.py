@@ -10,6 +10,7 @@ import io
 import json
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,34 @@ def test_running_processes_follow_deploys_made_elsewhere(served: tuple[Flask, th
     services.warmup.refresh()
     assert services.models.pinned == {"m2"} and services.models.peek("m2") is not None
     assert services.warmup.status()["deployed_models"] == 2  # m2 and the unloadable "gone"
+
+
+def test_deployed_models_past_the_memory_budget_are_not_pinned(tmp_path: Path, model_dir: Path) -> None:
+    from automl.serving.cache import ModelCache
+    from automl.serving.warmup import Warmup, estimated_bytes
+
+    settings = Settings(data_dir=tmp_path / "var")
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    with store.session() as session:
+        add_job(session, target="label")
+        for i, model_id in enumerate(("first", "second")):  # deployed in this order
+            session.add(ModelRecord(id=model_id, job_id="j", dataset_id="d", task="binary", target="label",
+                                    state="ready", path=str(model_dir), deployed=True,
+                                    deployed_at=utcnow() + timedelta(seconds=i)))
+    one = estimated_bytes(model_dir)
+    assert one > 0
+    cache = ModelCache(4)
+    warmup = Warmup(store, cache, memory_budget_bytes=int(1.5 * one))
+    warmup.run()  # refresh_s 0: loads once and returns
+    status = warmup.status()
+    assert status["ready"] and status["loaded"] == 1 and status["over_budget"] == 1 and not status["failed"]
+    assert cache.pinned == {"first"} and cache.peek("second") is None  # not loaded at start
+    assert cache.get("second", model_dir) is not None and "second" not in cache.pinned  # on first use
+    with store.session() as session:  # the first is undeployed (by any process): room for the second
+        catalogue.set_deployed(session, catalogue.get_model(session, "first"), False)
+    warmup.refresh()
+    assert cache.pinned == {"second"} and warmup.status()["over_budget"] == 0
+    unlimited = Warmup(store, ModelCache(4))
+    unlimited.run()
+    assert unlimited.status()["over_budget"] == 0
