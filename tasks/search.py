@@ -116,7 +116,10 @@ def advance_job(self, job_id: str, lane: int = 0, generation: int = 0) -> str:  
             return outcome
         with store.session() as session:
             coordination.release_lane(session, job_id, lane, owner, advance=False, done=True)
-        return _finish(store, spec, job_id, owner, settings)
+        ended = _finish(store, spec, job_id, owner, settings)
+        if ended in (JobState.cancelled.value, JobState.succeeded.value):
+            _delete_if_asked(store, settings, job_id)
+        return ended
     except OperationalError as exc:
         # The metadata store blinked: leave the job as it is. The heartbeat has stopped, so the
         # lane's lease runs out and the reaper queues the step again.
@@ -264,6 +267,7 @@ def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: S
         searches.refresh_job_progress(session, job_id)
         job = searches.get_job(session, job_id)
         cancelled = job.cancel_requested
+        deleting = job.delete_requested  # no final model for a job about to be deleted
         stop_reason = CANCELLED if cancelled else job.stop_reason or (
             MAX_TRIALS if job.trials_done >= job.max_trials else EXHAUSTED
         )
@@ -273,7 +277,7 @@ def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: S
             f"Training the final model was started {attempts - 1} times and its worker died each time "
             "(killed, or out of memory)."
         )
-    if cancelled and not has_model:
+    if cancelled and (deleting or not has_model):
         with store.session() as session:
             job = searches.get_job(session, job_id)
             job.stop_reason = stop_reason
@@ -284,6 +288,22 @@ def _finish(store: Store, spec: SearchSpec, job_id: str, owner: str, settings: S
     with Heartbeat(store, job_id, None, owner, settings.job_lease_s, job_lease=True):
         _finalize(store, spec, job_id, settings, stop_reason, final_state, refit=spec.refit and not cancelled)
     return final_state.value
+
+
+def _delete_if_asked(store: Store, settings: Settings, job_id: str) -> None:
+    """DELETE was asked while the job ran: now that it has ended, delete it (records, files, models)."""
+    from automl.usecases.deletion import delete_job
+
+    with store.session() as session:
+        job = session.get(JobRecord, job_id)
+        asked = job is not None and job.delete_requested
+    if not asked:
+        return
+    try:
+        delete_job(store, settings, None, job_id, None)
+        log.info("job %s: deleted once ended, as asked", job_id)
+    except AutomlError as exc:  # a model of it was aliased or deployed meanwhile
+        log.warning("job %s: not deleted as asked: %s", job_id, exc.message)
 
 
 def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, stop_reason: str | None,

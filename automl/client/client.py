@@ -204,7 +204,7 @@ class Client:
 
     def delete(self, kind: str, resource_id: str) -> None:
         """Delete a ``model``, ``job`` or ``dataset`` with its files (409 while it is in use, saying what to
-        do first)."""
+        do first). A running job is cancelled and deleted once its trials stop."""
         if kind not in ("model", "job", "dataset"):
             raise ValueError(f"kind must be model, job or dataset, not {kind!r}")
         self._send("DELETE", f"/{kind}s/{resource_id}")

@@ -100,6 +100,7 @@ class JobRecord(Base):
     # next epoch boundary. ``cancel_requested`` also makes the final state ``cancelled``.
     stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    delete_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # once ended
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Bumped by every worker that takes the oracle lock: a write that serialises them.

@@ -3,8 +3,8 @@ nothing else is touched, and anything still in use is refused with a 409 that sa
 
 - A model is kept while it is deployed, aliased or still training.
 - A job that has not ended is cancelled first: a queued one at once (then deleted), a running one
-  at its trials' next epoch boundary; the answer says to delete it again once it is cancelled. Its
-  models go with it, unless one of them is deployed or aliased.
+  at its trials' next epoch boundary, and the worker that ends it deletes it then (no final model
+  is trained for it). Its models go with it, unless one of them is deployed or aliased.
 - A dataset is kept while a job (or a model) was trained on it: delete those first.
 
 Files are removed after the records are committed, and only inside the service's own folders.
@@ -18,13 +18,15 @@ import logging
 import shutil
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from automl.access import Scope
 from automl.errors import Conflict
 from automl.jobs import cancel_job
 from automl.serving.cache import ModelCache
 from automl.settings import Settings
 from automl.store import Store, catalogue, searches
-from automl.store.records import JobState
+from automl.store.records import JobState, ModelState
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +57,36 @@ def delete_model(store: Store, settings: Settings, cache: ModelCache, model_id: 
     remove_inside(path, settings.models_dir.resolve())
 
 
-def delete_job(store: Store, settings: Settings, cache: ModelCache, job_id: str, scope: Scope) -> None:
-    with store.session() as session:  # the cancel is committed whatever follows
-        job = searches.get_job(session, job_id, scope=scope)
-        if not JobState(job.state).finished:
-            job = cancel_job(session, job_id, scope)  # a queued job ends here and now
-        finished = JobState(job.state).finished
-    if not finished:
-        raise Conflict(f"Job '{job_id}' was running: it is being cancelled (its trials stop at their next epoch "
-                       "boundary). Delete it again once its state is cancelled.")
+def delete_job(store: Store, settings: Settings, cache: ModelCache | None, job_id: str,
+               scope: Scope | None) -> bool:
+    """Delete the job now (True), or, while it runs, cancel it and leave its deletion to the worker that ends
+    it (False). ``scope`` None: the caller is that worker."""
     with store.session() as session:
         job = searches.get_job(session, job_id, scope=scope)
+        if not JobState(job.state).finished:
+            _models_in_use(session, job_id)  # what would refuse the deletion later refuses it before the cancel
+            job = cancel_job(session, job_id, scope)  # a queued job ends here and now
+        if not JobState(job.state).finished:
+            job.delete_requested = True
+            return False
+    with store.session() as session:
+        _models_in_use(session, job_id)
         models = catalogue.models_of_job(session, job_id)
-        for model in models:
-            reason = catalogue.why_model_is_kept(session, model)
-            if reason:
-                raise Conflict(f"Job '{job_id}' has a model that is still in use. {reason}")
         removed = [(model.id, catalogue.delete_model_record(session, model)) for model in models]
         searches.delete_job_records(session, job_id)
     for model_id, path in removed:
-        cache.discard(model_id)
+        if cache is not None:
+            cache.discard(model_id)
         remove_inside(path, settings.models_dir.resolve())
     remove_inside(settings.jobs_dir / job_id, settings.jobs_dir.resolve())
+    return True
+
+
+def _models_in_use(session: Session, job_id: str) -> None:
+    for model in catalogue.models_of_job(session, job_id):
+        reason = catalogue.why_model_is_kept(session, model)
+        if reason and model.state != ModelState.training.value:
+            raise Conflict(f"Job '{job_id}' has a model that is still in use. {reason}")
 
 
 def delete_dataset(store: Store, settings: Settings, dataset_id: str, scope: Scope) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sklearn.datasets import load_wine
 
-from tests.integration.conftest import Service, submit, upload_frame
+from tests.integration.conftest import Service, submit, upload_frame, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,22 +59,18 @@ def test_a_model_job_and_dataset_are_deleted_whole_once_nothing_uses_them(distri
     assert http.delete(f"{url}/datasets/{dataset}", timeout=10).status_code == 404
 
 
-def test_a_running_job_is_cancelled_first_and_a_queued_one_goes_at_once(distributed: Service,
-                                                                       tmp_path: Path) -> None:
+def test_a_running_job_is_cancelled_then_deleted_by_its_worker(distributed: Service, tmp_path: Path) -> None:
     url, http = f"{distributed.url}/api/v1", distributed.http
     dataset = upload_frame(distributed, load_wine(as_frame=True).frame, tmp_path, "wine-running")["id"]
     job = submit(distributed, dataset_id=dataset, target="target", tuner="random", max_trials=20, max_epochs=200,
                  patience=200, seed=4, search_space={"batch_size": 16, "num_layers": 1})
+    wait_until(lambda: http.get(f"{url}/jobs/{job['id']}", timeout=10).json()["running_trials"], 120,
+               "a trial to run")
     running = http.delete(f"{url}/jobs/{job['id']}", timeout=10)
-    if running.status_code == 204:  # still queued when asked: cancelled and deleted at once
-        assert http.get(f"{url}/jobs/{job['id']}", timeout=10).status_code == 404
-        return
-    assert running.status_code == 409 and "being cancelled" in running.json()["message"]
-    cancelled = distributed.wait_for_job(job["id"], timeout=300)
-    assert cancelled["state"] == "cancelled"
-    for model in {cancelled["model_id"], cancelled["best_model_id"]} - {None}:
-        assert http.get(f"{url}/models/{model}", timeout=10).status_code == 200
-    assert http.delete(f"{url}/jobs/{job['id']}", timeout=10).status_code == 204
-    for model in {cancelled["model_id"], cancelled["best_model_id"]} - {None}:
-        assert http.get(f"{url}/models/{model}", timeout=10).status_code == 404
+    assert running.status_code == 202 and running.json()["delete_requested"] is True, running.text
+    # The worker stops its trials at the next epoch boundary, trains no final model, and deletes the job.
+    wait_until(lambda: http.get(f"{url}/jobs/{job['id']}", timeout=10).status_code == 404, 300,
+               "the job to be deleted once cancelled")
+    models = [m for m in http.get(f"{url}/models", timeout=10).json() if m["job_id"] == job["id"]]
+    assert models == []
     assert _files_naming(distributed, job["id"]) == []

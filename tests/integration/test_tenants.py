@@ -34,7 +34,7 @@ def tenant_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     probe_port = free_port()
     env.update({"AUTOML_PROBE_PORT": str(probe_port), "AUTOML_API_THREADS": str(THREADS),
                 "AUTOML_QUOTA_ACTIVE_JOBS": "1", "AUTOML_QUOTA_STORED_BYTES": "400000",
-                "AUTOML_EVENTS_STREAM_MAX_S": "120"})
+                "AUTOML_EVENTS_STREAM_MAX_S": "120", "AUTOML_KEY_CACHE_S": "0"})
     port = free_port()
     key = create_key(env, "big", admin=False)
     processes = [_spawn(["serve", "--port", str(port), "--workers", "1"], env, root / "api.log")]
@@ -144,3 +144,28 @@ def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: 
             assert big.wait_for_job(job_id, timeout=600)["state"] == "succeeded"
     finally:
         _stop([serve])
+
+
+def test_the_client_manages_keys_usage_and_deletion(tenant_service: tuple[Service, int], tmp_path: Path) -> None:
+    from automl.client import Client, Forbidden, QuotaExceeded, Unauthorized
+
+    service, _ = tenant_service
+    assert service.env is not None
+    admin = Client(service.url, create_key(service.env, "ops", admin=True))
+    created = admin.create_key("newteam", role="predict", name="scorer", expires_in="30d")
+    assert created["role"] == "predict" and created["expires_at"] and created["key"].startswith("amk_")
+    assert [k["id"] for k in admin.keys(team="newteam")] == [created["id"]]
+    scorer = Client(service.url, created["key"])
+    with pytest.raises(Forbidden, match="role 'read'"):
+        scorer.datasets()
+    admin.revoke_key(created["id"])
+    with pytest.raises(Unauthorized, match="revoked"):
+        scorer.model("anything")  # AUTOML_KEY_CACHE_S=0 here: revoked at once
+    team = Client(service.url, service.key)
+    assert team.usage()[0]["team"] == "big"
+    assert {"big", "ops", "newteam"} <= {entry["team"] for entry in admin.usage()}
+    queued = next(j for j in team.jobs() if j["state"] == "queued")
+    with pytest.raises(QuotaExceeded, match="AUTOML_QUOTA_ACTIVE_JOBS"):
+        team.submit(queued["dataset_id"], "y", max_trials=1)
+    team.delete("job", queued["id"])  # queued: cancelled and deleted at once
+    assert all(j["id"] != queued["id"] for j in team.jobs())

@@ -80,8 +80,9 @@ def test_a_queued_job_is_cancelled_and_deleted_at_once_a_running_one_is_cancelle
                                   state=state))
     assert mine.delete("/api/v1/jobs/queued-job").status_code == 204
     running = mine.delete("/api/v1/jobs/running-job")
-    assert running.status_code == 409 and "being cancelled" in running.get_json()["message"]
-    assert mine.get("/api/v1/jobs/running-job").get_json()["cancel_requested"] is True
+    assert running.status_code == 202 and running.get_json()["delete_requested"] is True
+    view = mine.get("/api/v1/jobs/running-job").get_json()
+    assert view["cancel_requested"] is True and view["delete_requested"] is True  # the worker deletes it once ended
 
 
 def test_a_dataset_goes_once_nothing_was_trained_on_it(tmp_path: Path) -> None:

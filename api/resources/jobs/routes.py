@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from flask import Response, request, send_file, stream_with_context
+from flask import Response, jsonify, request, send_file, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -74,12 +74,19 @@ class Job(MethodView):
             return progress(session, searches.get_job(session, job_id, scope=scope()))
 
     @blp.response(204)
-    def delete(self, job_id: str) -> None:
+    @blp.alt_response(202, schema=JobSchema, description="The job was running: it is being cancelled, and is "
+                                                          "deleted once it stops (delete_requested).")
+    def delete(self, job_id: str) -> Any:
         """Delete the job, its trials, histories, events, TensorBoard logs and tuner files, and its models. A
-        queued job is cancelled and deleted at once; a running one is cancelled (409: delete it again once
-        it is cancelled). 409 while one of its models is deployed or aliased."""
+        queued job is cancelled and deleted at once (204); a running one is cancelled, and deleted by the worker
+        as soon as its trials stop (202). 409 while one of its models is deployed or aliased."""
         svc = services()
-        delete_job(svc.store, svc.settings, svc.models, job_id, scope())
+        if delete_job(svc.store, svc.settings, svc.models, job_id, scope()):
+            return None
+        with svc.store.session() as session:
+            answer = jsonify(JobSchema().dump(progress(session, searches.get_job(session, job_id, scope=scope()))))
+        answer.status_code = 202
+        return answer
 
 
 @blp.route("/<string:job_id>/cancel")

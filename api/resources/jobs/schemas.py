@@ -124,6 +124,8 @@ class JobSchema(SearchOptionsSchema):  # type: ignore[valid-type,misc]
     parallel_trials = fields.Integer()
     image_size = fields.Integer(allow_none=True, metadata={"description": "Image jobs: side length trained at."})
     cancel_requested = fields.Boolean()
+    delete_requested = fields.Boolean(metadata={"description": "DELETE was asked while it ran: it is deleted once "
+                                                               "its trials stop."})
     stop_reason = fields.String(allow_none=True, metadata={"enum": STOP_REASONS,
                                                            "description": "Why the search ended (or is ending)."})
     running_trials = fields.List(fields.Nested(RunningTrialSchema))
