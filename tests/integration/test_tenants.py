@@ -22,9 +22,11 @@ from tests.integration.conftest import (
     create_key,
     free_port,
     upload_frame,
+    wait_until,
 )
 
-THREADS = 2
+THREADS = 3
+STREAMS_PER_KEY = 2
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,8 @@ def tenant_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     probe_port = free_port()
     env.update({"AUTOML_PROBE_PORT": str(probe_port), "AUTOML_API_THREADS": str(THREADS),
                 "AUTOML_QUOTA_ACTIVE_JOBS": "1", "AUTOML_QUOTA_STORED_BYTES": "400000",
-                "AUTOML_EVENTS_STREAM_MAX_S": "120", "AUTOML_KEY_CACHE_S": "0"})
+                "AUTOML_EVENTS_STREAM_MAX_S": "120", "AUTOML_KEY_CACHE_S": "0",
+                "AUTOML_KEY_MAX_STREAMS": str(STREAMS_PER_KEY)})
     port = free_port()
     key = create_key(env, "big", admin=False)
     processes = [_spawn(["serve", "--port", str(port), "--workers", "1"], env, root / "api.log")]
@@ -77,23 +80,32 @@ def test_quotas_refuse_with_the_usage_and_leave_nothing(tenant_service: tuple[Se
     assert 0 < usage[0]["stored_bytes"]["used"] <= 400000
 
 
-def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[Service, int],
-                                                           tmp_path: Path) -> None:
+def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[Service, int]) -> None:
+    """A key holds at most STREAMS_PER_KEY event streams; with another key's stream every request thread is
+    taken, and the probe listener still answers."""
     service, probe_port = tenant_service
+    assert service.env is not None
     jobs = service.http.get(f"{service.url}/api/v1/jobs", timeout=30).json()
     queued = next(j for j in jobs if j["state"] == "queued")  # no worker: it stays queued, its stream open
+    path = f"{service.url}/api/v1/jobs/{queued['id']}/events"
+    other = as_key(create_key(service.env, "big"))
     streams: list[requests.Response] = []
     opened = threading.Barrier(THREADS + 1)
 
-    def hold() -> None:
-        response = service.http.get(f"{service.url}/api/v1/jobs/{queued['id']}/events", stream=True, timeout=60)
+    def hold(session: requests.Session) -> None:
+        response = session.get(path, stream=True, timeout=60)
         streams.append(response)
         next(response.iter_content(16))  # the stream has started: its thread is taken
         opened.wait(timeout=60)
 
-    holders = [threading.Thread(target=hold) for _ in range(THREADS)]
+    holders = [threading.Thread(target=hold, args=(service.http,)) for _ in range(STREAMS_PER_KEY)]
     for thread in holders:
         thread.start()
+    wait_until(lambda: len(streams) == STREAMS_PER_KEY, 60, "the key's streams to open")
+    refused = service.http.get(path, timeout=30)  # the third thread answers: the key holds its limit
+    assert refused.status_code == 429 and "AUTOML_KEY_MAX_STREAMS" in refused.json()["message"]
+    holders.append(threading.Thread(target=hold, args=(other,)))  # another key: the last free thread
+    holders[-1].start()
     opened.wait(timeout=60)
     try:
         with pytest.raises(requests.exceptions.Timeout):  # the API's own port: every thread is busy
@@ -111,12 +123,26 @@ def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[
     assert requests.get(f"{service.url}/healthz", timeout=30).status_code == 200  # threads given back
 
 
+def test_an_expired_key_is_refused(tenant_service: tuple[Service, int]) -> None:
+    import sqlite3
+
+    service, _ = tenant_service
+    assert service.env is not None
+    key = create_key(service.env, "big", role="read")
+    assert as_key(key).get(f"{service.url}/api/v1/datasets", timeout=30).status_code == 200
+    with sqlite3.connect(Path(service.env["AUTOML_DATA_DIR"]) / "automl.db") as db:  # as if 90 days had passed
+        db.execute("UPDATE api_keys SET expires_at = '2020-01-01 00:00:00.000000' WHERE id = ?", (key[4:12],))
+    answer = as_key(key).get(f"{service.url}/api/v1/datasets", timeout=30)
+    assert answer.status_code == 401 and "expired" in answer.json()["message"]
+
+
 def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: Path) -> None:
     """One worker, two teams: a backlog of five jobs from one team does not make the other team's single
     job wait behind all of them; teams take turns for the worker."""
     from sklearn.datasets import load_iris
 
     env = _base_env(tmp_path / "var")
+    env["AUTOML_QUOTA_DEPLOYED_MODELS"] = "1"
     port = free_port()
     serve = _spawn(["serve", "--port", str(port), "--with-worker"], env, tmp_path / "serve.log")
     try:
@@ -140,8 +166,16 @@ def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: 
         # trials (round robin over lanes): every big job would have finished first.
         assert len(done_first) <= 1, (done_first, [s["state"] for s in states])
         assert "another team's turn" in (tmp_path / "serve.log").read_text()
+        models = []
         for job_id in backlog:  # the backlog is served too
-            assert big.wait_for_job(job_id, timeout=600)["state"] == "succeeded"
+            ended = big.wait_for_job(job_id, timeout=600)
+            assert ended["state"] == "succeeded"
+            models.append(ended["model_id"])
+        # Deployed models per team (quota 1 here): the second is refused, the other team's is its own.
+        assert big.http.post(f"{url}/api/v1/models/{models[0]}/deploy", timeout=60).status_code == 200
+        refused = big.http.post(f"{url}/api/v1/models/{models[1]}/deploy", timeout=60)
+        assert refused.status_code == 409 and "AUTOML_QUOTA_DEPLOYED_MODELS=1" in refused.json()["message"]
+        assert small.http.post(f"{url}/api/v1/models/{finished['model_id']}/deploy", timeout=60).status_code == 200
     finally:
         _stop([serve])
 
