@@ -2,12 +2,11 @@
 
 ``authenticate`` runs before each request (the OpenAPI document, the docs, health and
 metrics stay open: they carry no data). It checks ``Authorization: Bearer <key>``, keeps
-the caller in ``flask.g``, refuses (403) a key whose role is below the view's, counts the
+the caller in ``flask.g``, refuses (403) a key whose role is below the view's (a GET needs
+``read``, anything else ``write``, unless the view is marked with ``requires_role``), counts the
 request against the key's rate limit when the view is marked with ``rate_limited``, and checks the
 team's storage quota against the body's declared size when it is marked ``stores_upload``: all
-before the body is read. A GET
-needs ``read``, anything else ``write``, unless the view is marked with ``requires_role``.
-Views read the caller's team with ``scope()``.
+before the body is read. Views read the caller's team with ``scope()``.
 """
 
 from __future__ import annotations
@@ -102,6 +101,8 @@ def needed_role(view_method: Any, http_method: str) -> Role:
 
 
 def _check_role(caller: Caller, view_method: Any) -> None:
+    if view_method is None:
+        return  # no such route (or method): its own 404 or 405 answers
     needed = needed_role(view_method, request.method)
     if caller.role < needed:
         raise Forbidden(f"This request needs a key with the role '{needed.name}' or above; this key's role is "
