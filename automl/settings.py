@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         default=10_000_000, ge=1, description="Rows one batch-scoring file may hold (413 past it: split the file).")
     batch_max_s: float = Field(
         default=900, gt=0, description="Seconds one batch scoring may take (413 past it: split the file).")
-    deployed_memory_mb: int = Field(
+    deployed_memory_mb: float = Field(
         default=2048, ge=0,
         description="Memory budget of each serving process for pinned (deployed) models, estimated from their "
                     "files; deployed models past it, in deployment order, are loaded on first use instead. 0: no "

@@ -36,6 +36,7 @@ def tenant_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     probe_port = free_port()
     env.update({"AUTOML_PROBE_PORT": str(probe_port), "AUTOML_API_THREADS": str(THREADS),
                 "AUTOML_QUOTA_ACTIVE_JOBS": "1", "AUTOML_QUOTA_STORED_BYTES": "400000",
+                "AUTOML_QUOTA_PARALLEL_TRIALS": "2",
                 "AUTOML_EVENTS_STREAM_MAX_S": "120", "AUTOML_KEY_CACHE_S": "0",
                 "AUTOML_KEY_MAX_STREAMS": str(STREAMS_PER_KEY)})
     port = free_port()
@@ -71,7 +72,9 @@ def test_quotas_refuse_with_the_usage_and_leave_nothing(tenant_service: tuple[Se
     assert refused.status_code == 413, refused.text
     assert "AUTOML_QUOTA_STORED_BYTES" in refused.json()["message"] and "Team 'big' stores" in refused.json()["message"]
     assert [d["id"] for d in service.http.get(f"{service.url}/api/v1/datasets", timeout=30).json()] == [dataset["id"]]
-    job = {"dataset_id": dataset["id"], "target": "y", "max_trials": 1}
+    job = {"dataset_id": dataset["id"], "target": "y", "max_trials": 3}
+    wide = service.http.post(f"{service.url}/api/v1/jobs", json={**job, "parallel_trials": 3}, timeout=30)
+    assert wide.status_code == 409 and "AUTOML_QUOTA_PARALLEL_TRIALS" in wide.json()["message"], wide.text
     assert service.http.post(f"{service.url}/api/v1/jobs", json=job, timeout=30).status_code == 202
     second = service.http.post(f"{service.url}/api/v1/jobs", json=job, timeout=30)
     assert second.status_code == 409 and second.json()["error"] == "quota_exceeded"
@@ -142,7 +145,8 @@ def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: 
     from sklearn.datasets import load_iris
 
     env = _base_env(tmp_path / "var")
-    env["AUTOML_QUOTA_DEPLOYED_MODELS"] = "1"
+    env.update({"AUTOML_QUOTA_DEPLOYED_MODELS": "1", "AUTOML_DEPLOYED_REFRESH_S": "1",
+                "AUTOML_DEPLOYED_MEMORY_MB": "0.001"})  # a kilobyte: no deployed model fits
     port = free_port()
     serve = _spawn(["serve", "--port", str(port), "--with-worker"], env, tmp_path / "serve.log")
     try:
@@ -176,6 +180,13 @@ def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: 
         refused = big.http.post(f"{url}/api/v1/models/{models[1]}/deploy", timeout=60)
         assert refused.status_code == 409 and "AUTOML_QUOTA_DEPLOYED_MODELS=1" in refused.json()["message"]
         assert small.http.post(f"{url}/api/v1/models/{finished['model_id']}/deploy", timeout=60).status_code == 200
+        # Past the memory budget for pinned models: not pinned in any serving process, still served.
+        wait_until(lambda: all(requests.get(f"{url}/readyz", timeout=10).json()["over_budget"] == 2
+                               for _ in range(4)), 60, "both serving processes to count two over budget")
+        row = frame.drop(columns=["target"]).iloc[:3].to_dict("records")
+        for service, model in ((big, models[0]), (small, finished["model_id"])):
+            answer = service.http.post(f"{url}/api/v1/models/{model}/predict", json={"instances": row}, timeout=60)
+            assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
     finally:
         _stop([serve])
 
