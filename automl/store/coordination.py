@@ -126,17 +126,21 @@ def should_yield(session: Session, team: str, fresh_s: float) -> bool:
     """Whether a step of ``team`` should go back to the end of the queue to let another team take its turn.
 
     Teams take turns by the time their latest trial started (over their active jobs): a step yields
-    when another team has a lane waiting for a worker (its message sent within ``fresh_s``, so a lost
-    message never blocks anyone) and that team was served less recently, or never. The team served
-    longest ago never yields, so some step always runs; with one team, nothing changes.
+    when another team is waiting for a worker and was served less recently, or never. A team is
+    waiting when it has a lane whose message was sent within ``fresh_s`` (a lost message never
+    blocks anyone) and no step running now: a team being served is not owed a turn, and a lane that
+    only waits for its job's other lanes (an idle Hyperband lane) must not keep a worker idle. The
+    team served longest ago never yields, so some step always runs; with one team, nothing changes.
     """
     now = utcnow()
+    live = or_(LaneRecord.owner.is_(None), LaneRecord.lease_expires_at < now)
+    active_lanes = (select(JobRecord.team).join(LaneRecord, LaneRecord.job_id == JobRecord.id)
+                    .where(JobRecord.state.in_(ACTIVE_STATES), JobRecord.team != team, LaneRecord.done.is_(False)))
     waiting = set(session.scalars(
-        select(JobRecord.team).join(LaneRecord, LaneRecord.job_id == JobRecord.id)
-        .where(JobRecord.state.in_(ACTIVE_STATES), JobRecord.team != team, LaneRecord.done.is_(False),
-               or_(LaneRecord.owner.is_(None), LaneRecord.lease_expires_at < now),
-               LaneRecord.sent_at >= now - timedelta(seconds=fresh_s))
-        .distinct()))
+        active_lanes.where(live, LaneRecord.sent_at >= now - timedelta(seconds=fresh_s)).distinct()))
+    if not waiting:
+        return False
+    waiting -= set(session.scalars(active_lanes.where(~live).distinct()))  # served right now
     if not waiting:
         return False
     served = dict(session.execute(

@@ -1,6 +1,6 @@
 """Teams take turns for workers: a step yields to another team that has a lane waiting and was served
 less recently (or never); the team served longest ago never yields, and a lost message (stale
-``sent_at``) or a running lane never makes anyone wait."""
+``sent_at``), a running lane, or a team that is being served right now never makes anyone wait."""
 
 from __future__ import annotations
 
@@ -75,3 +75,18 @@ def test_a_lost_message_or_a_running_lane_makes_nobody_wait(store: Store) -> Non
     assert not yields(store, "big")
     _job(store, "c1", "third", served_ago_s=100, owner="worker-2")  # running now: not waiting
     assert not yields(store, "big")
+
+
+def test_a_team_served_right_now_is_not_waited_for(store: Store) -> None:
+    """Its other lane may only wait for the running one (Hyperband's idle lanes): a worker must not idle."""
+    _job(store, "a1", "big", served_ago_s=5)
+    _job(store, "u1", "other", served_ago_s=60)  # a waiting lane...
+    with store.session() as session:  # ...and a running one in the same team
+        session.add(LaneRecord(job_id="u1", lane=1, generation=1, sent_at=utcnow(), owner="worker-2",
+                               lease_expires_at=utcnow() + timedelta(seconds=60)))
+    assert not yields(store, "big")
+    with store.session() as session:  # its running step ends: now it waits, and was served longer ago
+        lane = session.get(LaneRecord, ("u1", 1))
+        assert lane is not None
+        lane.owner, lane.lease_expires_at = None, None
+    assert yields(store, "big")
