@@ -1,5 +1,5 @@
-"""Sweeping what a crash leaves behind: staging folders and temporary files older than
-``AUTOML_STALE_FILES_S``.
+"""Files on disk: sweeping what a crash leaves behind (staging folders and temporary files older than
+``AUTOML_STALE_FILES_S``), and measuring what a folder holds (quotas, the pinned-model budget).
 
 Uploads, saved models and job splits are written under staging names and renamed when whole, and
 request bodies are staged in ``tmp/``; a process killed midway leaves those behind. Every API
@@ -11,6 +11,7 @@ keeps its files fresh) is never removed.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -53,3 +54,20 @@ def sweep_stale_files(settings: Settings, now: float | None = None) -> list[Path
     if removed:
         log.info("swept %d stale staging or temporary file(s)", len(removed))
     return removed
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (a file: its size); links are not followed."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed while counting
+                continue
+    return total

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.housekeeping import folder_bytes
 from automl.serving.cache import ModelCache
 from automl.store import Store, catalogue
 
@@ -31,8 +32,6 @@ MEMORY_PER_BYTE_ON_DISK = 2.0  # weights in memory, plus the traced graph and op
 
 def estimated_bytes(model_dir: Path) -> int:
     """What a loaded model is expected to take in memory, from its files."""
-    from automl.usecases.quotas import folder_bytes
-
     return int(MEMORY_PER_BYTE_ON_DISK * folder_bytes(model_dir))
 
 

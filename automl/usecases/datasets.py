@@ -8,6 +8,7 @@ from pathlib import Path
 from automl.access import Scope
 from automl.datasets.ingest import ingest_file
 from automl.errors import TooLarge
+from automl.housekeeping import folder_bytes
 from automl.settings import Settings
 from automl.store import Store
 from automl.store.records import DatasetRecord
@@ -22,7 +23,7 @@ def register_dataset(store: Store, settings: Settings, upload: Path, filename: s
     """
     dataset = ingest_file(upload, filename, settings.datasets_dir, settings.upload_limits)
     try:  # the upload's size was checked before it was read; what it became on disk is checked here
-        quotas.check_storage(store, settings, scope.team, quotas.folder_bytes(dataset.path.parent))
+        quotas.check_storage(store, settings, scope.team, folder_bytes(dataset.path.parent))
     except TooLarge:
         shutil.rmtree(dataset.path.parent, ignore_errors=True)
         raise

@@ -13,7 +13,6 @@ both pass (a soft limit, by one).
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from automl.errors import QuotaExceeded, TooLarge
+from automl.housekeeping import folder_bytes
 from automl.settings import Settings
 from automl.store import Store
 from automl.store.records import ApiKeyRecord, DatasetRecord, JobRecord, JobState, ModelRecord
@@ -54,23 +54,6 @@ class Usage:
             "stored_bytes": {**entry(self.stored_bytes, settings.quota_stored_bytes),
                              "datasets": self.datasets_bytes, "jobs": self.jobs_bytes, "models": self.models_bytes},
         }
-
-
-def folder_bytes(path: Path) -> int:
-    """Bytes of the regular files under ``path`` (a file: its size); links are not followed."""
-    try:
-        if not path.is_dir():
-            return path.stat().st_size if path.is_file() else 0
-    except OSError:
-        return 0
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:  # removed while counting
-                continue
-    return total
 
 
 def _dataset_bytes(settings: Settings, path: Path) -> int:
@@ -116,12 +99,12 @@ def usage(store: Store, settings: Settings, team: str | None) -> list[Usage]:
         return [team_usage(session, settings, name) for name in ([team] if team is not None else teams(session))]
 
 
-def _size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def check_storage(store: Store, settings: Settings, team: str, incoming_bytes: int) -> None:
@@ -160,11 +143,8 @@ def check_new_job(session: Session, settings: Settings, team: str, parallel_tria
 
 def check_deploy(session: Session, settings: Settings, team: str) -> None:
     limit = settings.quota_deployed_models
-    if not limit:
-        return
-    deployed = session.scalar(select(func.count()).select_from(ModelRecord)
-                              .where(ModelRecord.team == team, ModelRecord.deployed.is_(True))) or 0
-    if deployed >= limit:
+    deployed = team_usage(session, settings, team, disk=False).deployed_models
+    if limit and deployed >= limit:
         raise QuotaExceeded(
             f"Team '{team}' already has {deployed} deployed models, its quota (AUTOML_QUOTA_DEPLOYED_MODELS="
             f"{limit}). Undeploy one first (DELETE /api/v1/models/{{id}}/deploy).")

@@ -145,6 +145,20 @@ def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], log_dir: P
     wait_until(healthy, 120, "the API to answer /healthz")
 
 
+@contextmanager
+def serving(root: Path, env: dict[str, str], *args: str, log: str = "api.log") -> Iterator[str]:
+    """`automl serve` (with ``args``, e.g. ``--with-worker``) on a free port with ``env``: its URL once it
+    answers /healthz; stopped on exit."""
+    port = free_port()
+    process = _spawn(["serve", "--port", str(port), *args], env, root / log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, [process], root)
+        yield url
+    finally:
+        _stop([process])
+
+
 def _base_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOML_")}
     env.update({"AUTOML_DATA_DIR": str(data_dir), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.hostile import LIMITS, uploads
-from tests.integration.conftest import Service, _base_env, _spawn, _stop, _wait_healthy, create_key, free_port
+from tests.integration.conftest import Service, _base_env, create_key, serving
 
 MAX_JSON = 65_536
 
@@ -22,13 +22,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     env = _base_env(root / "var")
     env.update({f"AUTOML_{name.upper()}": str(value) for name, value in LIMITS.items()})
     env.update({"AUTOML_MAX_JSON_BYTES": str(MAX_JSON), "AUTOML_RATE_LIMIT_UPLOAD": ""})
-    port = free_port()
-    api = _spawn(["serve", "--port", str(port), "--workers", "1"], env, root / "api.log")
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", [api], root)
-        yield Service(url=f"http://127.0.0.1:{port}", log_dir=root, env=env, key=create_key(env, "hostile"))
-    finally:
-        _stop([api])
+    key = create_key(env, "hostile")
+    with serving(root, env, "--workers", "1") as url:
+        yield Service(url=url, log_dir=root, env=env, key=key)
 
 
 def _kept(service: Service) -> list[Path]:

@@ -15,12 +15,10 @@ import requests
 from tests.integration.conftest import (
     Service,
     _base_env,
-    _spawn,
-    _stop,
-    _wait_healthy,
     as_key,
     create_key,
     free_port,
+    serving,
     upload_frame,
     wait_until,
 )
@@ -39,14 +37,9 @@ def tenant_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
                 "AUTOML_QUOTA_PARALLEL_TRIALS": "2",
                 "AUTOML_EVENTS_STREAM_MAX_S": "120", "AUTOML_KEY_CACHE_S": "0",
                 "AUTOML_KEY_MAX_STREAMS": str(STREAMS_PER_KEY)})
-    port = free_port()
     key = create_key(env, "big", admin=False)
-    processes = [_spawn(["serve", "--port", str(port), "--workers", "1"], env, root / "api.log")]
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", processes, root)
-        yield Service(url=f"http://127.0.0.1:{port}", log_dir=root, env=env, key=key), probe_port
-    finally:
-        _stop(processes)
+    with serving(root, env, "--workers", "1") as url:
+        yield Service(url=url, log_dir=root, env=env, key=key), probe_port
 
 
 def test_roles_are_enforced_by_the_running_service(tenant_service: tuple[Service, int]) -> None:
@@ -147,11 +140,7 @@ def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: 
     env = _base_env(tmp_path / "var")
     env.update({"AUTOML_QUOTA_DEPLOYED_MODELS": "1", "AUTOML_DEPLOYED_REFRESH_S": "1",
                 "AUTOML_DEPLOYED_MEMORY_MB": "0.001"})  # a kilobyte: no deployed model fits
-    port = free_port()
-    serve = _spawn(["serve", "--port", str(port), "--with-worker"], env, tmp_path / "serve.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, [serve], tmp_path)
+    with serving(tmp_path, env, "--with-worker", log="serve.log") as url:
         big = Service(url=url, log_dir=tmp_path, env=env, key=create_key(env, "big"))
         small = Service(url=url, log_dir=tmp_path, env=env, key=create_key(env, "small"))
         frame = load_iris(as_frame=True).frame
@@ -187,8 +176,6 @@ def test_a_small_teams_job_finishes_while_a_large_teams_backlog_waits(tmp_path: 
         for service, model in ((big, models[0]), (small, finished["model_id"])):
             answer = service.http.post(f"{url}/api/v1/models/{model}/predict", json={"instances": row}, timeout=60)
             assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
-    finally:
-        _stop([serve])
 
 
 def test_the_client_manages_keys_usage_and_deletion(tenant_service: tuple[Service, int], tmp_path: Path) -> None:
