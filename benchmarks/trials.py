@@ -5,9 +5,9 @@ how close a time-budgeted job ends to its budget.
    SQLite, split into data preparation, tuner reload and trial creation, model building and
    graph tracing (the first epoch), the epochs themselves, store writes, keeping the best
    weights and predictions, and ending the trial; plus the TensorFlow import a fresh process pays.
-2. Through the service as ``make run`` starts it: one fixed configuration, 8 trials, with a fresh
+2. Through the service as ``make run`` starts it: one fixed configuration, 16 trials, with a fresh
    pool process per trial (the former default) and with reused pool processes (the default);
-   then 8 trials on one pool process against ``parallel_trials: 2`` on two pool processes, each
+   then the same on one pool process against ``parallel_trials: 2`` on two pool processes, each
    sized to one core; and a job with ``time_budget_s`` from submission to ``succeeded``.
 
     .venv/bin/python -m benchmarks.trials [--write]
@@ -41,6 +41,7 @@ FIXED = {"numeric_transform": "robust", "numeric_embedding": "none", "category_e
          "max_norm": 0.0, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "constant",
          "batch_size": 32, "label_smoothing": 0.0, "class_weight": "none"}
 EPOCHS = 20
+TRIALS = 16
 
 
 def tf_import_seconds(repeats: int = 3) -> float:
@@ -125,11 +126,21 @@ def _seconds(job: dict[str, Any], start: str, end: str) -> float:
     return (datetime.fromisoformat(job[end]) - datetime.fromisoformat(job[start])).total_seconds()
 
 
+def _search_phase_s(service: Any, job: dict[str, Any]) -> float:
+    """From the first trial's start to the last trial's end: the part of a job that lanes share out
+    (without the pool processes' TensorFlow import before it and the final step after it)."""
+    trials = service.http.get(f"{service.url}/api/v1/jobs/{job['id']}/trials", timeout=30).json()["trials"]
+    starts = [datetime.fromisoformat(t["started_at"]) for t in trials if t["started_at"]]
+    ends = [datetime.fromisoformat(t["finished_at"]) for t in trials if t["finished_at"]]
+    return (max(ends) - min(starts)).total_seconds()
+
+
 def service_runs() -> dict[str, Any]:
     frame = load_breast_cancer(as_frame=True).frame
-    request = {"target": "target", "tuner": "random", "max_trials": 8, "max_epochs": EPOCHS, "patience": EPOCHS,
-               "seed": 0, "ensemble_size": 0, "refit": False,
-               "search_space": FIXED | {"dropout": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35]}}
+    # Forty dropout values: a random search over them finds TRIALS distinct configurations at once.
+    request = {"target": "target", "tuner": "random", "max_trials": TRIALS, "max_epochs": EPOCHS,
+               "patience": EPOCHS, "seed": 0, "ensemble_size": 0, "refit": False,
+               "search_space": FIXED | {"dropout": [round(0.01 * i, 2) for i in range(40)]}}
     out: dict[str, Any] = {}
     for label, env, concurrency, lanes in (
         ("fresh process per trial", {"AUTOML_WORKER_MAX_TASKS_PER_CHILD": "1",
@@ -143,8 +154,7 @@ def service_runs() -> dict[str, Any]:
             submitted = time.monotonic()
             job = service.run_job(dataset_id=dataset["id"], parallel_trials=lanes, **request)
             out[label] = {"state": job["state"], "trials": job["trials_done"],
-                          "wall_s": time.monotonic() - submitted, "search_s": _seconds(job, "started_at",
-                                                                                         "finished_at")}
+                          "wall_s": time.monotonic() - submitted, "search_s": _search_phase_s(service, job)}
             print(label, out[label], flush=True)
     with tempfile.TemporaryDirectory() as root, local_service(Path(root)) as service:
         dataset = service.upload(frame, "cancer")
@@ -177,26 +187,33 @@ def report(tf_import: float, phases: dict[str, float], service: dict[str, Any]) 
               "(Phases overlap: the fit contains its epochs, store writes and the kept weights.)",
               "",
               "**Through the service** (`make run`'s shape: gunicorn API, one Celery worker, embedded SQLite "
-              "broker and store), 8 trials of the same configuration:",
+              f"broker and store), {TRIALS} trials of the same configuration (dropout varies). The search phase runs "
+              "from the first trial's start to the last trial's end: without the pool processes' TensorFlow import "
+              "before it and the final step after it, which no number of lanes shortens.",
               "",
-              "| mode | trials | submission → succeeded, s | trials per minute |",
-              "|---|---|---|---|"]
+              "| mode | trials | submission → succeeded, s | trials per minute | search phase, s | trials per minute "
+              "in it |",
+              "|---|---|---|---|---|---|"]
     for label in ("fresh process per trial", "reused pool process (default)", "2 pool processes, parallel_trials 2"):
         r = service[label]
         lines.append(f"| {label} | {r['trials']} ({r['state']}) | {r['wall_s']:.1f} | "
-                     f"{60 * r['trials'] / r['wall_s']:.1f} |")
-    def rate(label: str) -> float:  # trials per second: runs may finish different numbers of trials
-        return service[label]["trials"] / service[label]["wall_s"]
+                     f"{60 * r['trials'] / r['wall_s']:.1f} | {r['search_s']:.1f} | "
+                     f"{60 * r['trials'] / r['search_s']:.1f} |")
+    def rate(label: str, span: str = "wall_s") -> float:  # trials per second: runs may finish different numbers
+        return service[label]["trials"] / service[label][span]
 
-    speedup = rate("2 pool processes, parallel_trials 2") / rate("reused pool process (default)")
+    two, one = "2 pool processes, parallel_trials 2", "reused pool process (default)"
+    speedup, search_speedup = rate(two) / rate(one), rate(two, "search_s") / rate(one, "search_s")
     fresh = rate("reused pool process (default)") / rate("fresh process per trial")
     budget = service["budget"]
     over = budget["submitted_to_succeeded_s"] - budget["budget_s"]
     lines += [
         "",
         f"- reused pool processes against a fresh one per trial: {fresh:.2f}× the trials per minute",
-        f"- two pool processes (one core each) with `parallel_trials: 2` against one: **{speedup:.2f}×** the trials per minute "
-        f"(aim ≥ 1.8×: {'met' if speedup >= 1.8 else 'NOT met'})",
+        f"- two pool processes (one core each) with `parallel_trials: 2` against one: **{search_speedup:.2f}×** the "
+        f"trials per minute in the search phase (aim ≥ 1.8×: {'met' if search_speedup >= 1.8 else 'NOT met'}); "
+        f"**{speedup:.2f}×** from submission to `succeeded` ({'met' if speedup >= 1.8 else 'NOT met'}; the same "
+        f"fixed start and end in both)",
         f"- a job with `time_budget_s: 60` and the defaults otherwise ({budget['trials']} trials, ensemble and refit "
         f"included): {budget['submitted_to_succeeded_s']:.1f} s from submission to `succeeded` "
         f"({budget['started_to_finished_s']:.1f} s from its start); {over:+.1f} s against the budget (aim: "

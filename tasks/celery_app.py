@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from celery import Celery
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
 from automl.settings import Settings
 
@@ -15,6 +16,10 @@ QUEUE = "automl"
 # deliver its message a second time.
 SOFT_LIMIT_MARGIN_S = 600
 HARD_LIMIT_MARGIN_S = 300
+# The embedded (SQLite) broker is polled; kombu's default of once a second left each trial step
+# waiting half a second on average for its own next message. A quarter second costs an idle
+# worker about 1 % of a core (0.4 % at 1 s, 2.7 % at 0.1 s). Redis pushes instead.
+EMBEDDED_POLL_S = 0.25
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,6 +31,8 @@ def make_celery(settings: Settings) -> Celery:
         # kombu's SQLAlchemy transport passes these to create_engine; SQLite is shared with
         # the API process, so wait for locks instead of failing.
         transport_options = {"connect_args": {"timeout": 30}}
+        # Not a transport option here: this transport hands every option to create_engine.
+        kombu_sqlalchemy.Transport.polling_interval = EMBEDDED_POLL_S
         use_wal(Path(settings.celery_broker_url.removeprefix("sqla+sqlite:///")))
     visibility = settings.broker_visibility_timeout_s
     app.conf.update(

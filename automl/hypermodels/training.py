@@ -46,7 +46,23 @@ def make_dataset(
         dataset = dataset.shuffle(len(next(iter(x.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
     if passes > 1:
         dataset = dataset.repeat(passes)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if gpu_visible():
+        return dataset.prefetch(tf.data.AUTOTUNE)  # batch on the host while the device trains
+    return dataset.with_options(lean_options())
+
+
+def lean_options() -> tf.data.Options:
+    """tf.data settings for rows already in memory, trained on a CPU: batches are slices, so the
+    pipeline runs inline on one thread, with no prefetching and no autotuning threads. Its default
+    (a thread pool per core, autotuned prefetching) competed with the trial's own threads: two
+    trials side by side on a 2-core machine each took 25-50 % longer than alone, against about 15 %
+    with these settings (docs/benchmarks.md, "Trials per minute")."""
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False
+    return options
 
 
 def gpu_visible() -> bool:

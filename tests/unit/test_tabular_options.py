@@ -183,6 +183,22 @@ def test_regression_learns_on_the_transformed_scale_and_answers_in_units(tmp_pat
     assert np.median(predicted) == pytest.approx(np.median(truth), rel=0.1)  # in units, not log units
 
 
+def test_in_memory_training_rows_run_inline_on_one_thread_in_a_fixed_shuffle() -> None:
+    """On a CPU the pipeline adds no thread pool, prefetching or autotuning of its own (they competed
+    with a trial's threads when two trials shared a machine), and shuffles as before: the same seed
+    gives the same batches."""
+    x = {"a": np.arange(100, dtype="float32").reshape(-1, 1)}
+    y = np.arange(100, dtype="float32").reshape(-1, 1)
+    dataset = make_dataset(x, y, 32, shuffle_seed=3, passes=2)
+    options = dataset.options()
+    assert options.threading.private_threadpool_size == 1 and options.threading.max_intra_op_parallelism == 1
+    assert options.autotune.enabled is False
+    first = [b[1].numpy().ravel().tolist() for b in make_dataset(x, y, 32, shuffle_seed=3, passes=2)]
+    again = [b[1].numpy().ravel().tolist() for b in dataset]
+    assert first == again and len(first) == 7  # 200 rows in batches of 32
+    assert sorted(v for batch in first for v in batch) == sorted(list(range(100)) * 2)
+
+
 def test_training_budgets_follow_the_rows() -> None:
     assert default_batch_size(100) == 32 and default_batch_size(4000) == 256 and default_batch_size(10**6) == 512
     assert passes_per_epoch(84) > 1 and passes_per_epoch(20_000) == 1  # tiny tables: several passes an epoch
