@@ -2,8 +2,10 @@
 
 A request hands its converted inputs to ``DriftMonitor.observe``, which only puts them on a
 bounded queue (a full queue drops them: what is counted is then a sample of the inputs, and a
-prediction never waits for drift). One background thread per serving process counts them over
-the model's training profile (``automl.insight.drift.Counter``) and, every ``flush_s`` seconds,
+prediction never waits for drift). One background thread per serving process counts them, every
+``CONSUME_WAIT_S``, in one call per model for all that arrived meanwhile (a one-row count costs
+about 0.4 ms, 64 rows about 0.5 ms: counted one by one, the counting took more CPU than the
+predictions), over the model's training profile (``automl.insight.drift.Counter``) and, every ``flush_s`` seconds,
 adds its counts to the model's counts of the hour in the metadata store, where every serving
 process's counts meet. Counts older than ``retention_days`` are dropped then too.
 """
@@ -18,6 +20,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from automl.insight.drift import merge
 from automl.store import catalogue
 
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 256
 PRUNE_EVERY_S = 3600.0
-CONSUME_WAIT_S = 0.05  # the counting thread's nap when the queue is empty
+CONSUME_WAIT_S = 0.05  # the counting thread's nap between rounds
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -80,23 +84,34 @@ class DriftMonitor:
     def _run(self) -> None:
         next_flush = time.monotonic() + self.flush_s
         while True:
-            # Taking an item and counting it happen under ``_consuming``, which ``flush`` takes too: a
-            # report never misses a batch this thread has taken but not yet counted.
+            # Taking the queued batches and counting them happen under ``_consuming``, which ``flush``
+            # takes too: a report never misses a batch this thread has taken but not yet counted.
             with self._consuming:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    item = None
-                if item is not None:
-                    try:
-                        self._count(item)
-                    except Exception:  # never let one odd batch stop the counting
-                        log.exception("could not count a batch of prediction inputs for drift")
-            # Outside the lock, so a report's flush gets its turn: idle, a short nap; busy, a yield.
-            time.sleep(CONSUME_WAIT_S if item is None else 0)
+                self._count_queued()
+            # Outside the lock, so a report's flush gets its turn. The nap also lets one-row requests
+            # gather into one counting call: a call costs about as much for 64 rows as for one.
+            time.sleep(CONSUME_WAIT_S)
             if time.monotonic() >= next_flush:
                 self.flush()
                 next_flush = time.monotonic() + self.flush_s
+
+    def _count_queued(self) -> None:
+        """Count every batch now on the queue, each model's rows in one call."""
+        by_model: dict[tuple[str, tuple[str, ...]], tuple[Any, list[dict[str, Any]]]] = {}
+        while True:
+            try:
+                model_id, counter, inputs = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if inputs:
+                by_model.setdefault((model_id, tuple(sorted(inputs))), (counter, []))[1].append(inputs)
+        for (model_id, keys), (counter, batches) in by_model.items():
+            joined = batches[0] if len(batches) == 1 else {
+                key: np.concatenate([batch[key] for batch in batches]) for key in keys}
+            try:
+                self._count((model_id, counter, joined))
+            except Exception:  # never let one odd batch stop the counting
+                log.exception("could not count a batch of prediction inputs for drift")
 
     def _count(self, item: tuple[str, Any, Any]) -> None:
         model_id, counter, inputs = item
@@ -110,11 +125,7 @@ class DriftMonitor:
         """Count what is queued and add this process's counts to the store (also called before a report);
         False when the store could not take them (they wait for the next flush)."""
         with self._consuming:
-            while True:
-                try:
-                    self._count(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._count_queued()
         with self._lock:
             totals, self._totals = self._totals, {}
             now = datetime.now(UTC)

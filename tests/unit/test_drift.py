@@ -160,3 +160,36 @@ def test_counts_of_a_removed_model_are_dropped_without_holding_back_the_others(t
         since = utcnow().replace(minute=0, second=0, microsecond=0)
         assert catalogue.drift_counts_since(session, model, since)[0] == 2
         assert catalogue.drift_counts_since(session, "gone-model", since)[0] == 0
+
+
+def test_one_row_requests_are_counted_together_and_add_up(trained: Any, tmp_path: Path) -> None:
+    """Counting one row costs about as much as counting 64, so the monitor counts what queued up
+    between its rounds in one call per model; the totals are those of counting each request."""
+    from automl.preprocessing.features import FeatureSpec
+    from automl.serving.drift import DriftMonitor
+    from automl.store import Store
+
+    features, profile = trained
+    specs = [FeatureSpec.from_dict(f) for f in features]
+    counter = Counter(features, profile)
+    calls: list[int] = []
+    original = counter.count
+
+    def counting(inputs: dict[str, Any]) -> dict[str, Any]:
+        calls.append(len(next(iter(inputs.values()))))
+        return original(inputs)
+
+    counter.count = counting  # type: ignore[method-assign]
+    frame = _frame(40, 7, shift=0.5)
+    requests = [frame_to_inputs(frame.iloc[[i]], specs) for i in range(len(frame))]
+
+    monitor = DriftMonitor(Store(f"sqlite:///{tmp_path / 'store.db'}"), flush_s=3600, retention_days=1)
+    for inputs in requests:
+        monitor._queue.put_nowait(("model-a", counter, inputs))  # as observe() queues them
+    monitor._count_queued()
+    assert calls == [40]  # one call for the 40 one-row requests
+    rows, counts = monitor._totals["model-a"]
+    one_by_one: dict[str, Any] = {}
+    for inputs in requests:
+        one_by_one = merge(one_by_one, original(inputs))
+    assert rows == 40 and counts == json.loads(json.dumps(one_by_one))
