@@ -185,18 +185,30 @@ def test_regression_learns_on_the_transformed_scale_and_answers_in_units(tmp_pat
 
 def test_in_memory_training_rows_run_inline_on_one_thread_in_a_fixed_shuffle() -> None:
     """On a CPU the pipeline adds no thread pool, prefetching or autotuning of its own (they competed
-    with a trial's threads when two trials shared a machine), and shuffles as before: the same seed
-    gives the same batches."""
-    x = {"a": np.arange(100, dtype="float32").reshape(-1, 1)}
-    y = np.arange(100, dtype="float32").reshape(-1, 1)
-    dataset = make_dataset(x, y, 32, shuffle_seed=3, passes=2)
+    with a trial's threads when two trials shared a machine). It shuffles row numbers and gathers each
+    batch: the batches are those of shuffling whole rows with the same seed (as it did before), and
+    each row's features, label and weight stay together."""
+    import tensorflow as tf
+
+    x = {"a": np.arange(100, dtype="float32").reshape(-1, 1), "name": np.array([[f"r{i}"] for i in range(100)])}
+    y = 10 * np.arange(100, dtype="float32").reshape(-1, 1)
+    weights = 100 * np.arange(100, dtype="float32")
+    dataset = make_dataset(x, y, 32, shuffle_seed=3, sample_weight=weights, passes=2)
     options = dataset.options()
     assert options.threading.private_threadpool_size == 1 and options.threading.max_intra_op_parallelism == 1
     assert options.autotune.enabled is False
-    first = [b[1].numpy().ravel().tolist() for b in make_dataset(x, y, 32, shuffle_seed=3, passes=2)]
-    again = [b[1].numpy().ravel().tolist() for b in dataset]
-    assert first == again and len(first) == 7  # 200 rows in batches of 32
-    assert sorted(v for batch in first for v in batch) == sorted(list(range(100)) * 2)
+    batches = list(dataset)
+    assert len(batches) == 7  # 200 rows in batches of 32
+    for features, label, weight in batches:
+        a = features["a"].numpy().ravel()
+        assert (label.numpy().ravel() == 10 * a).all() and (weight.numpy() == 100 * a).all()
+        assert [n.decode() for n in features["name"].numpy().ravel()] == [f"r{int(v)}" for v in a]
+    rows = tf.data.Dataset.from_tensor_slices(x["a"]).shuffle(100, seed=3, reshuffle_each_iteration=True).repeat(2)
+    assert [b[0]["a"].numpy().ravel().tolist() for b in batches] == [
+        b.numpy().ravel().tolist() for b in rows.batch(32)]
+    again = [b[1].numpy().ravel().tolist() for b in make_dataset(x, y, 32, shuffle_seed=3, passes=2)]
+    assert again == [b[1].numpy().ravel().tolist() for b in batches]
+    assert sorted(v for batch in again for v in batch) == sorted([10.0 * i for i in range(100)] * 2)
 
 
 def test_training_budgets_follow_the_rows() -> None:
