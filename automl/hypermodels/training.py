@@ -63,8 +63,8 @@ def make_dataset(
 
 
 def lean_options() -> tf.data.Options:
-    """tf.data settings for rows already in memory, trained on a CPU: batches are slices, so the
-    pipeline runs inline on one thread, with no prefetching and no autotuning threads. Its default
+    """tf.data settings for rows already in memory, trained on a CPU: a batch is one gather per
+    column, so the pipeline runs inline on one thread, with no prefetching and no autotuning threads. Its default
     (a thread pool per core, autotuned prefetching) competed with the trial's own threads: two
     trials side by side on a 2-core machine each took 25-50 % longer than alone, against about 15 %
     with these settings (docs/benchmarks.md, "Trials per minute")."""

@@ -2,12 +2,13 @@
 
 A request hands its converted inputs to ``DriftMonitor.observe``, which only puts them on a
 bounded queue (a full queue drops them: what is counted is then a sample of the inputs, and a
-prediction never waits for drift). One background thread per serving process counts them, every
-``CONSUME_WAIT_S``, in one call per model for all that arrived meanwhile (a one-row count costs
-about 0.4 ms, 64 rows about 0.5 ms: counted one by one, the counting took more CPU than the
-predictions), over the model's training profile (``automl.insight.drift.Counter``) and, every ``flush_s`` seconds,
-adds its counts to the model's counts of the hour in the metadata store, where every serving
-process's counts meet. Counts older than ``retention_days`` are dropped then too.
+prediction never waits for drift). One background thread per serving process counts them over
+the model's training profile (``automl.insight.drift.Counter``), every ``CONSUME_WAIT_S`` and in
+one call per model for all that arrived meanwhile (a one-row count costs about 0.4 ms, 64 rows
+about 0.5 ms: counted one by one, the counting took more CPU than the predictions), and, every
+``flush_s`` seconds, adds its counts to the model's counts of the hour in the metadata store,
+where every serving process's counts meet. Counts older than ``retention_days`` are dropped then
+too.
 """
 
 from __future__ import annotations
