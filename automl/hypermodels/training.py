@@ -51,9 +51,10 @@ def make_dataset(
             return features, tf.gather(label, index)
         return features, tf.gather(label, index), tf.gather(weight, index)
 
-    dataset = tf.data.Dataset.range(len(next(iter(x.values()))))
+    n = len(next(iter(x.values())))
+    dataset = tf.data.Dataset.range(n)
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(next(iter(x.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
     if passes > 1:
         dataset = dataset.repeat(passes)
     dataset = dataset.batch(batch_size).map(rows)

@@ -143,8 +143,10 @@ def check_new_job(session: Session, settings: Settings, team: str, parallel_tria
 
 def check_deploy(session: Session, settings: Settings, team: str) -> None:
     limit = settings.quota_deployed_models
+    if not limit:
+        return  # no quota: nothing to count
     deployed = team_usage(session, settings, team, disk=False).deployed_models
-    if limit and deployed >= limit:
+    if deployed >= limit:
         raise QuotaExceeded(
             f"Team '{team}' already has {deployed} deployed models, its quota (AUTOML_QUOTA_DEPLOYED_MODELS="
             f"{limit}). Undeploy one first (DELETE /api/v1/models/{{id}}/deploy).")
