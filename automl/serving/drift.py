@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_BATCHES = 256
+QUEUE_BATCHES = 1024  # one round's requests: 5,000 a second per process before any is dropped
 PRUNE_EVERY_S = 3600.0
-CONSUME_WAIT_S = 0.05  # the counting thread's nap between rounds
+CONSUME_WAIT_S = 0.2  # the counting thread's nap between rounds (at 0.05 s, ~4 % of a serving process's CPU)
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -406,3 +406,36 @@ def test_an_unreachable_limits_store_is_counted_and_fails_open_or_closed_as_conf
     with pytest.raises(LimitsUnavailable, match="Try again shortly"):
         closed.hit("predict", "k1")
     assert failures() == before + 2
+
+
+def test_the_in_memory_limits_store_counts_without_a_thread_per_hit_and_sweeps_expired_keys() -> None:
+    """The embedded mode's store replaces a private method of ``limits``' MemoryStorage (which started
+    a timer thread on nearly every hit); this fails loudly if an upgrade of ``limits`` renames it."""
+    import threading
+    import time
+
+    from limits.storage import MemoryStorage
+
+    from api.keys import RateLimits, SweptMemoryStorage
+    from automl.errors import RateLimited
+
+    assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None))
+    assert callable(getattr(MemoryStorage, "_MemoryStorage__expire_events", None))
+    limits = RateLimits("memory://", {"predict": "50/second"})
+    storage = limits._storage
+    assert isinstance(storage, SweptMemoryStorage)
+    time.sleep(0.05)  # the library's constructor starts one 10 ms timer; let it end
+    started = threading.active_count()
+    for _ in range(50):
+        limits.hit("predict", "k1")
+        assert threading.active_count() == started  # no thread started by a hit
+    with pytest.raises(RateLimited, match="50 per 1 second"):
+        limits.hit("predict", "k1")
+    limits.hit("predict", "k2")  # per key
+
+    storage.incr("short-lived", expiry=0.01)
+    time.sleep(0.05)
+    storage._next_sweep = 0.0  # as if a second had passed since the last sweep
+    storage.incr("another", expiry=60)  # the next write sweeps
+    assert "short-lived" not in storage.storage and "short-lived" not in storage.expirations
+    assert storage.get("another") == 1
