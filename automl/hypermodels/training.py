@@ -334,10 +334,10 @@ class StandardizedLoss(keras.losses.Loss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         target = self._target
 
-        def scale(v: Any) -> Any:
-            return (target.forward(keras.ops.cast(v, "float32")) - target.mean) / target.std
+        def scale(v: Any, predicted: bool) -> Any:
+            return (target.forward(keras.ops.cast(v, "float32"), predicted) - target.mean) / target.std
 
-        return self._base(scale(y_true), scale(y_pred))
+        return self._base(scale(y_true, False), scale(y_pred, True))
 
     def get_config(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean, "std": self.std, "transform": self.transform,

@@ -81,14 +81,16 @@ class TargetTransform:
 
     # Keras side ------------------------------------------------------------------------------
 
-    def forward(self, y: Any) -> Any:
+    def forward(self, y: Any, predicted: bool = False) -> Any:
+        """``predicted``: values the model answered (``inverse``'s), which are never below the
+        target's floor, so they are not clamped to it: the clamp would stop their gradient."""
         from keras import ops
 
         from automl.preprocessing.piecewise import piecewise_linear
 
         y = ops.cast(y, "float32")
         if self.kind == "log1p":
-            return ops.log1p(ops.maximum(y, 0.0))
+            return ops.log1p(y if predicted else ops.maximum(y, 0.0))
         if self.kind == "quantile":
             return piecewise_linear(ops.reshape(y, (-1, 1)), [self.knots], [self.scores], extrapolate=True)
         return y
@@ -99,7 +101,14 @@ class TargetTransform:
         from automl.preprocessing.piecewise import piecewise_linear
 
         if self.kind == "log1p":
-            return ops.expm1(ops.clip(t, self.low, self.high))
+            # Kept within [0, high]: the target is never negative (log1p is only for targets >= 0),
+            # and expm1 must not overflow. The clip passes gradients straight through, as if it
+            # were not there: a clip's own gradient is zero outside its range, so a network whose
+            # output strayed below 0 on every row would get no gradient and never come back (on a
+            # zero-inflated target whole trials stalled so, answering negative values).
+            t = ops.cast(t, "float32")
+            kept = t + ops.stop_gradient(ops.clip(t, max(self.low, 0.0), self.high) - t)
+            return ops.expm1(kept)
         if self.kind == "quantile":
             return piecewise_linear(t, [self.scores], [self.knots], extrapolate=True)
         return t

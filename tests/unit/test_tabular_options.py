@@ -155,6 +155,34 @@ def test_target_transform_round_trip(kind: str) -> None:
         float(beyond[0, 0]), rel=1e-3)
 
 
+
+def test_a_log1p_model_never_answers_below_zero_and_keeps_learning_from_there() -> None:
+    """A zero-inflated target (most rows 0, as a spending share): the output layer keeps answers at 0
+    or above, and a network whose output is below the floor still gets a gradient back up. Before,
+    the clip and the loss's clamp both stopped it, and whole trials stalled answering negative values."""
+    import tensorflow as tf
+
+    from automl.hypermodels.training import StandardizedLoss
+    from automl.preprocessing.layers import TargetOutput
+
+    y = np.where(RNG.random(2000) < 0.6, 0.0, RNG.gamma(2.0, 0.01, 2000)).astype("float32").reshape(-1, 1)
+    transform = TargetTransform.fit("log1p", y)
+    assert transform.low < 0  # the fitted range reaches below the floor: the output layer must not
+    output = TargetOutput(transform.to_dict())
+    loss = StandardizedLoss("mse", transform=transform.to_dict())
+    below = (transform.low - transform.mean) / transform.std - 1.0  # a standardised output under everything
+    z = tf.Variable(np.full((4, 1), below, dtype="float32"))
+    truth = np.array([[0.0], [0.01], [0.05], [0.1]], dtype="float32")
+    with tf.GradientTape() as tape:
+        answered = output(z)
+        value = loss(truth, answered)
+    assert np.asarray(answered) == pytest.approx(0.0)  # at the floor, not negative
+    gradient = np.asarray(tape.gradient(value, z)).reshape(-1)
+    assert gradient[0] == pytest.approx(0.0, abs=1e-6)  # the row whose answer 0 is right
+    assert (gradient[1:] < 0).all()  # the others pull the output up
+    above = np.asarray(output(np.array([[0.5]], dtype="float32")))  # inside the range: unchanged
+    assert float(above[0, 0]) == pytest.approx(float(np.expm1(0.5 * transform.std + transform.mean)), rel=1e-5)
+
 def test_automatic_target_transform() -> None:
     assert choose(RNG.lognormal(3, 1.2, 1000)) == "log1p"  # prices, counts: >= 0 and skewed right
     assert choose(RNG.normal(50, 5, 1000)) == "none"
