@@ -107,7 +107,8 @@ class TargetTransform:
             # output strayed below 0 on every row would get no gradient and never come back (on a
             # zero-inflated target whole trials stalled so, answering negative values).
             t = ops.cast(t, "float32")
-            kept = t + ops.stop_gradient(ops.clip(t, max(self.low, 0.0), self.high) - t)
+            # (the clipped value exactly, plus t - t, which is 0 but carries the gradient)
+            kept = ops.stop_gradient(ops.clip(t, max(self.low, 0.0), self.high)) + (t - ops.stop_gradient(t))
             return ops.expm1(kept)
         if self.kind == "quantile":
             return piecewise_linear(t, [self.scores], [self.knots], extrapolate=True)

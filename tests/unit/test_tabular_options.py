@@ -182,6 +182,8 @@ def test_a_log1p_model_never_answers_below_zero_and_keeps_learning_from_there() 
     assert (gradient[1:] < 0).all()  # the others pull the output up
     above = np.asarray(output(np.array([[0.5]], dtype="float32")))  # inside the range: unchanged
     assert float(above[0, 0]) == pytest.approx(float(np.expm1(0.5 * transform.std + transform.mean)), rel=1e-5)
+    far = np.asarray(output(np.array([[1e8]], dtype="float32")))  # far above: the top of the range, exactly
+    assert float(far[0, 0]) == pytest.approx(float(np.expm1(transform.high)), rel=1e-5)
 
 def test_automatic_target_transform() -> None:
     assert choose(RNG.lognormal(3, 1.2, 1000)) == "log1p"  # prices, counts: >= 0 and skewed right
