@@ -178,7 +178,6 @@ class RateLimits:
                 f"Retry after {retry_after} s.", retry_after)
 
 
-
 SWEEP_EVERY_S = 1.0
 
 

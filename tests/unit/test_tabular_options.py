@@ -155,7 +155,6 @@ def test_target_transform_round_trip(kind: str) -> None:
         float(beyond[0, 0]), rel=1e-3)
 
 
-
 def test_a_log1p_model_never_answers_below_zero_and_keeps_learning_from_there() -> None:
     """A zero-inflated target (most rows 0, as a spending share): the output layer keeps answers at 0
     or above, and a network whose output is below the floor still gets a gradient back up. Before,
