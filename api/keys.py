@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from limits import parse_many, storage, strategies
 from limits.storage import MemoryStorage
 from prometheus_client import Counter
 
@@ -149,8 +150,6 @@ class RateLimits:
     them with 503 instead, for deployments where an uncounted key is worse than an outage."""
 
     def __init__(self, storage_url: str, limits: dict[str, str], fail_open: bool = True) -> None:
-        from limits import parse_many, storage, strategies
-
         self.fail_open = fail_open
         self._storage = (SweptMemoryStorage() if storage_url.startswith("memory://")
                          else storage.storage_from_string(storage_url))
