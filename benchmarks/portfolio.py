@@ -140,7 +140,18 @@ def run_one(workspace: Any, table: Table, name: str, values: dict[str, Any], see
     predicted, probabilities, classes = predict_saved(model_dir, held)
     value = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
     return {"table": table.name, "candidate": name, "seed": seed, "metric": table.metric, "score": value,
-            "seconds": round(seconds, 2), "values": values}
+            "seconds": round(seconds, 2), "values": values, "max_epochs": spec.max_epochs}
+
+
+def _default_epochs(table: Table, seed: int) -> int:
+    """The epoch cap a job on this table gets by default: a run recorded under another cap (the
+    defaults changed since) is stale and is run again."""
+    from automl.datasets.targets import TRAIN_FRACTION
+    from automl.search.defaults import default_max_epochs
+    from benchmarks._harness import holdout_split
+
+    fit, _ = holdout_split(table.frame(), table.target, table.task, seed)
+    return default_max_epochs(round(len(fit) * TRAIN_FRACTION))
 
 
 def gbdt_reference(table: Table, seed: int) -> dict[str, Any]:
@@ -163,21 +174,24 @@ def evaluate(tables: list[Table], names: list[str], seeds: list[int]) -> None:
     from benchmarks._harness import Workspace
 
     rows = _load_results()
-    done = {(r["table"], r["candidate"], r["seed"], json.dumps(r["values"], sort_keys=True)) for r in rows}
+    done = {(r["table"], r["candidate"], r["seed"], json.dumps(r["values"], sort_keys=True), r.get("max_epochs"))
+            for r in rows}
     with tempfile.TemporaryDirectory() as root:
         workspace = Workspace.create(Path(root))
         for table in tables:
             for seed in seeds:
-                if (table.name, GBDT, seed, "{}") not in done:
+                if (table.name, GBDT, seed, "{}", None) not in done:
                     rows.append(gbdt_reference(table, seed))
                     print(f"{table.name:14s} {GBDT:18s} seed {seed}: {rows[-1]['metric']} {rows[-1]['score']:.4f}",
                           flush=True)
                     _save_results(rows)
             for name in names:
                 for seed in seeds:
-                    key = (table.name, name, seed, json.dumps(CANDIDATES[name], sort_keys=True))
+                    key = (table.name, name, seed, json.dumps(CANDIDATES[name], sort_keys=True),
+                           _default_epochs(table, seed))
                     if key in done:
                         continue
+                    rows = [r for r in rows if (r["table"], r["candidate"], r["seed"]) != key[:3]]  # stale
                     row = run_one(workspace, table, name, CANDIDATES[name], seed)
                     print(f"{table.name:14s} {name:18s} seed {seed}: {row['metric']} {row['score']:.4f} "
                           f"({row['seconds']:.1f} s)", flush=True)
