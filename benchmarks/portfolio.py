@@ -185,10 +185,10 @@ def evaluate(tables: list[Table], names: list[str], seeds: list[int]) -> None:
                     print(f"{table.name:14s} {GBDT:18s} seed {seed}: {rows[-1]['metric']} {rows[-1]['score']:.4f}",
                           flush=True)
                     _save_results(rows)
+            caps = {seed: _default_epochs(table, seed) for seed in seeds}
             for name in names:
                 for seed in seeds:
-                    key = (table.name, name, seed, json.dumps(CANDIDATES[name], sort_keys=True),
-                           _default_epochs(table, seed))
+                    key = (table.name, name, seed, json.dumps(CANDIDATES[name], sort_keys=True), caps[seed])
                     if key in done:
                         continue
                     rows = [r for r in rows if (r["table"], r["candidate"], r["seed"]) != key[:3]]  # stale
