@@ -316,6 +316,7 @@ def search_spec(job: JobRecord, dataset: DatasetRecord, settings: Settings) -> S
         overrides=dict(job.search_space or {}),
         deadline=(job.started_at + timedelta(seconds=job.time_budget_s))
         if job.time_budget_s and job.started_at else None,
+        budget_s=job.time_budget_s,
         kind=dataset.kind,
         image_size=job.image_size,
         channels=int((dataset.images or {}).get("channels", 3)),

@@ -78,7 +78,7 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
     spec = workspace.job(fit, table.name, target=table.target, time_budget_s=budget)
     assert spec.task == table.task, f"{table.name}: the service inferred {spec.task}, not {table.task}"
     started = time.perf_counter()
-    result = run_local_search(spec, budget_s=budget)
+    result = run_local_search(spec)
     model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,
                            f"{table.name}-{budget}-{time.monotonic_ns()}")
     wall = time.perf_counter() - started
@@ -207,7 +207,7 @@ def run_digits(workspace: Workspace) -> dict[str, Any]:
     archive, files, labels = digits_split(workspace.settings.tmp_dir)
     spec = workspace.spec(workspace.register(archive), target=None, time_budget_s=DIGITS_BUDGET)
     started = time.perf_counter()
-    result = run_local_search(spec, budget_s=DIGITS_BUDGET)
+    result = run_local_search(spec)
     model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,
                            "digits")
     seconds = time.perf_counter() - started

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from automl import observability
 from automl.errors import AutomlError, SearchFailed
 from automl.jobs import search_spec
-from automl.search.budget import EXHAUSTED, MAX_TRIALS, finalize_reserve, search_stop_reason, typical
+from automl.search.budget import EXHAUSTED, MAX_TRIALS, search_stop_reason
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, catalogue, coordination, searches
@@ -178,9 +178,7 @@ def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: 
         job = searches.get_job(session, job_id)
         durations = [(t.finished_at - t.started_at).total_seconds() for t in searches.list_trials(session, job_id)
                      if t.state == TrialState.completed.value and t.finished_at and t.started_at]
-        spec = replace(spec, typical_trial_s=typical(durations),
-                       finalize_reserve_s=finalize_reserve(job.time_budget_s, durations, spec.ensemble_size,
-                                                           spec.refit))
+        spec = replace(spec, trial_seconds=tuple(durations))
         if _stop_reason(session, job, spec, settings):
             return "lane_done"
     reporter = StoreReporter(store, job_id, owner, lane)

@@ -62,6 +62,9 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         self.target_transforms = target_transforms or {}
         self.defaults = defaults or {}
         self.oom_fallbacks: list[tuple[int, int]] = []  # (asked, used) batch sizes after running out of memory
+        # Seconds until the latest the running trial may run, while a trial of a job with a time budget runs.
+        self.time_left: Callable[[], float | None] | None = None
+        self._cosine: training.CosineSchedule | None = None  # the last fit's cosine decay
 
     def compile(self, hp: kt.HyperParameters, model: keras.Model, loss: Any, metrics: list[Any]) -> None:
         """The optimizer and learning-rate schedule the trial's hyperparameters name."""
@@ -91,9 +94,12 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         validation_data: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Train with early stopping on the objective; without validation data (a refit), on the loss."""
+        """Train with early stopping on the objective; without validation data (a refit), on the loss.
+        ``anneal``: a cosine decay's final anneal (a refit follows its trial's curve; see
+        ``training.CosineSchedule``)."""
         values = hp.values
         callbacks = list(kwargs.pop("callbacks", []))
+        anneal = kwargs.pop("anneal", None)
         monitor, mode = (self.objective, self.direction) if validation_data is not None else ("loss", "min")
         if validation_data is not None:
             callbacks.append(
@@ -101,10 +107,13 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
                     monitor=monitor, mode=mode, patience=self.patience, restore_best_weights=True
                 )
             )
-        callbacks += training.schedule_callbacks(
+        schedules = training.schedule_callbacks(
             values.get("lr_schedule"), values.get("lr_decay_rate"), values["learning_rate"], monitor, mode,
-            self.patience, self.max_epochs,
+            self.patience, self.max_epochs, self.time_left, anneal,
         )
+        callbacks += schedules
+        self._cosine = next((c.schedule for c in schedules
+                             if isinstance(getattr(c, "schedule", None), training.CosineSchedule)), None)
         kwargs.setdefault("verbose", 0)
         kwargs["shuffle"] = False  # the dataset shuffles itself
         weights = None
@@ -133,6 +142,11 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
             if hasattr(callback, "best_value") and hasattr(callback, "objective"):
                 callback.best_value = float("-inf") if callback.objective.direction == "max" else float("inf")
         return run(self.build(hp), smaller)
+
+    @property
+    def schedule_anneal(self) -> tuple[int, int] | None:
+        """The last fit's final anneal before its deadline, if its cosine decay had one."""
+        return self._cosine.anneal if self._cosine is not None else None
 
     def serving_model(self, hp: kt.HyperParameters, model: keras.Model) -> keras.Model:
         """The model to save for serving (the trained one, unless a subclass trains with extras)."""

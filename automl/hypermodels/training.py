@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -212,17 +214,70 @@ def cosine_rate(learning_rate: float, epoch: int, epochs: int) -> float:
     return learning_rate * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+class CosineSchedule:
+    """``cosine_rate`` over ``epochs``; when a time budget will end the trial first, a final anneal.
+
+    ``time_left`` (seconds until the latest the trial may run; None: no time budget) is checked at
+    each epoch's start from the third on (the first traces the graphs; the second is timed). Once
+    no more than ``tail`` epochs fit before that deadline, the rate falls from where the curve is
+    to its floor over the epochs that fit, so a trial the deadline cuts short ends annealed rather
+    than at a high rate (budget-aware schedules: Li, Yumer and Ramanan, ICLR 2020); a trial that
+    ends sooner by early stopping is untouched. ``anneal`` (first epoch, epochs that fit) is what
+    a refit passes to follow its trial's curve.
+    """
+
+    FLOOR = 0.01  # of the learning rate, as cosine_rate ends
+
+    def __init__(self, learning_rate: float, epochs: int, time_left: Callable[[], float | None] | None = None,
+                 tail: int = 10, anneal: tuple[int, int] | None = None) -> None:
+        self.learning_rate = float(learning_rate)
+        self.epochs = int(epochs)
+        self.time_left = time_left
+        self.tail = max(1, int(tail))
+        self.anneal = (int(anneal[0]), int(anneal[1])) if anneal else None
+        self._starts: list[tuple[int, float]] = []  # (epoch, time.monotonic()) of the first epochs seen
+
+    def __call__(self, epoch: int, _lr: float = 0.0) -> float:
+        epoch = int(epoch)
+        if self.time_left is not None:
+            self._watch(epoch)
+        if self.anneal is None or epoch < self.anneal[0]:
+            return cosine_rate(self.learning_rate, epoch, self.epochs)
+        first, end = self.anneal
+        high, low = cosine_rate(self.learning_rate, first, self.epochs), self.FLOOR * self.learning_rate
+        progress = min(1.0, (epoch - first) / max(1, end - first - 1))
+        return low + (high - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def _watch(self, epoch: int) -> None:
+        now = time.monotonic()
+        if len(self._starts) < 2:
+            self._starts.append((epoch, now))
+            return
+        left = self.time_left() if self.time_left is not None else None
+        if left is None:
+            return
+        timed_from, began = self._starts[1]
+        per_epoch = (now - began) / max(1, epoch - timed_from)
+        fit = int(max(0.0, left) / per_epoch) if per_epoch > 0 else self.epochs
+        end = epoch + max(1, fit)
+        if self.anneal is not None:
+            self.anneal = (self.anneal[0], min(self.anneal[1], end))
+        elif fit <= self.tail and end < self.epochs:
+            self.anneal = (epoch, end)
+
+
 def schedule_callbacks(
     schedule: str | None, decay_rate: float | None, learning_rate: float, monitor: str, mode: str, patience: int,
-    epochs: int = 50,
+    epochs: int = 50, time_left: Callable[[], float | None] | None = None, anneal: tuple[int, int] | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The schedules that are callbacks. Cosine decay is set once per epoch rather than as a
     ``LearningRateSchedule``: Keras evaluates a schedule object for every variable at every step
     (for the weight decay too), which made an AdamW step with it twice as slow on a CPU; the
-    rate is also independent of the steps in an epoch, so a refit on more rows follows the same curve."""
+    rate is also independent of the steps in an epoch, so a refit on more rows follows the same curve.
+    ``time_left`` and ``anneal``: see ``CosineSchedule`` (its tail is the early-stopping patience)."""
     if schedule == "cosine":
-        rate = float(learning_rate)
-        return [keras.callbacks.LearningRateScheduler(lambda epoch, _lr: cosine_rate(rate, int(epoch), epochs))]
+        return [keras.callbacks.LearningRateScheduler(CosineSchedule(learning_rate, epochs, time_left, patience,
+                                                                    anneal))]
     if schedule != "reduce_on_plateau":
         return []
     return [

@@ -13,7 +13,12 @@ from typing import Any
 from automl.search.objectives import reached
 
 TIME_BUDGET = "time_budget"
-FITS = 0.6  # a new trial starts only while this share of a typical trial's duration is left
+# A new trial starts only while this share of a typical trial's duration is left: most of one when the
+# time after the search goes to refits; less when nothing but a trial can use it (no refit fits, or
+# ``refit`` is off), since a trial cut short anneals a cosine learning rate by the deadline
+# (``training.CosineSchedule``) and joins the ensemble only if it helps on the validation rows.
+FITS = 0.6
+FITS_WITHOUT_REFIT = 0.3
 TARGET_REACHED = "target_reached"
 MAX_TRIALS = "max_trials"
 EXHAUSTED = "search_space_exhausted"
@@ -27,6 +32,7 @@ class Budget:
     target_score: float | None = None
     stop_on_epoch_target: bool = True  # False when several executions average into the score
     typical_trial_s: float = 0.0  # how long the job's trials take (median), 0 before the first ends
+    fits: float = FITS  # see FITS
 
     def time_up(self, now: datetime | None = None) -> bool:
         return self.deadline is not None and (now or datetime.now(UTC)) >= self.deadline
@@ -41,13 +47,13 @@ class Budget:
 
     def search_stop_reason(self, best_score: float | None) -> str | None:
         """Before a trial starts. Once a model exists, a trial that would mostly run past the deadline
-        (less than ``FITS`` of a typical trial's time is left) does not start: its time goes to the
-        final model (the refit on every row) instead of a trial cut short with its rate still high."""
+        (less than ``fits`` of a typical trial's time is left) does not start: its time goes to the
+        final model (the refits on every row) instead."""
         if reached(best_score, self.target_score, self.direction):
             return TARGET_REACHED
         if best_score is not None and self.deadline is not None:
             left = (self.deadline - datetime.now(UTC)).total_seconds()
-            if left <= FITS * self.typical_trial_s or left <= 0:
+            if left <= self.fits * self.typical_trial_s or left <= 0:
                 return TIME_BUDGET
         return None
 
@@ -61,7 +67,6 @@ def search_stop_reason(budget: Budget, best_score: float | None, trials_done: in
 
 
 FINALIZE_OVERHEAD_S = 5.0  # loading the members, scoring them, building and saving the final model
-FIRST_RESERVE = 0.25  # of the budget, before any trial has shown how long training takes
 MAX_RESERVE = 0.4
 
 
@@ -70,21 +75,38 @@ def typical(trial_seconds: list[float]) -> float:
     return sorted(trial_seconds)[len(trial_seconds) // 2] if trial_seconds else 0.0
 
 
-def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool) -> float:
+def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool,
+                     running_s: float | None = None) -> float:
     """Seconds of a time budget kept for the final model: no trial runs into them.
 
     With ``refit`` every member is trained once more on all rows, which takes about as long as
     its trial did; so the reserve follows the trials' median duration, and never exceeds 40 %
     of the budget. It holds only the refits that fit under that cap: when not even one does,
     the final step cannot refit, and the time goes to trials instead of waiting unused.
+
+    ``running_s``: how long the trial now running has run, a lower bound of its duration, counted
+    with the finished ones (``math.inf``: the latest any trial may run). So the first trial keeps
+    room for its own refit while one could fit, and once it has run too long for that, runs on until
+    only the scoring is left.
     """
+    scoring, refits = _reserve(budget_s, trial_seconds, ensemble_size, refit, running_s)
+    return scoring + refits
+
+
+def start_share(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool) -> float:
+    """``Budget.fits`` for the job now: ``FITS`` while the reserve holds a refit, else ``FITS_WITHOUT_REFIT``."""
+    return FITS if _reserve(budget_s, trial_seconds, ensemble_size, refit, None)[1] > 0 else FITS_WITHOUT_REFIT
+
+
+def _reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool,
+             running_s: float | None) -> tuple[float, float]:
+    """(seconds for scoring, seconds for refits) of ``finalize_reserve``."""
     if not budget_s:
-        return 0.0
-    if not trial_seconds:
-        return FIRST_RESERVE * budget_s
+        return 0.0, 0.0
+    durations = [*trial_seconds, running_s] if running_s is not None else list(trial_seconds)
     cap = MAX_RESERVE * budget_s
-    members = max(1, min(ensemble_size, len(trial_seconds)))
-    scoring = FINALIZE_OVERHEAD_S + members * 0.5
-    per_refit = typical(trial_seconds)
-    refits = min(members, int(max(0.0, cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
-    return min(scoring + refits * per_refit, cap)
+    members = max(1, min(ensemble_size, len(durations)))
+    scoring = min(FINALIZE_OVERHEAD_S + members * 0.5, cap)
+    per_refit = typical(durations)
+    refits = min(members, int((cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
+    return scoring, (refits * per_refit if refits else 0.0)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from automl.search.budget import EXHAUSTED, finalize_reserve, search_stop_reason, typical
+from automl.search.budget import EXHAUSTED, search_stop_reason
 from automl.search.reporter import Claims, NullReporter, SearchReporter
 from automl.search.runner import TrainedModel, run_trial_step, train_final_model
 from automl.search.spec import SearchSpec
@@ -62,15 +62,13 @@ class _Tracker(NullReporter):
             yield claims
 
 
-def run_local_search(spec: SearchSpec, reporter: SearchReporter | None = None,
-                     budget_s: float | None = None) -> LocalSearch:
-    """``budget_s``: the job's time budget, so that the search keeps time for the final model."""
+def run_local_search(spec: SearchSpec, reporter: SearchReporter | None = None) -> LocalSearch:
+    """With ``spec.budget_s``, the search keeps time for the final model."""
     tracker = _Tracker(reporter or NullReporter(), spec.direction)
     durations: list[float] = []
 
     def reserved() -> SearchSpec:
-        return replace(spec, typical_trial_s=typical(durations),
-                       finalize_reserve_s=finalize_reserve(budget_s, durations, spec.ensemble_size, spec.refit))
+        return replace(spec, trial_seconds=tuple(durations))
 
     reason = search_stop_reason(reserved().budget, tracker.best, tracker.trials, spec.max_trials)
     while reason is None:

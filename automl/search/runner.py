@@ -362,8 +362,8 @@ def _complete_hyperband(spec: SearchSpec, tuner: Any, trial: Any, model: Any, da
 
 def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: PreparedData, number: int, run: str
            ) -> tuple[Any, list[dict[str, float | None]]]:
-    """The trial's hyperparameters retrained on every row (train, validation and test) for ``epochs``;
-    ``run``: its TensorBoard run."""
+    """The trial's hyperparameters retrained on every row (train, validation and test) for ``epochs``, on
+    the trial's learning-rate curve; ``run``: its TensorBoard run."""
     hypermodel = tuner.hypermodel
     hp = trial.hyperparameters
     keras.utils.set_random_seed(spec.seed + 1000 + number)
@@ -373,7 +373,8 @@ def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: Prepared
     try:
         model = hypermodel.build(hp)
         fitted = hypermodel.fit(hp, model, x_all, y_all, epochs=epochs, verbose=0,
-                                callbacks=[tuners.epoch_summaries(spec, run)])
+                                callbacks=[tuners.epoch_summaries(spec, run)],
+                                anneal=tuners.fit_record(tuner, trial.trial_id).get("anneal"))
     finally:
         hypermodel.n_fit = hypermodel.n_train
     history = [

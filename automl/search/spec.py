@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from automl.search.budget import Budget
+from automl.search.budget import Budget, finalize_reserve, start_share, typical
 from automl.search.options import SearchOptions
 
 TENSORBOARD_DIR = "tensorboard"  # in the job's folder: one run per trial (and execution), and "final_refit"
@@ -33,8 +33,8 @@ class SearchSpec(SearchOptions):
     work_dir: Path
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     deadline: datetime | None = None  # the job's whole time budget ends here (final model included)
-    finalize_reserve_s: float = 0.0  # of the time budget, kept for the final model (no trial runs into it)
-    typical_trial_s: float = 0.0  # median duration of the job's finished trials (0 before the first)
+    budget_s: float | None = None  # the job's time budget, of which the final model keeps a reserve
+    trial_seconds: tuple[float, ...] = ()  # how long the job's finished trials took
     kind: str = "tabular"  # or "image"
     image_size: int | None = None  # image jobs: the side length images are resized to
     channels: int = 3  # image jobs: 1 (grayscale) or 3
@@ -54,11 +54,19 @@ class SearchSpec(SearchOptions):
 
     @property
     def budget(self) -> Budget:
+        """Between trials: the search ends where the final model's reserve begins."""
+        return self.trial_budget(None)
+
+    def trial_budget(self, running_s: float | None) -> Budget:
+        """For a trial that has run ``running_s`` seconds (``math.inf``: the latest it may run; see
+        ``finalize_reserve``)."""
+        reserve = finalize_reserve(self.budget_s, list(self.trial_seconds), self.ensemble_size, self.refit, running_s)
         return Budget(
             objective=self.objective,
             direction=self.direction,
-            deadline=self.deadline - timedelta(seconds=self.finalize_reserve_s) if self.deadline else None,
+            deadline=self.deadline - timedelta(seconds=reserve) if self.deadline else None,
             target_score=self.target_score,
             stop_on_epoch_target=self.executions_per_trial == 1,
-            typical_trial_s=self.typical_trial_s,
+            typical_trial_s=typical(list(self.trial_seconds)),
+            fits=start_share(self.budget_s, list(self.trial_seconds), self.ensemble_size, self.refit),
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +122,14 @@ class ReportingMixin:
     stop_reason: str | None = None
     test_inputs: Any = None  # the held-out test rows, whose outputs each trial keeps for the final metrics
     _execution: int = -1
+    _trial_began: float = 0.0  # time.monotonic() when the running trial began
 
     def on_trial_begin(self, trial: Any) -> None:
         super().on_trial_begin(trial)  # type: ignore[misc]
         number = self.oracle.start_order.index(trial.trial_id)
         keras.utils.set_random_seed(self.spec.seed + number)
         self._execution = -1
+        self._trial_began = time.monotonic()
         self.reporter.trial_started(trial.trial_id, number,
                                     active_hyperparameters(trial.hyperparameters.values, self.spec.kind))
 
@@ -137,27 +140,39 @@ class ReportingMixin:
         callbacks = kwargs.pop("callbacks", [])
         histories: list[Any] = []
         best: float | None = None
-        for execution in range(self.executions_per_trial):
-            self._execution = execution
-            run = f"trial_{trial.trial_id}" + (f"/execution_{execution}" if self.executions_per_trial > 1 else "")
-            fit_kwargs = {**kwargs, "callbacks": [*self._deepcopy_callbacks(callbacks),  # type: ignore[attr-defined]
-                                                  kt_utils.TunerCallback(self, trial), epoch_summaries(self.spec, run)]}
-            hp = trial.hyperparameters
-            if "tuner/epochs" in hp.values:  # Hyperband: continue a promoted trial up to this round's epochs
-                fit_kwargs["epochs"] = hp.values["tuner/epochs"]
-                fit_kwargs["initial_epoch"] = hp.values["tuner/initial_epoch"]
-            started = time.perf_counter()
-            model = self._try_build(hp)  # type: ignore[attr-defined]
-            results = self.hypermodel.fit(hp, model, *args, **fit_kwargs)
-            kt_utils.validate_trial_results(results, objective, "HyperModel.fit()")
-            histories.append(results)
-            # Early stopping restored the best epoch of this execution; keep the best execution's.
-            score = finite(kt_utils.convert_to_metrics_dict(results, objective).get(objective.name))
-            if score is not None and (best is None or objective.better_than(score, best)):
-                best = score
-                epochs = len(getattr(results, "history", {}).get("loss", []))
-                self._keep(trial, model, kwargs.get("validation_data"), time.perf_counter() - started, epochs)
+        # With a time budget, a cosine decay anneals by the latest this trial may run (training.CosineSchedule).
+        self.hypermodel.time_left = self._time_left if self.spec.deadline is not None else None
+        try:
+            for execution in range(self.executions_per_trial):
+                self._execution = execution
+                run = f"trial_{trial.trial_id}" + (f"/execution_{execution}" if self.executions_per_trial > 1 else "")
+                fit_kwargs = {**kwargs, "callbacks": [*self._deepcopy_callbacks(callbacks),  # type: ignore[attr-defined]
+                                                      kt_utils.TunerCallback(self, trial),
+                                                      epoch_summaries(self.spec, run)]}
+                hp = trial.hyperparameters
+                if "tuner/epochs" in hp.values:  # Hyperband: continue a promoted trial up to this round's epochs
+                    fit_kwargs["epochs"] = hp.values["tuner/epochs"]
+                    fit_kwargs["initial_epoch"] = hp.values["tuner/initial_epoch"]
+                started = time.perf_counter()
+                model = self._try_build(hp)  # type: ignore[attr-defined]
+                results = self.hypermodel.fit(hp, model, *args, **fit_kwargs)
+                kt_utils.validate_trial_results(results, objective, "HyperModel.fit()")
+                histories.append(results)
+                # Early stopping restored the best epoch of this execution; keep the best execution's.
+                score = finite(kt_utils.convert_to_metrics_dict(results, objective).get(objective.name))
+                if score is not None and (best is None or objective.better_than(score, best)):
+                    best = score
+                    epochs = len(getattr(results, "history", {}).get("loss", []))
+                    self._keep(trial, model, kwargs.get("validation_data"), time.perf_counter() - started, epochs)
+        finally:
+            self.hypermodel.time_left = None
         return histories
+
+    def _time_left(self) -> float | None:
+        """Seconds until the latest the running trial may run: the job's deadline less the final model's
+        scoring (and the refits of earlier trials that fit; see ``finalize_reserve``)."""
+        deadline = self.spec.trial_budget(math.inf).deadline
+        return None if deadline is None else (deadline - datetime.now(UTC)).total_seconds()
 
     def _keep(self, trial: Any, model: Any, validation: tuple[Any, Any] | None, seconds: float,
               epochs: int) -> None:
@@ -170,12 +185,13 @@ class ReportingMixin:
             if x is not None:
                 dataset = self.hypermodel.pipeline(x, None, self.hypermodel.eval_batch_size)
                 np.save(folder / name, np.asarray(model.predict(dataset, verbose=0), dtype="float32"))
-        (folder / FIT_RECORD).write_text(json.dumps({"seconds": round(seconds, 3), "epochs": epochs}))
+        record = {"seconds": round(seconds, 3), "epochs": epochs, "anneal": self.hypermodel.schedule_anneal}
+        (folder / FIT_RECORD).write_text(json.dumps(record))
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
         self.reporter.epoch_ended(trial.trial_id, int(epoch), clean_metrics(logs), max(self._execution, 0))
-        reason = self.spec.budget.epoch_stop_reason(logs)
+        reason = self.spec.trial_budget(time.monotonic() - self._trial_began).epoch_stop_reason(logs)
         if reason:
             self.stop_reason = reason
         if reason or self.reporter.should_stop():
@@ -396,7 +412,8 @@ def test_predictions(tuner: Any, trial_id: str) -> np.ndarray | None:
 
 
 def fit_record(tuner: Any, trial_id: str) -> dict[str, Any]:
-    """{"seconds", "epochs"} of a trial's kept training ({} for a trial from an older version)."""
+    """{"seconds", "epochs", "anneal"} of a trial's kept training ({} for a trial from an older version;
+    "anneal": its learning rate's final anneal before the deadline, or None)."""
     path = Path(tuner.oracle._get_trial_dir(trial_id)) / FIT_RECORD
     return dict(json.loads(path.read_text())) if path.exists() else {}
 

@@ -48,9 +48,12 @@ def test_history_is_readable_while_the_trial_runs(store: Store, pg_url: str, tmp
     reporter.epoch_ended("0", 0, {"loss": 0.9, "val_loss": 1.0})
     reporter.epoch_ended("0", 1, {"loss": 0.7, "val_loss": 0.8})
 
-    client = client_for(create_app(Settings(data_dir=tmp_path, database_url=pg_url, broker_url="redis://127.0.0.1:1/0"),
-                        migrate=False))
-    history = client.get("/api/v1/jobs/live/trials/0/history").get_json()
+    app = create_app(Settings(data_dir=tmp_path, database_url=pg_url, broker_url="redis://127.0.0.1:1/0"),
+                     migrate=False)
+    try:
+        history = client_for(app).get("/api/v1/jobs/live/trials/0/history").get_json()
+    finally:  # its warm-up thread would go on reading the schema this test's fixture drops
+        app.extensions["automl"].warmup.stop()
     assert history["state"] == "running"
     assert history["epochs"] == [{"epoch": 0, "execution": 0, "loss": 0.9, "val_loss": 1.0},
                                  {"epoch": 1, "execution": 0, "loss": 0.7, "val_loss": 0.8}]

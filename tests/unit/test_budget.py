@@ -41,7 +41,7 @@ def test_the_final_model_gets_a_reserve_that_follows_the_trials() -> None:
     from automl.search.budget import FINALIZE_OVERHEAD_S, finalize_reserve
 
     assert finalize_reserve(None, [5.0], 3, True) == 0.0  # no budget, nothing to keep
-    assert finalize_reserve(60, [], 3, True) == 15.0  # before any trial: a quarter
+    assert finalize_reserve(60, [], 3, True) == FINALIZE_OVERHEAD_S + 0.5  # before any trial: one model's scoring
     # Refitting up to 3 members takes about as long as their trials did.
     scoring = FINALIZE_OVERHEAD_S + 3 * 0.5  # loading, scoring and saving 3 members
     assert finalize_reserve(300, [4.0, 6.0, 5.0], 3, True) == scoring + 3 * 5.0
@@ -65,7 +65,7 @@ def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
                       classes=[0, 1], tuner="random", objective="val_log_loss", direction="min", max_trials=9,
                       max_epochs=2, patience=1, seed=0, work_dir=Path("/x"), deadline=deadline)
     assert not spec.budget.time_up()
-    assert replace(spec, finalize_reserve_s=30).budget.time_up()  # the search's part of the budget is spent
+    assert replace(spec, budget_s=200, trial_seconds=(30.0,)).budget.time_up()  # 35.5 s kept: none for the search
 
 
 def test_no_trial_starts_that_would_mostly_run_past_the_deadline() -> None:
@@ -78,3 +78,39 @@ def test_no_trial_starts_that_would_mostly_run_past_the_deadline() -> None:
     assert budget.search_stop_reason(best_score=0.5) == TIME_BUDGET  # 10 s left, trials take 30 s
     assert budget.search_stop_reason(best_score=None) is None  # but never without a model yet
     assert Budget("val_loss", "min", deadline=soon, typical_trial_s=5).search_stop_reason(0.5) is None
+
+
+def test_a_long_first_trial_may_run_on_once_no_refit_of_it_could_fit() -> None:
+    import math
+
+    from automl.search.budget import FINALIZE_OVERHEAD_S, finalize_reserve
+
+    scoring = FINALIZE_OVERHEAD_S + 0.5
+    assert finalize_reserve(60, [], 3, True, running_s=5.0) == scoring + 5.0  # room for its refit
+    assert finalize_reserve(60, [], 3, True, running_s=30.0) == scoring  # too long to refit within 40 %
+    assert finalize_reserve(60, [], 3, True, running_s=math.inf) == scoring
+    assert finalize_reserve(60, [], 3, False, running_s=5.0) == scoring
+    # Among finished trials the running one moves the median little.
+    assert finalize_reserve(60, [10.0, 10.0], 3, True, running_s=math.inf) == FINALIZE_OVERHEAD_S + 1.5 + 10.0
+
+
+def test_the_last_trial_may_start_with_less_time_when_no_refit_would_use_it() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from automl.search.budget import FITS, FITS_WITHOUT_REFIT, start_share
+    from automl.search.spec import SearchSpec
+
+    assert start_share(60, [5.0], 3, True) == FITS  # the time after the search goes to refits
+    assert start_share(60, [30.0], 3, True) == FITS_WITHOUT_REFIT  # no refit fits: only a trial can use it
+    assert start_share(60, [5.0], 3, False) == FITS_WITHOUT_REFIT
+    assert FITS_WITHOUT_REFIT < FITS
+    spec = SearchSpec(job_id="j", dataset_path=Path("/x"), column_types={}, targets=["y"], task="binary",
+                      classes=[0, 1], tuner="random", objective="val_log_loss", direction="min", max_trials=9,
+                      max_epochs=2, patience=1, seed=0, work_dir=Path("/x"),
+                      deadline=datetime.now(UTC) + timedelta(seconds=20), budget_s=60, trial_seconds=(30.0,))
+    # 20 s to the deadline, 5.5 s of it kept for the scoring: 14.5 s > 0.3 x 30 s, a trial starts ...
+    assert spec.budget.search_stop_reason(best_score=0.5) is None
+    # ... where, with a refit ahead, it would not (14.5 s < 0.6 x 30 s).
+    assert replace(spec.budget, fits=FITS).search_stop_reason(best_score=0.5) == "time_budget"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import keras
@@ -241,3 +242,50 @@ def test_out_of_memory_twice_fails_the_trial() -> None:
     with pytest.raises(tf.errors.ResourceExhaustedError):
         hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=1, callbacks=[AlwaysOutOfMemory()])
     assert hypermodel.oom_fallbacks == [(32, 16)]
+
+
+def test_a_cosine_decay_anneals_by_a_deadline_it_cannot_train_past(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once no more than ``tail`` epochs fit before the trial's deadline, the rate falls from where the
+    cosine curve is to its floor by the last epoch that fits; with time to spare it is the plain curve."""
+    from automl.hypermodels import training
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(training.time, "monotonic", lambda: clock["now"])
+    deadline = {"at": 20.0}
+    schedule = training.CosineSchedule(1.0, 100, lambda: deadline["at"] - clock["now"], tail=5)
+    rates = []
+    for epoch in range(20):  # one second an epoch; 20 s to the deadline
+        clock["now"] = float(epoch)
+        rates.append(schedule(epoch))
+    assert schedule.anneal == (15, 20)  # at 15 s, 5 epochs fit
+    assert rates[:16] == [training.cosine_rate(1.0, e, 100) for e in range(16)]  # untouched until then
+    assert rates[19] == pytest.approx(0.01)  # the last epoch before the deadline: the floor
+    assert all(a > b for a, b in itertools.pairwise(rates[15:]))
+    deadline["at"] = 1_000.0  # the deadline moves away: the anneal is not undone
+    clock["now"] = 20.0
+    assert schedule(20) == pytest.approx(0.01) and schedule.anneal == (15, 20)
+    # A refit given the anneal follows the same curve without any clock.
+    refit = training.CosineSchedule(1.0, 100, anneal=(15, 20))
+    assert [refit(e) for e in range(20)] == pytest.approx(rates)
+
+    unlimited = training.CosineSchedule(1.0, 100, lambda: None, tail=5)  # a job without a time budget
+    roomy = training.CosineSchedule(1.0, 10, lambda: 1_000.0 - clock["now"], tail=5)  # time for every epoch
+    for epoch in range(10):
+        clock["now"] = float(epoch)
+        assert unlimited(epoch) == training.cosine_rate(1.0, epoch, 100)
+        assert roomy(epoch) == training.cosine_rate(1.0, epoch, 10)
+    assert unlimited.anneal is None and roomy.anneal is None
+
+
+def test_a_cosine_fit_reports_its_anneal_and_a_refit_can_pass_one() -> None:
+    model, hp, hypermodel = build(lr_schedule="cosine", learning_rate=0.01)
+    [captured] = _fit_callbacks(hypermodel, hp, model, epochs=7, anneal=(3, 6))
+    [scheduler] = [c for c in captured["callbacks"] if isinstance(c, keras.callbacks.LearningRateScheduler)]
+    assert scheduler.schedule.anneal == (3, 6) == hypermodel.schedule_anneal
+    assert scheduler.schedule.tail == hypermodel.patience
+    model, hp, hypermodel = build(lr_schedule="cosine", learning_rate=0.01)
+    _fit_callbacks(hypermodel, hp, model, epochs=7)
+    assert hypermodel.schedule_anneal is None  # no time budget: the plain curve
+    model, hp, hypermodel = build(lr_schedule="constant")
+    _fit_callbacks(hypermodel, hp, model, epochs=7, anneal=(3, 6))
+    assert hypermodel.schedule_anneal is None

@@ -224,3 +224,38 @@ def test_bayesian_search_converges_where_random_search_does_not(tmp_path: Path) 
     drawn = _drive(random, tmp_path / "r", 20)[-6:]
     assert float(np.median(guided)) < 0.1, guided
     assert float(np.median(guided)) < float(np.median(drawn)) / 2, (guided, drawn)
+
+
+def test_a_trial_short_of_time_anneals_by_its_deadline_and_its_refit_follows_the_same_curve(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from automl.hypermodels.base import SearchHyperModel
+    from automl.search.data import prepare
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: [{"lr_schedule": "cosine", "learning_rate": 0.01}])
+    spec = replace(_spec(tmp_path, max_trials=1, max_epochs=6), patience=100, ensemble_size=1,
+                   deadline=datetime.now(UTC) + timedelta(hours=1), budget_s=3600)
+    # As if no time were left after the epoch now starting: from the third epoch on (the first two time an
+    # epoch) the rate anneals to its floor at once.
+    monkeypatch.setattr(tuners.ReportingMixin, "_time_left", lambda self: 0.0)
+    run_trial_step(spec, NullReporter())
+    record = tuners.fit_record(runner.build_tuner(spec, prepare(spec), NullReporter()), "0")
+    assert record["epochs"] == 6 and record["anneal"] == [2, 3]
+
+    asked: list[Any] = []
+    fit = SearchHyperModel.fit
+
+    def spy(self: SearchHyperModel, *args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("anneal"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(SearchHyperModel, "fit", spy)
+    trained = runner.train_final_model(spec)
+    assert trained.refit and asked == [[2, 3]]
+    # A job without a time budget: the plain cosine curve, whatever the clock says.
+    (tmp_path / "plain").mkdir()
+    plain = replace(_spec(tmp_path / "plain", max_trials=1, max_epochs=6), patience=100)
+    run_trial_step(plain, NullReporter())
+    assert tuners.fit_record(runner.build_tuner(plain, prepare(plain), NullReporter()), "0")["anneal"] is None
