@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from automl.access import Scope
 from automl.datasets.images import default_image_size
 from automl.datasets.ingest import load_frame
-from automl.datasets.targets import TRAIN_FRACTION, TargetInfo, resolve_multilabel, resolve_target
+from automl.datasets.targets import TargetInfo, resolve_multilabel, resolve_target
 from automl.errors import InvalidJobRequest, NotReady
 from automl.hypermodels.backbones import BACKBONES, weights_path
 from automl.hypermodels.narrowing import normalize_overrides, possible_values
 from automl.search import options
-from automl.search.defaults import default_max_epochs, default_patience
+from automl.search.defaults import default_max_epochs, default_patience, training_rows
 from automl.search.objectives import TUNERS, resolve_objective
 from automl.search.options import SearchOptions
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec
@@ -106,8 +106,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, scope:
     # With a time budget and no trial count, the budget decides how many trials run.
     max_trials = request.max_trials or (settings.max_trials_limit if request.time_budget_s
                                         else settings.default_max_trials)
-    n_train = round(dataset.n_rows * TRAIN_FRACTION)
-    data_epochs = IMAGE_MAX_EPOCHS if dataset.kind == "image" else default_max_epochs(n_train)
+    data_epochs = IMAGE_MAX_EPOCHS if dataset.kind == "image" else default_max_epochs(training_rows(dataset.n_rows))
     max_epochs = request.max_epochs or settings.default_max_epochs or data_epochs
     # Image trials validate on moving batch-norm statistics that settle over the first epochs.
     patience = request.patience or (IMAGE_PATIENCE if dataset.kind == "image" else default_patience(max_epochs))

@@ -110,11 +110,10 @@ def _save_results(rows: list[dict[str, Any]]) -> None:
 
 
 def _data_defaults(table: Table, fit: Any) -> dict[str, Any]:
-    from automl.datasets.targets import TRAIN_FRACTION
     from automl.preprocessing.targets import choose
-    from automl.search.defaults import default_batch_size
+    from automl.search.defaults import default_batch_size, training_rows
 
-    defaults: dict[str, Any] = {"batch_size": default_batch_size(round(len(fit) * TRAIN_FRACTION))}
+    defaults: dict[str, Any] = {"batch_size": default_batch_size(training_rows(len(fit)))}
     if table.task == "regression":
         defaults["target_transform"] = choose(fit[table.target].to_numpy(dtype="float64"))
     return defaults
@@ -146,12 +145,11 @@ def run_one(workspace: Any, table: Table, name: str, values: dict[str, Any], see
 def _default_epochs(table: Table, seed: int) -> int:
     """The epoch cap a job on this table gets by default: a run recorded under another cap (the
     defaults changed since) is stale and is run again."""
-    from automl.datasets.targets import TRAIN_FRACTION
-    from automl.search.defaults import default_max_epochs
+    from automl.search.defaults import default_max_epochs, training_rows
     from benchmarks._harness import holdout_split
 
     fit, _ = holdout_split(table.frame(), table.target, table.task, seed)
-    return default_max_epochs(round(len(fit) * TRAIN_FRACTION))
+    return default_max_epochs(training_rows(len(fit)))
 
 
 def gbdt_reference(table: Table, seed: int) -> dict[str, Any]:

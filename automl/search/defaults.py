@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from automl.datasets.targets import TRAIN_FRACTION
+
 MIN_BATCH, MAX_BATCH = 32, 512
 MIN_STEPS_PER_EPOCH = 16
 # Passes over the training rows a trial may take (before early stopping). Early stopping ends most
@@ -23,6 +25,12 @@ MIN_STEPS_PER_EPOCH = 16
 # training rows) twice the cap only cost trials in a 60 s budget (diabetes R^2 0.366 -> 0.337).
 MIN_PASSES, MAX_PASSES = 80, 200
 FULL_PASSES_UP_TO = 2_000  # training rows
+
+
+def training_rows(n_rows: int) -> int:
+    """About how many of a dataset's ``n_rows`` a job's trials train on (its training split): the defaults
+    below are taken from it before the data is split."""
+    return round(n_rows * TRAIN_FRACTION)
 
 
 def default_batch_size(n_train: int) -> int:

@@ -21,7 +21,13 @@ from automl.hypermodels.training import SmoothedSparseCrossentropy, make_dataset
 from automl.preprocessing.features import fit_features, frame_to_inputs, quantile_knots, robust_scale
 from automl.preprocessing.layers import Encoding, build_inputs
 from automl.preprocessing.targets import TargetTransform, choose
-from automl.search.defaults import default_batch_size, default_max_epochs, default_patience, passes_per_epoch
+from automl.search.defaults import (
+    default_batch_size,
+    default_max_epochs,
+    default_patience,
+    passes_per_epoch,
+    training_rows,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -248,6 +254,12 @@ def test_training_budgets_follow_the_rows() -> None:
     # A mid-size table may train long enough to learn lookups (star: 0.855 at 80 passes, 0.909 at 160).
     assert default_max_epochs(3_200) * passes_per_epoch(3_200) >= 150
     assert default_max_epochs(100_000) * passes_per_epoch(100_000) >= 80
+    # The defaults are taken from the training split of the rows, as the search will split them (the
+    # split rounds each part, and each class when stratified: within a row or two).
+    from automl.datasets.targets import split_rows
+
+    for n in (150, 1_000, 5_748):
+        assert abs(training_rows(n) - len(split_rows(n, seed=0).train)) <= 2
 
 
 def test_whole_number_columns_get_a_one_hot_view(tmp_path: Path) -> None:
