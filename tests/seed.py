@@ -22,17 +22,19 @@ SHARED_ALIAS = "shared-name"
 ROW = {"size": 4.5, "flag": True, "colour name": "red"}
 
 
-def tiny_model(folder: Path, model_id: str = "m1") -> Path:
+def tiny_model(folder: Path, model_id: str = "m1", specs: list[FeatureSpec] | None = None) -> Path:
+    """``specs`` (default ``SPECS``): the model's input columns."""
     import keras
 
     from automl.preprocessing.layers import build_inputs
     from automl.registry import save_model
 
     keras.utils.set_random_seed(3)
-    inputs, features = build_inputs(SPECS)
+    specs = specs or SPECS
+    inputs, features = build_inputs(specs)
     hidden = keras.layers.Dense(8, activation="tanh")(features)
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
-    metadata = {"task": "binary", "target": "label", "classes": CLASSES, "features": [s.to_dict() for s in SPECS]}
+    metadata = {"task": "binary", "target": "label", "classes": CLASSES, "features": [s.to_dict() for s in specs]}
     return save_model(model, metadata, folder, model_id)
 
 

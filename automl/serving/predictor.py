@@ -1,9 +1,8 @@
 """A loaded model that answers predict / predict_proba in the original label space.
 
-Inference goes through one concrete TensorFlow function traced at load for any batch size
-(``CompiledCall``), never ``model.predict``, which builds a dataset and a progress loop on
-every call (49 ms for one row), nor a plain ``tf.function`` call, whose per-call argument
-binding took about 1 ms of a 1.5 ms one-row call (measured here).
+Inference goes through compiled TensorFlow functions traced at load for any batch size
+(``automl.serving.compiled.CompiledCall``; XLA where the model's inputs allow), never
+``model.predict``, which builds a dataset and a progress loop on every call.
 
 Monte Carlo dropout (``mc_samples``): the instances are repeated ``mc_samples`` times in
 one batch and run with dropout active, so every copy gets its own dropout mask; the mean
@@ -25,56 +24,12 @@ from automl.insight.drift import Counter as DriftCounter
 from automl.registry import load_keras_model, read_metadata
 from automl.serving.adapters import Batch, instances_to_inputs
 from automl.serving.checks import InputProfile
+from automl.serving.compiled import CompiledCall
 from automl.serving.explain import Explainer
 from automl.serving.images import ImageCall
 
 MAX_MC_SAMPLES = 1000
 MAX_MC_ROWS = 200_000  # instances x mc_samples in one request
-
-
-MAX_CALL_ROWS = 16_384  # larger inputs go through the model in slices of this many rows
-
-
-class CompiledCall:
-    """``model(inputs, training=False)`` as one concrete function, traced once for any batch size.
-
-    The model takes one ``(None, 1)`` tensor per column; converting each column to a tensor
-    costs about 20 us, which at one row is most of the call. So the function takes one
-    matrix per dtype (all float columns in one, all string columns in another) and slices
-    the columns out inside the graph: 0.38 ms instead of 0.85 ms for one row of wine's 13
-    columns (measured here). Inputs the model does not take (an all-empty column) are dropped.
-    """
-
-    def __init__(self, model: Any) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
-        groups: dict[Any, list[str]] = {}
-        for key, tensor in model.input.items():
-            groups.setdefault(tf.as_dtype(tensor.dtype), []).append(key)
-        self._groups = list(groups.items())
-
-        def call(*packed: Any) -> Any:
-            inputs = {key: matrix[:, i:i + 1]
-                      for matrix, (_, keys) in zip(packed, self._groups, strict=True) for i, key in enumerate(keys)}
-            return model(inputs, training=False)
-
-        signature = [tf.TensorSpec((None, len(keys)), dtype) for dtype, keys in self._groups]
-        self._concrete = tf.function(call, input_signature=signature).get_concrete_function()
-
-    def _run(self, inputs: dict[str, np.ndarray], rows: slice) -> np.ndarray:
-        packed = [
-            self._tf.constant(np.concatenate([inputs[key][rows] for key in keys], axis=1), dtype)
-            for dtype, keys in self._groups
-        ]
-        return np.asarray(self._concrete(*packed), dtype="float64")
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(inputs.values())))
-        if n <= MAX_CALL_ROWS:
-            return self._run(inputs, slice(None))
-        return np.concatenate([self._run(inputs, slice(start, start + MAX_CALL_ROWS))
-                               for start in range(0, n, MAX_CALL_ROWS)])
 
 
 @dataclass

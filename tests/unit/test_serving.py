@@ -23,7 +23,7 @@ import api.app as app_module
 from api import create_app
 from automl.errors import InvalidInstances
 from automl.serving import cache as cache_module
-from automl.serving import predictor as predictor_module
+from automl.serving import compiled as compiled_module
 from automl.serving.adapters import json_instances
 from automl.serving.batch import escape_formula, score_file
 from automl.serving.cache import ModelCache
@@ -32,7 +32,7 @@ from automl.settings import Settings
 from automl.store import Store, catalogue
 from automl.store.records import ModelRecord, utcnow
 from tests.conftest import add_job, client_for
-from tests.seed import CLASSES, tiny_model
+from tests.seed import CLASSES, SPECS, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +80,77 @@ def test_compiled_call_matches_keras_for_any_batch_size(predictor: Predictor,
     inputs = json_instances(predictor, records(frame(50))).inputs
     expected = np.asarray(predictor.model.predict_on_batch(inputs))
     np.testing.assert_allclose(predictor.call(inputs), expected, rtol=1e-5, atol=1e-6)
-    monkeypatch.setattr(predictor_module, "MAX_CALL_ROWS", 7)  # 50 rows in 8 slices
+    monkeypatch.setattr(compiled_module, "MAX_CALL_ROWS", 7)  # 50 rows in 8 slices
     np.testing.assert_allclose(predictor.call(inputs), expected, rtol=1e-5, atol=1e-6)
     single = json_instances(predictor, records(frame(50))[:1]).inputs
     np.testing.assert_allclose(predictor.call(single), expected[:1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def numeric_predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+    """A model whose inputs are all numbers (no string column), which XLA can compile."""
+    numbers = [spec for spec in SPECS if spec.kind != "categorical"]
+    return Predictor(tiny_model(tmp_path_factory.mktemp("numeric"), "numeric", numbers))
+
+
+def numeric_inputs(predictor: Predictor, n: int) -> dict[str, np.ndarray]:
+    rows = [{k: v for k, v in row.items() if k != "colour name"} for row in records(frame(n))]
+    return json_instances(predictor, rows).inputs
+
+
+def test_xla_serves_numeric_models_padded_to_compiled_sizes(numeric_predictor: Predictor) -> None:
+    call = numeric_predictor.call
+    assert call.uses_xla and call.wait_compiled(1)  # the one-row size starts compiling at load
+    assert call.compiled_sizes == {1}
+    inputs = numeric_inputs(numeric_predictor, 50)
+    expected = np.asarray(numeric_predictor.model.predict_on_batch(inputs))
+    # 50 rows: size 64 is not compiled yet, so the plain function answers and a thread compiles it
+    np.testing.assert_allclose(call(inputs), expected, rtol=1e-5, atol=1e-6)
+    assert call.wait_compiled(50) and 64 in call.compiled_sizes
+    # now through XLA, the 50 rows padded to 64 and the padding cut off the answer
+    np.testing.assert_allclose(call(inputs), expected, rtol=1e-5, atol=1e-6)
+    for n in (1, 3):
+        assert call.wait_compiled(n)
+        part = {key: value[:n] for key, value in inputs.items()}
+        np.testing.assert_allclose(call(part), expected[:n], rtol=1e-5, atol=1e-6)
+    assert call.compiled_sizes == {1, 4, 64}
+    assert [compiled_module.bucket(n) for n in (1, 2, 3, 4, 5, 16_384)] == [1, 2, 4, 4, 8, 16_384]
+
+
+def test_the_flat_call_relied_on_exists_and_answers_as_the_public_call() -> None:
+    import tensorflow as tf
+
+    concrete = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec((None, 1))]).get_concrete_function()
+    assert callable(getattr(concrete, "_call_flat", None)), "TensorFlow no longer has ConcreteFunction._call_flat"
+    x = tf.constant([[1.0], [2.5]])
+    np.testing.assert_array_equal(compiled_module.flat_caller(concrete)([x]), concrete(x))
+
+
+def test_models_with_string_inputs_or_without_xla_use_the_plain_function(predictor: Predictor,
+                                                                        numeric_predictor: Predictor) -> None:
+    assert not predictor.call.uses_xla  # a categorical column: strings cannot go through XLA
+    assert not compiled_module.CompiledCall(numeric_predictor.model, xla=False).uses_xla
+    inputs = json_instances(predictor, records(frame(5))).inputs
+    assert not predictor.call.wait_compiled(5)
+    np.testing.assert_allclose(predictor.call(inputs), np.asarray(predictor.model.predict_on_batch(inputs)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_xla_cannot_compile_is_served_without_it() -> None:
+    import keras
+    import tensorflow as tf
+
+    class ThroughText(keras.layers.Layer):  # string ops on numbers: no XLA kernel for them
+        def call(self, x: Any) -> Any:
+            return tf.strings.to_number(tf.strings.as_string(x)) * 2.0
+
+    inputs = {"a": keras.Input((1,), name="a"), "b": keras.Input((1,), name="b")}
+    model = keras.Model(inputs, ThroughText()(keras.layers.Concatenate()([inputs["a"], inputs["b"]])))
+    call = compiled_module.CompiledCall(model)
+    assert not call.wait_compiled(1)
+    assert not call.uses_xla and call.compiled_sizes == set()
+    rows = {"a": np.array([[1.5], [2.0]], dtype="float32"), "b": np.array([[3.0], [-1.0]], dtype="float32")}
+    np.testing.assert_allclose(call(rows), [[3.0, 6.0], [4.0, -2.0]])
 
 
 # --- cache ---------------------------------------------------------------------------------------
