@@ -126,14 +126,46 @@ def test_the_flat_call_relied_on_exists_and_answers_as_the_public_call() -> None
     np.testing.assert_array_equal(compiled_module.flat_caller(concrete)([x]), concrete(x))
 
 
-def test_models_with_string_inputs_or_without_xla_use_the_plain_function(predictor: Predictor,
-                                                                        numeric_predictor: Predictor) -> None:
-    assert not predictor.call.uses_xla  # a categorical column: strings cannot go through XLA
-    assert not compiled_module.CompiledCall(numeric_predictor.model, xla=False).uses_xla
-    inputs = json_instances(predictor, records(frame(5))).inputs
-    assert not predictor.call.wait_compiled(5)
-    np.testing.assert_allclose(predictor.call(inputs), np.asarray(predictor.model.predict_on_batch(inputs)),
-                               rtol=1e-5, atol=1e-6)
+def test_models_with_categories_are_served_through_category_indices(predictor: Predictor) -> None:
+    """The lookups happen in NumPy and the rest through XLA; unseen and missing categories answer as before."""
+    call = predictor.call
+    assert call.uses_xla and set(call._codes) == {"colour_name"}
+    data = records(frame(50))
+    assert {r["colour name"] for r in data} == {"red", "blue", "green", None}  # green: never seen in training
+    inputs = json_instances(predictor, data).inputs
+    expected = np.asarray(predictor.model.predict_on_batch(inputs))  # the saved model, on its strings
+    assert call.wait_compiled(50) and call.wait_compiled(3)
+    np.testing.assert_allclose(call(inputs), expected, rtol=1e-5, atol=1e-6)
+    part = {key: value[:3] for key, value in inputs.items()}
+    np.testing.assert_allclose(call(part), expected[:3], rtol=1e-5, atol=1e-6)
+
+
+def test_calibrated_and_ensemble_models_with_categories_get_category_indices(model_dir: Path) -> None:
+    from automl.hypermodels.calibration import with_temperature
+    from automl.hypermodels.ensemble import build_ensemble
+    from automl.registry import load_keras_model
+
+    first, second = load_keras_model(model_dir), load_keras_model(model_dir)
+    ensemble = build_ensemble([with_temperature(first, 1.7, "binary"), second], [0.3, 0.7])
+    call = compiled_module.CompiledCall(ensemble)
+    assert call.uses_xla and set(call._codes) == {"colour_name"}
+    inputs = {key: value for key, value in json_instances(Predictor(model_dir), records(frame(40))).inputs.items()}
+    assert call.wait_compiled(40)
+    np.testing.assert_allclose(call(inputs), np.asarray(ensemble.predict_on_batch(inputs)), rtol=1e-5, atol=1e-6)
+
+
+def test_models_the_lookup_cannot_be_taken_out_of_keep_their_strings(predictor: Predictor) -> None:
+    import keras
+
+    inputs = {"size": keras.Input((1,), name="size"), "colour": keras.Input((1,), name="colour", dtype="string")}
+    looked_up = keras.layers.StringLookup(vocabulary=["red", "blue"], output_mode="one_hot", name="colours")(
+        inputs["colour"])  # not named <input>_lookup, as the service's models are
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Concatenate()([inputs["size"], looked_up])))
+    call = compiled_module.CompiledCall(model)
+    assert not call.uses_xla and call._codes == {}
+    rows = {"size": np.array([[1.0], [2.0]], dtype="float32"), "colour": np.array([["blue"], ["grey"]], dtype=object)}
+    np.testing.assert_allclose(call(rows), np.asarray(model.predict_on_batch(rows)), rtol=1e-5, atol=1e-6)
+    assert not compiled_module.CompiledCall(predictor.model, xla=False).uses_xla
 
 
 def test_a_model_xla_cannot_compile_is_served_without_it() -> None:
