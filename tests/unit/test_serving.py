@@ -149,7 +149,7 @@ def test_calibrated_and_ensemble_models_with_categories_get_category_indices(mod
     ensemble = build_ensemble([with_temperature(first, 1.7, "binary"), second], [0.3, 0.7])
     call = compiled_module.CompiledCall(ensemble)
     assert call.uses_xla and set(call._codes) == {"colour_name"}
-    inputs = {key: value for key, value in json_instances(Predictor(model_dir), records(frame(40))).inputs.items()}
+    inputs = json_instances(Predictor(model_dir), records(frame(40))).inputs
     assert call.wait_compiled(40)
     np.testing.assert_allclose(call(inputs), np.asarray(ensemble.predict_on_batch(inputs)), rtol=1e-5, atol=1e-6)
 
