@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> Flask:
     store = Store(settings.sqlalchemy_url)
     if migrate:
         store.migrate()
-    models = ModelCache(settings.model_cache_size, predictor_loader(settings.serving_threads))
+    models = ModelCache(settings.model_cache_size, predictor_loader(settings.serving_threads, settings.serving_xla))
     warmup = Warmup(store, models, settings.deployed_refresh_s, int(settings.deployed_memory_mb * 2**20))
     celery = make_celery(settings)
     limits = RateLimits(settings.rate_limit_storage, {"upload": settings.rate_limit_upload,

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from automl.serving.predictor import Predictor
 
 
-def predictor_loader(threads: int = 0) -> Callable[[Path], Predictor]:
-    """Loads a ``Predictor``; the first load in a process sizes TensorFlow's thread pools to
-    ``threads`` (0: TensorFlow's default), before TensorFlow runs anything."""
+def predictor_loader(threads: int = 0, xla: bool = True) -> Callable[[Path], Predictor]:
+    """Loads a ``Predictor`` (through XLA unless ``xla`` is false); the first load in a process sizes
+    TensorFlow's thread pools to ``threads`` (0: TensorFlow's default), before TensorFlow runs anything."""
 
     def load(model_dir: Path) -> Predictor:
         from automl.hypermodels.training import configure_threads
@@ -26,7 +26,7 @@ def predictor_loader(threads: int = 0) -> Callable[[Path], Predictor]:
 
         if threads:
             configure_threads(threads)  # a no-op once TensorFlow has started
-        return Predictor(model_dir)
+        return Predictor(model_dir, xla=xla)
 
     return load
 

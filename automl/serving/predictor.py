@@ -43,7 +43,7 @@ class Output:
 class Predictor:
     """Holds one model and its metadata; thread-safe for concurrent predictions."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, xla: bool = True) -> None:
         import keras
 
         from automl.hypermodels.ensemble import all_layers
@@ -68,7 +68,7 @@ class Predictor:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
         self.call: Any = ImageCall(self.model, self.image["channels"]) if self.kind == "image" \
-            else CompiledCall(self.model)
+            else CompiledCall(self.model, xla=xla)
         self.call(self.example_inputs())  # the first call allocates; pay it at load, not on a request
 
     def example_inputs(self) -> Any:

@@ -168,6 +168,13 @@ def test_models_the_lookup_cannot_be_taken_out_of_keep_their_strings(predictor: 
     assert not compiled_module.CompiledCall(predictor.model, xla=False).uses_xla
 
 
+def test_serving_xla_is_a_setting(tmp_path: Path, model_dir: Path) -> None:
+    for xla in (True, False):
+        app = create_app(Settings(data_dir=tmp_path / f"var-{xla}", serving_xla=xla))
+        loaded = app.extensions["automl"].models.get("m1", model_dir)
+        assert loaded.call.uses_xla is xla and bool(loaded.call._codes) is xla
+
+
 def test_a_model_xla_cannot_compile_is_served_without_it() -> None:
     import keras
     import tensorflow as tf
@@ -336,7 +343,7 @@ def served(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert gate.wait(60)
         return real_loader(path)
 
-    monkeypatch.setattr(app_module, "predictor_loader", lambda threads: gated)
+    monkeypatch.setattr(app_module, "predictor_loader", lambda threads, xla: gated)
     return create_app(settings), gate
 
 
