@@ -164,8 +164,8 @@ class Settings(BaseSettings):
     )
     serving_xla: bool = Field(
         default=True,
-        description="Run served models through XLA (about half the CPU per one-row call here; each "
-                    "serving process held about 140 MB more here). false: the plain TensorFlow function.",
+        description="Run served models through XLA (measured here: about half the CPU per one-row call, and "
+                    "about 140 MB more in each serving process). false: the plain TensorFlow function.",
     )
     deployed_refresh_s: float = Field(
         default=30, ge=0,
