@@ -166,7 +166,6 @@ class CompiledCall:
 
         signature = [tf.TensorSpec((None, len(keys)), dtype) for dtype, keys in self._groups]
         self._plain = flat_caller(tf.function(call, input_signature=signature).get_concrete_function())
-        self._plain(self._zeros(1))  # the first call allocates; pay it at load, not on a request
         numeric = all(dtype != tf.string for dtype, _ in self._groups)
         self._xla: Callable[[list[Any]], Any] | None = None
         if xla and numeric:
@@ -231,15 +230,14 @@ class CompiledCall:
         n = len(matrices[0])
         size = bucket(n)
         xla = self._xla
-        if xla is not None and size in self._compiled:
-            if size > n:
-                matrices = [np.concatenate([m, np.zeros((size - n, m.shape[1]), m.dtype)]) for m in matrices]
-            packed = [self._tf.constant(m, dtype) for m, (dtype, _) in zip(matrices, self._groups, strict=True)]
-            return np.asarray(xla(packed), dtype="float64")[:n]
-        if xla is not None:
+        ready = xla is not None and size in self._compiled
+        if ready and size > n:
+            matrices = [np.concatenate([m, np.zeros((size - n, m.shape[1]), m.dtype)]) for m in matrices]
+        elif xla is not None and not ready:
             self._compile_later(size)
         packed = [self._tf.constant(m, dtype) for m, (dtype, _) in zip(matrices, self._groups, strict=True)]
-        return np.asarray(self._plain(packed), dtype="float64")
+        function = xla if ready and xla is not None else self._plain
+        return np.asarray(function(packed), dtype="float64")[:n]
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(inputs.values())))
