@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from api.resources.models.schemas import MAX_INSTANCES
+from tests.conftest import SAME_MODEL
 from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def test_aliases_point_stable_names_at_models(distributed: Service, model_id: st
     assert distributed.http.get(f"{url}/penguins-prod", timeout=10).json()["model_id"] == model_id
     first, other = _proba(distributed, model_id, rows), _proba(distributed, other_model_id, rows)
     assert not np.allclose(first, other, atol=1e-3)  # so that serving one for the other would show
-    np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), first)
+    np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), first, **SAME_MODEL)
     card = distributed.http.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()
     assert card["id"] == model_id
     # Moving the alias moves what it serves, at once, in every serving process (aliases are looked up per call).
@@ -69,7 +70,7 @@ def test_aliases_point_stable_names_at_models(distributed: Service, model_id: st
     assert moved.status_code == 200 and moved.json()["model_id"] == other_model_id
     assert moved.json()["created_at"] == created.json()["created_at"]
     for _ in range(4):  # keep-alive or not, whichever process answers
-        np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), other)
+        np.testing.assert_allclose(_proba(distributed, "penguins-prod", rows), other, **SAME_MODEL)
     assert distributed.http.get(f"{distributed.url}/api/v1/models/penguins-prod", timeout=10).json()["id"] == \
         other_model_id
     assert [a["name"] for a in distributed.http.get(url, timeout=10).json()] == ["penguins-prod"]
@@ -97,12 +98,12 @@ def test_tensorflow_serving_rest_form(distributed: Service, model_id: str, rows:
     by_rows = distributed.http.post(f"{distributed.url}/v1/models/penguins-tfs:predict", json={"instances": rows},
                                             timeout=30)
     assert by_rows.status_code == 200, by_rows.text
-    np.testing.assert_allclose(by_rows.json()["predictions"], expected, rtol=1e-6)
+    np.testing.assert_allclose(by_rows.json()["predictions"], expected, **SAME_MODEL)
     columns = {name: [row[name] for row in rows] for name in FEATURES}
     by_columns = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict", json={"inputs": columns},
                                        timeout=30)
     assert by_columns.status_code == 200, by_columns.text
-    np.testing.assert_allclose(by_columns.json()["predictions"], expected, rtol=1e-6)
+    np.testing.assert_allclose(by_columns.json()["predictions"], expected, **SAME_MODEL)
 
     both = distributed.http.post(f"{distributed.url}/v1/models/{model_id}:predict",
                                  json={"instances": rows, "inputs": columns}, timeout=10)

@@ -94,9 +94,10 @@ def test_random_search_regression_stops_at_the_time_budget_and_refits(distribute
     frame = load_diabetes(as_frame=True).frame
     dataset = upload_frame(distributed, frame, tmp_path, "diabetes")
     budget_s = 60  # room for the refit on every row even on a loaded 2-core CI machine (45 s once left none)
-    # At most 40 epochs a trial, so that even a machine half as fast runs several trials in the budget.
+    # At most 20 epochs a trial, so that even a machine half as fast runs several trials in the budget and
+    # keeps time for a refit (with 40, a trial on a CI machine twice as slow outgrew what the reserve holds).
     job = submit(distributed, dataset_id=dataset["id"], target="target", tuner="random", max_trials=200,
-                 max_epochs=40, patience=5, time_budget_s=budget_s, seed=2,
+                 max_epochs=20, patience=5, time_budget_s=budget_s, seed=2,
                  search_space={"loss": ["huber", "mae"], "lr_schedule": ["exponential", "inverse_time", "step"],
                                "num_layers": {"max": 2}, "dropout": {"min": 0.1}, "batch_size": 32})
     assert job["objective"] == "val_rmse"  # losses differ between trials, so rank by RMSE

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import requests
 
+from tests.conftest import SAME_MODEL
 from tests.integration.conftest import Service, _spawn, _stop, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -94,7 +95,7 @@ def test_batch_scoring_csv_and_parquet(distributed: Service, penguins_model: str
     assert list(table.columns) == ["customer", *expected["classes"]]
     assert table["customer"][0] == "'=cmd|' /C calc'!A0" and table["customer"][1] == "c1"  # formula escaped
     np.testing.assert_allclose(table[expected["classes"]].to_numpy(), np.array(expected["probabilities"]),
-                               rtol=1e-6, atol=1e-9)
+                               **SAME_MODEL)
 
     as_json = _post_file(distributed, penguins_model, "predict", "rows.parquet",
                          penguins.to_parquet(index=False), accept="application/json")

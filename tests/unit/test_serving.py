@@ -31,7 +31,7 @@ from automl.serving.predictor import Predictor
 from automl.settings import Settings
 from automl.store import Store, catalogue
 from automl.store.records import ModelRecord, utcnow
-from tests.conftest import add_job, client_for
+from tests.conftest import SAME_MODEL, add_job, client_for
 from tests.seed import CLASSES, SPECS, tiny_model
 
 
@@ -280,7 +280,7 @@ def test_parquet_in_json_out_has_the_json_endpoints_shape(predictor: Predictor, 
                          output="json", chunk_rows=8)
     document = json.loads(body)
     assert scored.media_type == "application/json" and document["classes"] == CLASSES
-    np.testing.assert_allclose(np.array(document["probabilities"]), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.array(document["probabilities"]), expected, **SAME_MODEL)
 
 
 @pytest.mark.parametrize(("edit", "needle"), [
