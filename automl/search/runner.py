@@ -385,8 +385,9 @@ def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: Prepared
 
 
 def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedModel:
-    """The served model: the best trial, or a weighted ensemble of the best trials when that does
-    better on the validation rows; scored once on the held-out test split; then, with ``refit``,
+    """The served model: the best trial (of those tied with the best on validation, the earliest:
+    ``tuners.ranked``), or a weighted ensemble of the best trials when that does better on the
+    validation rows; scored once on the held-out test split; then, with ``refit``,
     each member retrained on every row with its own hyperparameters and epoch count (as far as
     the job's time budget allows: a member without time for it keeps its trial's weights).
 
@@ -395,8 +396,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     data = prepare(spec)
     clock = _Clock(spec.deadline)
     tuner = build_tuner(spec, data, NullReporter())
-    completed = [t for t in tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
-                 if tuners.finite(t.score) is not None and trial_id in (None, t.trial_id)]
+    completed = [t for t in tuners.ranked(tuner.oracle, spec.task) if trial_id in (None, t.trial_id)]
     if not completed:
         raise SearchFailed(
             "No trial completed, so there is no model. Check the trials' messages in the leaderboard."

@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras_tuner.src.engine import tuner_utils as kt_utils
 
 from automl.hypermodels import space
+from automl.search import objectives
 from automl.search.reporter import SearchReporter
 from automl.search.spec import TENSORBOARD_DIR, SearchSpec
 
@@ -50,6 +51,19 @@ def finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def ranked(oracle: Any, task: str) -> list[Any]:
+    """The completed trials with a finite score, best first; those tied with the best
+    (``objectives.tied``) first of all, in the order they started."""
+    trials = [t for t in oracle.get_best_trials(num_trials=len(oracle.trials)) if finite(t.score) is not None]
+    if not trials:
+        return trials
+    started = {trial_id: number for number, trial_id in enumerate(oracle.start_order)}
+    best = float(trials[0].score)
+    first = sorted((t for t in trials if objectives.tied(float(t.score), best, task)),
+                   key=lambda t: started.get(t.trial_id, len(started)))
+    return first + [t for t in trials if t not in first]
 
 
 def clean_metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:

@@ -37,6 +37,66 @@ def test_a_trials_own_weights_alone_neither_ensembled_nor_refitted(tmp_path: Pat
         runner.train_final_model(spec, trial_id="nope")
 
 
+def test_scores_closer_than_the_tolerance_are_tied_absolutely_for_classes_relatively_for_regression() -> None:
+    from automl.search.objectives import tied
+
+    assert tied(1.8e-9, 1e-12, "multiclass") and tied(0.0007, 0.0, "binary") and tied(0.9995, 1.0, "binary")
+    assert not tied(0.002, 0.0, "binary") and not tied(0.5, 0.49, "multilabel")
+    assert tied(1000.9, 1000.0, "regression") and not tied(1002.0, 1000.0, "regression")
+    assert not tied(0.0015, 0.001, "regression")  # a small target's error is not tied to a tenth of itself
+
+
+class _Trial:
+    def __init__(self, trial_id: str, score: float | None) -> None:
+        self.trial_id, self.score = trial_id, score
+
+
+class _Oracle:
+    """What ``tuners.ranked`` reads of a Keras Tuner oracle."""
+
+    def __init__(self, scores: dict[str, float | None], start_order: list[str]) -> None:
+        self.trials = {tid: _Trial(tid, score) for tid, score in scores.items()}
+        self.start_order = start_order
+
+    def get_best_trials(self, num_trials: int) -> list[_Trial]:
+        scored = sorted((t for t in self.trials.values() if t.score is not None),
+                        key=lambda t: (t.score != t.score, t.score))  # NaN last
+        return scored[:num_trials]
+
+
+def test_trials_tied_with_the_best_come_first_in_the_order_they_started() -> None:
+    from automl.search.tuners import ranked
+
+    # 3 started first: the portfolio's earlier entry, 0.0004 worse on validation than 1 (a tie).
+    oracle = _Oracle({"0": 0.30, "1": 1e-9, "2": 0.0009, "3": 0.0004, "4": None, "5": float("nan")},
+                     start_order=["3", "5", "0", "2", "1", "4"])
+    assert [t.trial_id for t in ranked(oracle, "multiclass")] == ["3", "2", "1", "0"]
+    # Regression errors are tied relative to their size: 101 is not tied with 100 (1 %), 100.05 is.
+    oracle = _Oracle({"0": 100.05, "1": 100.0, "2": 101.0}, start_order=["2", "0", "1"])
+    assert [t.trial_id for t in ranked(oracle, "regression")] == ["0", "1", "2"]
+    assert ranked(_Oracle({"0": None}, ["0"]), "binary") == []
+
+
+def test_the_final_model_takes_the_earliest_trial_tied_with_the_best(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from automl.search import objectives
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, max_trials=3, max_epochs=2), ensemble_size=1, refit=False, calibrate=False)
+    for _ in range(3):
+        run_trial_step(spec, NullReporter())
+    oracle = runner.build_tuner(spec, runner.prepare(spec), NullReporter()).oracle
+    by_score = [t.trial_id for t in oracle.get_best_trials(3)]
+    monkeypatch.setattr(objectives, "TIE_TOLERANCE", 0.0)
+    assert runner.train_final_model(spec).best_trial_id == by_score[0]
+    monkeypatch.setattr(objectives, "TIE_TOLERANCE", 1e9)  # every trial tied: the first started is served
+    final = runner.train_final_model(spec)
+    assert final.best_trial_id == oracle.start_order[0] and [m.trial_id for m in final.members] == [
+        oracle.start_order[0]]
+
+
 def test_a_replaced_interim_model_goes_unless_an_alias_or_a_deployment_needs_it(tmp_path: Path) -> None:
     from automl.settings import Settings
     from automl.store import Store, catalogue
