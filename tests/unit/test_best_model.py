@@ -43,7 +43,7 @@ def test_scores_closer_than_the_tolerance_are_tied_absolutely_for_classes_relati
     assert tied(1.8e-9, 1e-12, "multiclass") and tied(0.0007, 0.0, "binary") and tied(0.9995, 1.0, "binary")
     assert not tied(0.002, 0.0, "binary") and not tied(0.5, 0.49, "multilabel")
     assert tied(1000.9, 1000.0, "regression") and not tied(1002.0, 1000.0, "regression")
-    assert not tied(0.0015, 0.001, "regression")  # a small target's error is not tied to a tenth of itself
+    assert not tied(0.0015, 0.001, "regression")  # half again as large: not tied, however small the target
 
 
 class _Trial:
