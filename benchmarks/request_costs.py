@@ -38,8 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sklearn.datasets import load_breast_cancer
 from werkzeug.test import EnvironBuilder
 
-from benchmarks._service import local_service
-from benchmarks.serving import train
+from benchmarks.serving import trained_models
 
 BLOCKS = 7
 SETTLE_S = 0.6  # after a block: the drift thread's last round (every 0.2 s) done
@@ -142,11 +141,7 @@ def _hot(app: Any, row: dict[str, float], model_id: str) -> dict[str, float]:
 
 
 def measure(data_dir: Path, requests: int, hot: bool) -> dict[str, Any]:
-    ids_file = data_dir / "benchmark-models.json"
-    if not ids_file.exists():
-        with local_service(data_dir) as service:
-            ids_file.write_text(json.dumps(train(service)))
-    model_id = json.loads(ids_file.read_text())["breast_cancer"]
+    model_id = trained_models(data_dir)["breast_cancer"]
     os.environ.update(AUTOML_DATA_DIR=str(data_dir), AUTOML_RATE_LIMIT_PREDICT="1000000/second",
                       AUTOML_LOG_LEVEL="INFO")
     frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])

@@ -287,15 +287,20 @@ def batch(service: LocalService, model_id: str, rows: int) -> dict[str, Any]:
             "rss_growth_mb": growth / 2**20}
 
 
+def trained_models(root: Path) -> dict[str, str]:
+    """The benchmark's model ids in ``root``, trained there first unless an earlier run left them."""
+    root.mkdir(parents=True, exist_ok=True)
+    ids_file = root / "benchmark-models.json"
+    if not ids_file.exists():
+        with local_service(root) as service:
+            ids_file.write_text(json.dumps(train(service)))
+    return dict(json.loads(ids_file.read_text()))
+
+
 def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = data_dir or Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-        ids_file = root / "benchmark-models.json"
-        if not ids_file.exists():
-            with local_service(root) as service:
-                ids_file.write_text(json.dumps(train(service)))
-        models = json.loads(ids_file.read_text())
+        models = trained_models(root)
         wine_dir = root / "models" / models["wine"]
         wine = load_wine(as_frame=True).frame.drop(columns=["target"])
         rows = {n: _records(wine, n) for n in (1, 1000, 10_000)}
