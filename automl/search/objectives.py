@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from automl.errors import InvalidJobRequest
 
@@ -58,6 +59,20 @@ def tied(score: float, best: float, task: str) -> bool:
     (log loss, accuracy, AUC, on a fixed scale), relatively for regression errors (in the target's units)."""
     scale = max(abs(score), abs(best)) if task == "regression" else 1.0
     return abs(score - best) <= TIE_TOLERANCE * scale
+
+
+T = TypeVar("T")
+
+
+def ties_first(best_first: Sequence[T], score: Callable[[T], float], started: Callable[[T], int], task: str) -> list[T]:
+    """Scored trials, given best first, as every view of a search ranks them: those tied with the best
+    first of all, in the order they started, then the rest as given. The final model, the job's
+    ``best_trial_id`` (and so its interim best model) and the leaderboard all follow it."""
+    if not best_first:
+        return []
+    best = score(best_first[0])
+    first = sorted((t for t in best_first if tied(score(t), best, task)), key=started)
+    return first + [t for t in best_first if t not in first]
 
 
 def reached(score: float | None, target: float | None, direction: str) -> bool:

@@ -54,16 +54,11 @@ def finite(value: Any) -> float | None:
 
 
 def ranked(oracle: Any, task: str) -> list[Any]:
-    """The completed trials with a finite score, best first; those tied with the best
-    (``objectives.tied``) first of all, in the order they started."""
+    """The completed trials with a finite score, best first, ties to the earliest (``objectives.ties_first``)."""
     trials = [t for t in oracle.get_best_trials(num_trials=len(oracle.trials)) if finite(t.score) is not None]
-    if not trials:
-        return trials
     started = {trial_id: number for number, trial_id in enumerate(oracle.start_order)}
-    best = float(trials[0].score)
-    first = sorted((t for t in trials if objectives.tied(float(t.score), best, task)),
-                   key=lambda t: started.get(t.trial_id, len(started)))
-    return first + [t for t in trials if t not in first]
+    return objectives.ties_first(trials, lambda t: float(t.score), lambda t: started.get(t.trial_id, len(started)),
+                                 task)
 
 
 def clean_metrics(logs: dict[str, Any] | None) -> dict[str, float | None]:

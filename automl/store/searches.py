@@ -7,6 +7,7 @@ values; no HTTP, Celery or TensorFlow here.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from automl.access import Scope
 from automl.errors import NotFound
+from automl.search import objectives
 from automl.store.common import ACTIVE_STATES, aware, owned, visible
 from automl.store.records import (
     EpochRecord,
@@ -195,16 +197,19 @@ def refresh_job_progress(session: Session, job_id: str) -> None:
     job.trials_done = session.scalar(
         select(func.count()).where(TrialRecord.job_id == job_id, TrialRecord.state.in_(finished))
     ) or 0
-    order = TrialRecord.score.asc() if job.objective_direction == "min" else TrialRecord.score.desc()
-    best = session.scalars(
-        select(TrialRecord)
-        .where(TrialRecord.job_id == job_id, TrialRecord.state == TrialState.completed.value,
-               TrialRecord.score.is_not(None))
-        .order_by(order)
-        .limit(1)
-    ).first()
+    best = next((t for t in leaderboard(session, job) if t.state == TrialState.completed.value), None)
     job.best_score = best.score if best else None
     job.best_trial_id = best.trial_id if best else None
+
+
+def leaderboard(session: Session, job: JobRecord) -> list[TrialRecord]:
+    """A job's trials, best first as the search ranks them (``objectives.ties_first``: scores within the tie
+    tolerance of the best go to the earliest trial), then the trials without a score in the order they started."""
+    trials = list_trials(session, job.id)
+    scored = [t for t in trials if t.score is not None and math.isfinite(t.score)]
+    scored.sort(key=lambda t: (t.score if job.objective_direction == "min" else -(t.score or 0.0), t.number))
+    ranked = objectives.ties_first(scored, lambda t: float(t.score or 0.0), lambda t: t.number, job.task)
+    return ranked + [t for t in trials if t not in ranked]
 
 
 def finish_job(

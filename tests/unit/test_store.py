@@ -68,6 +68,26 @@ def test_progress_is_recomputed_from_trials(store: Store) -> None:
         assert searches.trial_history(session, job_id, "0") == []
 
 
+def test_best_trial_and_leaderboard_give_ties_to_the_earlier_trial(store: Store) -> None:
+    """The job's best trial (and so its interim model) and the leaderboard rank as the final model does:
+    scores within the tie tolerance of the best go to the trial that started first."""
+    job_id = _job(store)
+    scores = {"0": 0.30, "1": 0.0004, "2": None, "3": 0.0000001, "4": 0.0009, "5": 0.002}
+    with store.session() as session:
+        for number, (trial_id, score) in enumerate(scores.items()):
+            searches.start_trial(session, job_id, trial_id, number, {"units": number})
+            state = "failed" if score is None else "completed"
+            searches.finish_trial(session, job_id, trial_id, state, score, 0, None)
+        searches.start_trial(session, job_id, "6", 6, {"units": 6})  # still running
+    with store.session() as session:
+        job = searches.get_job(session, job_id)
+        # "3" has the lowest loss, but "1" started earlier and is within 0.001 of it; "4" too, but later.
+        assert (job.best_trial_id, job.best_score) == ("1", 0.0004)
+        assert [t.trial_id for t in searches.leaderboard(session, job)] == ["1", "3", "4", "5", "0", "2", "6"]
+        job.objective_direction, job.objective = "max", "val_accuracy"
+        assert [t.trial_id for t in searches.leaderboard(session, job)][:2] == ["0", "5"]
+
+
 def test_migration_0009_folds_the_option_columns_into_options_and_back(tmp_path: Path) -> None:
     from alembic import command
     from sqlalchemy import create_engine, text

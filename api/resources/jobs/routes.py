@@ -167,12 +167,9 @@ class Trials(MethodView):
         """The leaderboard: every trial's hyperparameters, score and state, best first."""
         with services().store.session() as session:
             job = searches.get_job(session, job_id, scope=scope())
-            trials = searches.list_trials(session, job_id)
-        reverse = job.objective_direction == "max"
-        scored = sorted((t for t in trials if t.score is not None), key=lambda t: t.score or 0.0, reverse=reverse)
-        unscored = [t for t in trials if t.score is None]
+            trials = searches.leaderboard(session, job)
         return {"job_id": job.id, "objective": job.objective, "direction": job.objective_direction,
-                "trials": scored + unscored}
+                "trials": trials}
 
 
 @blp.route("/<string:job_id>/importance")
