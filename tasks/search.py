@@ -245,7 +245,7 @@ def _publish_best(store: Store, spec: SearchSpec, trial_id: str | None, settings
 
 def _write_card(session: Session, record: ModelRecord, trained: TrainedModel, job_id: str) -> None:
     """The trained model's card into its record, and its training history: the refit's, else its best
-    trial's epochs."""
+    trial's epochs (a fine-tune's passes over every row, if any, are on the card's members)."""
     for name, value in trained.card().items():
         setattr(record, name, value)
     record.history = trained.history if trained.history is not None else [

@@ -171,10 +171,12 @@ class Member:
     hyperparameters: dict[str, Any]
     epochs: int  # epochs it was trained for: its trial's best epoch + 1 (after completion for Hyperband)
     refit: bool  # retrained on every row after the test metrics were taken
+    fine_tune_passes: int = 0  # else: passes over every row its trial's weights were trained on afterwards
 
     def card(self) -> dict[str, Any]:
         return {"trial_id": self.trial_id, "weight": round(self.weight, 4), "epochs": self.epochs,
-                "refit": self.refit, "hyperparameters": self.hyperparameters}
+                "refit": self.refit, "fine_tune_passes": self.fine_tune_passes,
+                "hyperparameters": self.hyperparameters}
 
 
 @dataclass
@@ -192,14 +194,15 @@ class TrainedModel:
     features: list[dict[str, Any]] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     ensemble: dict[str, Any] | None = None  # how the ensemble was chosen (None: a single model)
-    refit_rows: int | None = None  # rows the served model was retrained on (None: not retrained)
+    refit_rows: int | None = None  # rows the served model was retrained or fine-tuned on (None: neither)
     importance: dict[str, Any] | None = None  # permutation importance on the test rows (tables)
     calibration: dict[str, Any] | None = None  # reliability before and after temperature scaling (classifiers)
     profile: list[dict[str, Any]] | None = None  # per input column, what the training rows held (tables)
 
     @property
     def refit(self) -> bool:
-        return any(m.refit for m in self.members)
+        """Whether any member learned from every row after the test metrics were taken (retrained or fine-tuned)."""
+        return any(m.refit or m.fine_tune_passes for m in self.members)
 
     def card(self) -> dict[str, Any]:
         """What is known of the trained model, declared once: the model record takes every entry as a
@@ -281,6 +284,22 @@ def _fit_estimate(record: dict[str, Any], epochs: int, rows_ratio: float) -> flo
 
 
 TRACE_S = 3.0  # building and tracing a model before its first step, on a 2-core CPU
+# Where retraining a member from scratch on every row does not fit the time left, its trial's weights are
+# trained on over every row instead, for as many passes as fit (up to FINE_TUNE_PASSES; fewer than
+# FINE_TUNE_MIN_PASSES is not worth it). Measured on star at a 60 s budget (one 44 s trial, a refit would
+# need 54 s): 20 passes in 8.5 s took held-out accuracy from 0.905 to 0.915; 5 passes to 0.910.
+FINE_TUNE_PASSES, FINE_TUNE_MIN_PASSES = 20, 5
+
+
+def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: float, clock: _Clock) -> int:
+    """Passes over every row a fine-tune can take in the time left (0: too few to be worth it)."""
+    left = clock.left()
+    if left is None or not record.get("seconds") or not record.get("epochs"):
+        return 0
+    per_epoch = max(0.0, float(record["seconds"]) - TRACE_S) / int(record["epochs"])
+    per_pass = per_epoch / max(1, data.passes_per_epoch) * rows_ratio
+    passes = FINE_TUNE_PASSES if per_pass <= 0 else min(FINE_TUNE_PASSES, int((left - TRACE_S) / per_pass))
+    return passes if passes >= FINE_TUNE_MIN_PASSES else 0
 
 
 def _select(spec: SearchSpec, tuner: Any, completed: list[Any], data: PreparedData
@@ -377,11 +396,26 @@ def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: Prepared
                                 anneal=tuners.fit_record(tuner, trial.trial_id).get("anneal"))
     finally:
         hypermodel.n_fit = hypermodel.n_train
-    history = [
+    return model, _history(fitted)
+
+
+def _history(fitted: Any) -> list[dict[str, float | None]]:
+    """A final training's per-epoch metrics (Keras' ``History``), learning rates left out."""
+    return [
         {"epoch": i, **{k: tuners.finite(v[i]) for k, v in fitted.history.items() if not k.startswith("learning_rate")}}
         for i in range(len(fitted.history.get("loss", [])))
     ]
-    return model, history
+
+
+def _fine_tune(spec: SearchSpec, tuner: Any, trial: Any, model: Any, passes: int, data: PreparedData, number: int,
+               run: str) -> None:
+    """The trial's trained ``model`` fine-tuned in place on every row (``SearchHyperModel.fine_tune``); its
+    passes go to the TensorBoard run ``run``."""
+    keras.utils.set_random_seed(spec.seed + 1000 + number)
+    x_all = _concat(data.x_train, data.x_val, data.x_test)
+    y_all = np.concatenate([data.y_train, data.y_val, data.y_test])
+    tuner.hypermodel.fine_tune(trial.hyperparameters, model, x_all, y_all, passes,
+                               callbacks=[tuners.epoch_summaries(spec, run)])
 
 
 def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedModel:
@@ -444,16 +478,23 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     if spec.refit:
         rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
         for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
-            estimate = _fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)
-            if not clock.allows(estimate):
-                log.warning("no time left to retrain member %s on every row (needs ~%.0f s)", trial.trial_id,
-                            estimate)
-                continue
+            record = tuners.fit_record(tuner, trial.trial_id)
+            estimate = _fit_estimate(record, member.epochs, rows_ratio)
             run = "final_refit" if history is None else f"final_refit_member_{number}"
-            models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
-            member.refit = True
+            if clock.allows(estimate):
+                models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
+                member.refit = True
+                history = history or refit_history
+            elif passes := _fine_tune_passes(record, data, rows_ratio, clock):
+                log.info("no time to retrain member %s on every row (needs ~%.0f s): fine-tuning it over them, "
+                         "%d passes", trial.trial_id, estimate, passes)
+                _fine_tune(spec, tuner, trial, models[number], passes, data, number, run)
+                member.fine_tune_passes = passes  # its history stays its trial's epochs
+            else:
+                log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
+                            trial.trial_id, estimate)
+                continue
             refit_rows = sum(data.split_sizes.values())
-            history = history or refit_history
     served = [tuner.hypermodel.serving_model(trial.hyperparameters, model)
               for (trial, _), model in zip(chosen, models, strict=True)]
     final = served[0] if len(served) == 1 else build_ensemble(served, [m.weight for m in members])

@@ -178,6 +178,53 @@ def test_the_final_model_refits_only_what_the_budget_leaves_time_for(tmp_path: P
     assert rushed.test_metrics == unlimited.test_metrics  # measured before any refit, either way
 
 
+def test_a_member_without_time_to_be_retrained_is_fine_tuned_on_every_row(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from automl.search.data import prepare
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, max_trials=1, max_epochs=3), ensemble_size=1, refit=False)
+    run_trial_step(spec, NullReporter())
+    own = runner.train_final_model(spec)
+    # A retraining that would take hours, an hour left: the trial's weights go on over every row instead.
+    monkeypatch.setattr(runner, "_fit_estimate", lambda record, epochs, rows_ratio: 1e6)
+    rushed = runner.train_final_model(replace(spec, refit=True, deadline=datetime.now(UTC) + timedelta(hours=1)))
+    member = rushed.members[0]
+    assert (member.refit, member.fine_tune_passes) == (False, runner.FINE_TUNE_PASSES)
+    assert rushed.refit and rushed.refit_rows == 150 and rushed.card()["members"][0]["fine_tune_passes"] == 20
+    assert rushed.history is None  # the card's history stays the trial's epochs
+    assert rushed.test_metrics == own.test_metrics  # measured before, on the trial's own weights
+    data = prepare(spec)
+    x = data.pipeline(data.x_test, None, 64)
+    # The same trial's weights, moved by the passes over every row (the test rows included).
+    moved = np.abs(rushed.model.predict(x, verbose=0) - own.model.predict(x, verbose=0)).max()
+    assert 0 < moved < 0.5
+
+
+class _Left:
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+
+    def left(self) -> float | None:
+        return self.seconds
+
+
+def test_fine_tune_passes_follow_the_trials_own_pace_and_the_time_left() -> None:
+    from types import SimpleNamespace
+
+    # 10 epochs in 13 s (3 s of it tracing), 2 passes per epoch: a pass over 1.5x the rows takes 0.75 s.
+    record, data = {"seconds": 13.0, "epochs": 10}, SimpleNamespace(passes_per_epoch=2)
+    passes = runner._fine_tune_passes
+    assert passes(record, data, 1.5, _Left(10.0)) == 9  # (10 - 3 s tracing) / 0.75
+    assert passes(record, data, 1.5, _Left(1000.0)) == runner.FINE_TUNE_PASSES
+    assert passes(record, data, 1.5, _Left(6.0)) == 0  # 4 passes are not worth it
+    assert passes({}, data, 1.5, _Left(1000.0)) == 0  # no record of the trial's pace
+    assert passes(record, data, 1.5, _Left(None)) == 0  # no budget: a full retraining always fits
+
+
 def test_a_hyperband_trial_cut_short_by_its_round_trains_on_before_it_is_served(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace

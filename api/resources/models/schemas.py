@@ -26,12 +26,13 @@ class ModelSchema(Schema):
     split_sizes = fields.Dict()
     confusion_matrix = fields.Dict(allow_none=True, metadata={"description": "On the test split."})
     refit = fields.Boolean(metadata={
-        "description": "The served model (at least one ensemble member) was retrained on every row (train, "
-                       "validation and test) after the test metrics were measured."})
+        "description": "The served model (at least one ensemble member) was retrained, or fine-tuned, on every "
+                       "row (train, validation and test) after the test metrics were measured."})
     refit_rows = fields.Integer(allow_none=True, metadata={"description": "Rows of that final training."})
     members = fields.List(fields.Dict(), allow_none=True, metadata={
         "description": "The trials the served model averages, with their weights (one for a single model): "
-                       "trial_id, weight, epochs, refit, hyperparameters."})
+                       "trial_id, weight, epochs, refit, fine_tune_passes (passes over every row its trial's weights "
+                       "went on for when retraining it did not fit the time budget), hyperparameters."})
     ensemble = fields.Dict(allow_none=True, metadata={
         "description": "How the ensemble was chosen: the objective, its validation loss against the best single "
                        "trial's, how many trials were candidates, and whether it was kept."})
