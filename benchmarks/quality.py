@@ -13,9 +13,12 @@ AutoGluon and RealMLP run in their own virtual environment (``make peers``).
 
 Also measured: each job's wall time against its budget, whether any job trained a configuration
 twice, the gain of the final refit on every row (the same search's model without it), and with
-``--repeat`` the spread of two runs of the same job.
+``--repeat`` the spread of two runs of the same job. RealMLP-TD is one fit with no search, whose
+score moves with its seed (wages: 0.589 one day, 0.542 another); ``--realmlp-seeds N`` fits it with
+seeds 0..N-1 and reports their mean, and the range beside it.
 
-    .venv/bin/python -m benchmarks.quality [--datasets a,b] [--budgets 60,300] [--repeat] [--write]
+    .venv/bin/python -m benchmarks.quality [--datasets a,b] [--budgets 60,300] [--repeat]
+        [--realmlp-seeds N] [--write]
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
     members = result.trained.members
     return {"score": value, "without_refit": without_refit, "seconds": wall, "trials": trials,
             "distinct": distinct, "members": len(members), "refit_members": sum(m.refit for m in members),
+            "fine_tuned_members": sum(bool(m.fine_tune_passes) for m in members),
             "ensemble": result.trained.ensemble}
 
 
@@ -147,7 +151,8 @@ def keras_tuner_plain(workspace: Workspace, table: Table, fit: pd.DataFrame, hel
             "seconds": seconds, "trials": trials}
 
 
-def external_peer(peer: str, table: Table, fit: pd.DataFrame, held: pd.DataFrame, budget: int) -> dict[str, Any]:
+def external_peer(peer: str, table: Table, fit: pd.DataFrame, held: pd.DataFrame, budget: int, seed: int = 0
+                  ) -> dict[str, Any]:
     if not PEERS_PYTHON.exists():
         raise SystemExit(f"{PEERS_PYTHON} is missing: run `make peers` first")
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +160,7 @@ def external_peer(peer: str, table: Table, fit: pd.DataFrame, held: pd.DataFrame
         fit.to_csv(folder / "fit.csv", index=False)
         held.to_csv(folder / "held.csv", index=False)
         request = {"peer": peer, "fit": str(folder / "fit.csv"), "held": str(folder / "held.csv"),
-                   "target": table.target, "task": table.task, "time_limit": budget, "seed": 0}
+                   "target": table.target, "task": table.task, "time_limit": budget, "seed": seed}
         (folder / "request.json").write_text(json.dumps(request))
         started = time.perf_counter()
         subprocess.run([str(PEERS_PYTHON), str(ROOT / "benchmarks" / "peers.py"), str(folder / "request.json"),
@@ -176,8 +181,16 @@ def gbdt_peer(table: Table, fit: pd.DataFrame, held: pd.DataFrame) -> dict[str, 
             "seconds": seconds}
 
 
-def run_table(workspace: Workspace, table: Table, budget: int, peers: tuple[str, ...], repeat: bool
-              ) -> dict[str, Any]:
+def seeded_peer(peer: str, table: Table, fit: pd.DataFrame, held: pd.DataFrame, budget: int, seeds: int
+                ) -> dict[str, Any]:
+    """``external_peer`` with seeds 0..seeds-1: the mean score and seconds, and every score."""
+    runs = [external_peer(peer, table, fit, held, budget, seed) for seed in range(seeds)]
+    scores = [r["score"] for r in runs]
+    return {"score": float(np.mean(scores)), "scores": scores, "seconds": float(np.mean([r["seconds"] for r in runs]))}
+
+
+def run_table(workspace: Workspace, table: Table, budget: int, peers: tuple[str, ...], repeat: bool,
+              realmlp_seeds: int = 1) -> dict[str, Any]:
     fit, held = holdout_split(table.frame(), table.target, table.task)
     row: dict[str, Any] = {"dataset": table.name, "task": table.task, "metric": table.metric, "budget": budget,
                            "rows": len(fit) + len(held), "held_out": len(held)}
@@ -194,6 +207,8 @@ def run_table(workspace: Workspace, table: Table, budget: int, peers: tuple[str,
             row[peer] = gbdt_peer(table, fit, held)
         elif peer == "keras_tuner":
             row[peer] = keras_tuner_plain(workspace, table, fit, held, budget)
+        elif peer == "realmlp" and realmlp_seeds > 1:
+            row[peer] = seeded_peer(peer, table, fit, held, budget, realmlp_seeds)
         else:
             row[peer] = external_peer(peer, table, fit, held, budget)
         print(f"{table.name} @{budget}s {peer} {row[peer]['score']:.4f} ({row[peer]['seconds']:.0f} s)", flush=True)
@@ -245,8 +260,9 @@ def report(rows: list[dict[str, Any]]) -> str:
         "on (80 %) and held-out rows nobody trains on (20 %), scored through each one's own predictions. **Ours**: "
         "a job with the defaults and only `time_budget_s` (the budget column), through the job code path, scored "
         "through the serving code. **GBDT**: scikit-learn HistGradientBoosting, defaults. **RealMLP-TD**: pytabkit, "
-        "defaults, no search. **AutoGluon**: AutoGluon-Tabular 1.6, defaults, `time_limit` = the budget. **plain "
-        "KT**: Keras Tuner random search over the same hypermodel for the budget, its best trial as it is.",
+        "defaults, no search (fitted with several seeds: their mean, the range in brackets). **AutoGluon**: "
+        "AutoGluon-Tabular 1.6, defaults, `time_limit` = the budget. **plain KT**: Keras Tuner random search over "
+        "the same hypermodel for the budget, its best trial as it is.",
         "",
         "| dataset | metric | budget s | held-out rows | ours | GBDT | RealMLP-TD | AutoGluon | plain KT | "
         "ours − GBDT | ours − AutoGluon | ours: trials (distinct), members (refit), wall s | without refit |",
@@ -254,7 +270,10 @@ def report(rows: list[dict[str, Any]]) -> str:
     ]
 
     def fmt(row: dict[str, Any], key: str) -> str:
-        return f"{row[key]['score']:.4f}" if key in row else "–"
+        if key not in row:
+            return "–"
+        spread = row[key].get("scores") or []
+        return f"{row[key]['score']:.4f}" + (f" ({min(spread):.4f}–{max(spread):.4f})" if len(spread) > 1 else "")
 
     for r in rows:
         o = r["ours"]
@@ -264,7 +283,8 @@ def report(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['dataset']} | {r['metric']} | {r['budget']} | {r['held_out']} | **{o['score']:.4f}** | "
             f"{fmt(r, 'gbdt')} | {fmt(r, 'realmlp')} | {fmt(r, 'autogluon')} | {fmt(r, 'keras_tuner')} | "
-            f"{diff_gbdt} | {diff_ag} | {o['trials']} ({o['distinct']}), {o['members']} ({o['refit_members']}), "
+            f"{diff_gbdt} | {diff_ag} | {o['trials']} ({o['distinct']}), {o['members']} ({o['refit_members']}"
+            f"{'+' + str(o['fine_tuned_members']) + ' fine-tuned' if o.get('fine_tuned_members') else ''}), "
             f"{o['seconds']:.0f} | {refit} |"
         )
     tables = [r for r in rows if "gbdt" in r]
@@ -329,6 +349,8 @@ def main() -> None:
                                                             "largest")
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--repeat", action="store_true", help="run each 60 s job twice (stability)")
+    parser.add_argument("--realmlp-seeds", type=int, default=1, help="fit RealMLP-TD with this many seeds and "
+                                                                       "report their mean (and range)")
     parser.add_argument("--write", action="store_true", help="record the table in docs/benchmarks.md")
     args = parser.parse_args()
     wanted = args.datasets.split(",")
@@ -340,7 +362,8 @@ def main() -> None:
         for budget in budgets:
             for table in SUITE:
                 if table.name in wanted and (budget == budgets[0] or table.name in LONG):
-                    rows.append(run_table(workspace, table, budget, peers, args.repeat and budget == budgets[0]))
+                    rows.append(run_table(workspace, table, budget, peers, args.repeat and budget == budgets[0],
+                                          args.realmlp_seeds))
         if "digits" in wanted:
             rows.append(run_digits(workspace))
     RESULTS.mkdir(parents=True, exist_ok=True)
