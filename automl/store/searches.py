@@ -197,7 +197,8 @@ def refresh_job_progress(session: Session, job_id: str) -> None:
     job.trials_done = session.scalar(
         select(func.count()).where(TrialRecord.job_id == job_id, TrialRecord.state.in_(finished))
     ) or 0
-    best = next((t for t in leaderboard(session, job) if t.state == TrialState.completed.value), None)
+    best = next((t for t in leaderboard(session, job)
+                 if t.state == TrialState.completed.value and t.score is not None and math.isfinite(t.score)), None)
     job.best_score = best.score if best else None
     job.best_trial_id = best.trial_id if best else None
 

@@ -74,6 +74,9 @@ def test_best_trial_and_leaderboard_give_ties_to_the_earlier_trial(store: Store)
     job_id = _job(store)
     scores = {"0": 0.30, "1": 0.0004, "2": None, "3": 0.0000001, "4": 0.0009, "5": 0.002}
     with store.session() as session:
+        searches.start_trial(session, job_id, "7", 7, {"units": 7})
+        searches.finish_trial(session, job_id, "7", "completed", None, None, None)  # no finite score to rank by
+        assert searches.get_job(session, job_id).best_trial_id is None
         for number, (trial_id, score) in enumerate(scores.items()):
             searches.start_trial(session, job_id, trial_id, number, {"units": number})
             state = "failed" if score is None else "completed"
@@ -83,7 +86,7 @@ def test_best_trial_and_leaderboard_give_ties_to_the_earlier_trial(store: Store)
         job = searches.get_job(session, job_id)
         # "3" has the lowest loss, but "1" started earlier and is within 0.001 of it; "4" too, but later.
         assert (job.best_trial_id, job.best_score) == ("1", 0.0004)
-        assert [t.trial_id for t in searches.leaderboard(session, job)] == ["1", "3", "4", "5", "0", "2", "6"]
+        assert [t.trial_id for t in searches.leaderboard(session, job)] == ["1", "3", "4", "5", "0", "2", "6", "7"]
         job.objective_direction, job.objective = "max", "val_accuracy"
         assert [t.trial_id for t in searches.leaderboard(session, job)][:2] == ["0", "5"]
 
