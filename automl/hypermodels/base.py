@@ -118,9 +118,7 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
                              if isinstance(getattr(c, "schedule", None), training.CosineSchedule)), None)
         kwargs.setdefault("verbose", 0)
         kwargs["shuffle"] = False  # the dataset shuffles itself
-        weights = None
-        if values.get("class_weight") == "balanced" and self.task in ("binary", "multiclass"):
-            weights = training.balanced_sample_weights(y, self.task)
+        weights = self._sample_weights(values, y)
         batch_size = int(values["batch_size"])
         validation = (
             self.pipeline(*validation_data, self.eval_batch_size) if validation_data is not None else None
@@ -159,12 +157,16 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         callbacks = list(kwargs.pop("callbacks", []))
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: peak * 0.5 * (1.0 + math.cos(math.pi * epoch / passes))))
-        weights = None
-        if values.get("class_weight") == "balanced" and self.task in ("binary", "multiclass"):
-            weights = training.balanced_sample_weights(y, self.task)
-        train = self.pipeline(x, y, int(values["batch_size"]), shuffle_seed=self.seed + 1, sample_weight=weights)
+        train = self.pipeline(x, y, int(values["batch_size"]), shuffle_seed=self.seed + 1,
+                              sample_weight=self._sample_weights(values, y))
         kwargs.setdefault("verbose", 0)
         return model.fit(train, epochs=passes, callbacks=callbacks, shuffle=False, **kwargs)
+
+    def _sample_weights(self, values: dict[str, Any], y: np.ndarray) -> np.ndarray | None:
+        """Balanced class weights as per-row weights, when the trial asks for them."""
+        if values.get("class_weight") == "balanced" and self.task in ("binary", "multiclass"):
+            return training.balanced_sample_weights(y, self.task)
+        return None
 
     @property
     def schedule_anneal(self) -> tuple[int, int] | None:

@@ -256,6 +256,12 @@ def _concat(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
+def _every_row(data: PreparedData) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Train, validation and test rows together: what a refit or a fine-tune trains on."""
+    return (_concat(data.x_train, data.x_val, data.x_test),
+            np.concatenate([data.y_train, data.y_val, data.y_test]))
+
+
 class _Clock:
     """Seconds left before the job's deadline (None: no time budget), less a margin for saving."""
 
@@ -277,10 +283,15 @@ class _Clock:
 def _fit_estimate(record: dict[str, Any], epochs: int, rows_ratio: float) -> float:
     """Seconds to train ``epochs`` epochs on ``rows_ratio`` times a trial's rows, from the trial's own fit
     (whose first seconds went to building and tracing the model)."""
+    per_epoch = _seconds_per_epoch(record)
+    return math.inf if per_epoch is None else TRACE_S + per_epoch * epochs * rows_ratio
+
+
+def _seconds_per_epoch(record: dict[str, Any]) -> float | None:
+    """A trial's seconds per epoch after building and tracing (None: no record of its fit)."""
     if not record.get("seconds") or not record.get("epochs"):
-        return math.inf
-    per_epoch = max(0.0, float(record["seconds"]) - TRACE_S) / int(record["epochs"])
-    return TRACE_S + per_epoch * epochs * rows_ratio
+        return None
+    return max(0.0, float(record["seconds"]) - TRACE_S) / int(record["epochs"])
 
 
 TRACE_S = 3.0  # building and tracing a model before its first step, on a 2-core CPU
@@ -293,10 +304,9 @@ FINE_TUNE_PASSES, FINE_TUNE_MIN_PASSES = 20, 5
 
 def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: float, clock: _Clock) -> int:
     """Passes over every row a fine-tune can take in the time left (0: too few to be worth it)."""
-    left = clock.left()
-    if left is None or not record.get("seconds") or not record.get("epochs"):
+    left, per_epoch = clock.left(), _seconds_per_epoch(record)
+    if left is None or per_epoch is None:
         return 0
-    per_epoch = max(0.0, float(record["seconds"]) - TRACE_S) / int(record["epochs"])
     per_pass = per_epoch / max(1, data.passes_per_epoch) * rows_ratio
     passes = FINE_TUNE_PASSES if per_pass <= 0 else min(FINE_TUNE_PASSES, int((left - TRACE_S) / per_pass))
     return passes if passes >= FINE_TUNE_MIN_PASSES else 0
@@ -386,8 +396,7 @@ def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: Prepared
     hypermodel = tuner.hypermodel
     hp = trial.hyperparameters
     keras.utils.set_random_seed(spec.seed + 1000 + number)
-    x_all = _concat(data.x_train, data.x_val, data.x_test)
-    y_all = np.concatenate([data.y_train, data.y_val, data.y_test])
+    x_all, y_all = _every_row(data)
     hypermodel.n_fit = len(y_all)
     try:
         model = hypermodel.build(hp)
@@ -412,8 +421,7 @@ def _fine_tune(spec: SearchSpec, tuner: Any, trial: Any, model: Any, passes: int
     """The trial's trained ``model`` fine-tuned in place on every row (``SearchHyperModel.fine_tune``); its
     passes go to the TensorBoard run ``run``."""
     keras.utils.set_random_seed(spec.seed + 1000 + number)
-    x_all = _concat(data.x_train, data.x_val, data.x_test)
-    y_all = np.concatenate([data.y_train, data.y_val, data.y_test])
+    x_all, y_all = _every_row(data)
     tuner.hypermodel.fine_tune(trial.hyperparameters, model, x_all, y_all, passes,
                                callbacks=[tuners.epoch_summaries(spec, run)])
 
