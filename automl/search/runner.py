@@ -485,24 +485,29 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     history, refit_rows = None, None
     if spec.refit:
         rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
+        # Full retrainings first, then fine-tunes with the time they leave, so a fine-tune never takes the
+        # time of a later member's retraining.
         for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
-            record = tuners.fit_record(tuner, trial.trial_id)
-            estimate = _fit_estimate(record, member.epochs, rows_ratio)
-            run = "final_refit" if history is None else f"final_refit_member_{number}"
-            if clock.allows(estimate):
+            if clock.allows(_fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)):
+                run = "final_refit" if history is None else f"final_refit_member_{number}"
                 models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
                 member.refit = True
                 history = history or refit_history
-            elif passes := _fine_tune_passes(record, data, rows_ratio, clock):
+                refit_rows = sum(data.split_sizes.values())
+        for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
+            if member.refit:
+                continue
+            record = tuners.fit_record(tuner, trial.trial_id)
+            estimate = _fit_estimate(record, member.epochs, rows_ratio)
+            if passes := _fine_tune_passes(record, data, rows_ratio, clock):
                 log.info("no time to retrain member %s on every row (needs ~%.0f s): fine-tuning it over them, "
                          "%d passes", trial.trial_id, estimate, passes)
-                _fine_tune(spec, tuner, trial, models[number], passes, data, number, run)
+                _fine_tune(spec, tuner, trial, models[number], passes, data, number, f"final_fine_tune_member_{number}")
                 member.fine_tune_passes = passes  # its history stays its trial's epochs
+                refit_rows = sum(data.split_sizes.values())
             else:
                 log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
                             trial.trial_id, estimate)
-                continue
-            refit_rows = sum(data.split_sizes.values())
     served = [tuner.hypermodel.serving_model(trial.hyperparameters, model)
               for (trial, _), model in zip(chosen, models, strict=True)]
     final = served[0] if len(served) == 1 else build_ensemble(served, [m.weight for m in members])
