@@ -223,6 +223,11 @@ def test_fine_tune_passes_follow_the_trials_own_pace_and_the_time_left() -> None
     assert passes(record, data, 1.5, _Left(6.0)) == 0  # 4 passes are not worth it
     assert passes({}, data, 1.5, _Left(1000.0)) == 0  # no record of the trial's pace
     assert passes(record, data, 1.5, _Left(None)) == 0  # no budget: a full retraining always fits
+    # A trial faster than its tracing allowance has no measured pace: not a free pass past the deadline.
+    quick = {"seconds": 2.0, "epochs": 10}
+    assert passes(quick, data, 1.5, _Left(1000.0)) == runner.FINE_TUNE_PASSES
+    assert passes(quick, data, 1.5, _Left(2.0)) == 0
+    assert passes(quick, data, 1.5, _Left(-1.0)) == 0
 
 
 def test_a_hyperband_trial_cut_short_by_its_round_trains_on_before_it_is_served(
