@@ -68,6 +68,10 @@ def search_stop_reason(budget: Budget, best_score: float | None, trials_done: in
 
 FINALIZE_OVERHEAD_S = 5.0  # loading the members, scoring them, building and saving the final model
 MAX_RESERVE = 0.4
+# When no member's full retraining fits, the final step fine-tunes the best trial's weights over every
+# row instead (``runner._fine_tune``: up to 20 passes, about a fifth of a trial's passes on a table of a
+# few thousand rows, plus building and tracing); this share of a trial's duration is kept for it.
+FINE_TUNE_SHARE = 0.25
 
 
 def typical(trial_seconds: list[float]) -> float:
@@ -82,31 +86,38 @@ def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensembl
     With ``refit`` every member is trained once more on all rows, which takes about as long as
     its trial did; so the reserve follows the trials' median duration, and never exceeds 40 %
     of the budget. It holds only the refits that fit under that cap: when not even one does,
-    the final step cannot refit, and the time goes to trials instead of waiting unused.
+    the final step fine-tunes the best trial over all rows instead, and the reserve holds
+    ``FINE_TUNE_SHARE`` of a trial's duration for that; the rest goes to trials.
 
     ``running_s``: how long the trial now running has run, a lower bound of its duration, counted
     with the finished ones (``math.inf``: the latest any trial may run). So the first trial keeps
     room for its own refit while one could fit, and once it has run too long for that, runs on until
-    only the scoring is left.
+    only the scoring and its fine-tune are left.
     """
-    scoring, refits = _reserve(budget_s, trial_seconds, ensemble_size, refit, running_s)
-    return scoring + refits
+    return sum(_reserve(budget_s, trial_seconds, ensemble_size, refit, running_s))
 
 
 def start_share(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool) -> float:
-    """``Budget.fits`` for the job now: ``FITS`` while the reserve holds a refit, else ``FITS_WITHOUT_REFIT``."""
+    """``Budget.fits`` for the job now: ``FITS`` while the reserve holds a refit, else ``FITS_WITHOUT_REFIT``
+    (a fine-tune's passes are capped, so time left over after the search would go unused)."""
     return FITS if _reserve(budget_s, trial_seconds, ensemble_size, refit, None)[1] > 0 else FITS_WITHOUT_REFIT
 
 
 def _reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool,
-             running_s: float | None) -> tuple[float, float]:
-    """(seconds for scoring, seconds for refits) of ``finalize_reserve``."""
+             running_s: float | None) -> tuple[float, float, float]:
+    """(seconds for scoring, for refits, for a fine-tune) of ``finalize_reserve``."""
     if not budget_s:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     durations = [*trial_seconds, running_s] if running_s is not None else list(trial_seconds)
     cap = MAX_RESERVE * budget_s
     members = max(1, min(ensemble_size, len(durations)))
     scoring = min(FINALIZE_OVERHEAD_S + members * 0.5, cap)
     per_refit = typical(durations)
     refits = min(members, int((cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
-    return scoring, (refits * per_refit if refits else 0.0)
+    if refits:
+        return scoring, refits * per_refit, 0.0
+    if not refit or per_refit <= 0:
+        return scoring, 0.0, 0.0
+    # A trial that has run since the job began is the longest any can: t + scoring + share * t = budget.
+    longest = (budget_s - scoring) / (1 + FINE_TUNE_SHARE)
+    return scoring, 0.0, min(cap - scoring, FINE_TUNE_SHARE * min(per_refit, longest))

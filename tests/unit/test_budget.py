@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from automl.search.budget import MAX_TRIALS, TARGET_REACHED, TIME_BUDGET, Budget, search_stop_reason
 
 
@@ -38,7 +40,7 @@ def test_max_trials() -> None:
 
 
 def test_the_final_model_gets_a_reserve_that_follows_the_trials() -> None:
-    from automl.search.budget import FINALIZE_OVERHEAD_S, finalize_reserve
+    from automl.search.budget import FINALIZE_OVERHEAD_S, FINE_TUNE_SHARE, finalize_reserve
 
     assert finalize_reserve(None, [5.0], 3, True) == 0.0  # no budget, nothing to keep
     assert finalize_reserve(60, [], 3, True) == FINALIZE_OVERHEAD_S + 0.5  # before any trial: one model's scoring
@@ -49,8 +51,10 @@ def test_the_final_model_gets_a_reserve_that_follows_the_trials() -> None:
     assert finalize_reserve(300, [10.0], 3, True) == FINALIZE_OVERHEAD_S + 0.5 + 10.0  # one trial: one member
     # Never more than 40 % (24 s of 60): of three 10 s refits, the first only...
     assert finalize_reserve(60, [10.0, 10.0, 10.0], 3, True) == scoring + 10.0
-    # ... and when not even one fits, nothing is held back for a refit that cannot run.
-    assert finalize_reserve(60, [30.0, 30.0], 3, True) == FINALIZE_OVERHEAD_S + 2 * 0.5
+    # ... and when not even one fits, nothing is held back for a refit that cannot run, only a fine-tune's
+    # share of a trial (its passes over every row start from the trial's weights).
+    assert finalize_reserve(60, [30.0, 30.0], 3, True) == FINALIZE_OVERHEAD_S + 2 * 0.5 + FINE_TUNE_SHARE * 30.0
+    assert finalize_reserve(60, [30.0, 30.0], 3, False) == FINALIZE_OVERHEAD_S + 2 * 0.5
 
 
 def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
@@ -83,12 +87,16 @@ def test_no_trial_starts_that_would_mostly_run_past_the_deadline() -> None:
 def test_a_long_first_trial_may_run_on_once_no_refit_of_it_could_fit() -> None:
     import math
 
-    from automl.search.budget import FINALIZE_OVERHEAD_S, finalize_reserve
+    from automl.search.budget import FINALIZE_OVERHEAD_S, FINE_TUNE_SHARE, finalize_reserve
 
     scoring = FINALIZE_OVERHEAD_S + 0.5
     assert finalize_reserve(60, [], 3, True, running_s=5.0) == scoring + 5.0  # room for its refit
-    assert finalize_reserve(60, [], 3, True, running_s=30.0) == scoring  # too long to refit within 40 %
-    assert finalize_reserve(60, [], 3, True, running_s=math.inf) == scoring
+    # Too long to refit within 40 %: room for a fine-tune, a share of the trial's time...
+    assert finalize_reserve(60, [], 3, True, running_s=30.0) == scoring + FINE_TUNE_SHARE * 30.0
+    # ... of at most the longest trial there can be: one that ends where its own fine-tune's share begins.
+    latest = finalize_reserve(60, [], 3, True, running_s=math.inf)
+    longest = 60 - latest
+    assert latest == pytest.approx(scoring + FINE_TUNE_SHARE * longest)
     assert finalize_reserve(60, [], 3, False, running_s=5.0) == scoring
     # Among finished trials the running one moves the median little.
     assert finalize_reserve(60, [10.0, 10.0], 3, True, running_s=math.inf) == FINALIZE_OVERHEAD_S + 1.5 + 10.0
@@ -109,8 +117,9 @@ def test_the_last_trial_may_start_with_less_time_when_no_refit_would_use_it() ->
     spec = SearchSpec(job_id="j", dataset_path=Path("/x"), column_types={}, targets=["y"], task="binary",
                       classes=[0, 1], tuner="random", objective="val_log_loss", direction="min", max_trials=9,
                       max_epochs=2, patience=1, seed=0, work_dir=Path("/x"),
-                      deadline=datetime.now(UTC) + timedelta(seconds=20), budget_s=60, trial_seconds=(30.0,))
-    # 20 s to the deadline, 5.5 s of it kept for the scoring: 14.5 s > 0.3 x 30 s, a trial starts ...
+                      deadline=datetime.now(UTC) + timedelta(seconds=25), budget_s=60, trial_seconds=(30.0,))
+    # 25 s to the deadline, 5.5 s of it kept for the scoring and 7.5 s for a fine-tune: 12 s > 0.3 x 30 s, a
+    # trial starts ...
     assert spec.budget.search_stop_reason(best_score=0.5) is None
-    # ... where, with a refit ahead, it would not (14.5 s < 0.6 x 30 s).
+    # ... where, with a refit ahead, it would not (12 s < 0.6 x 30 s).
     assert replace(spec.budget, fits=FITS).search_stop_reason(best_score=0.5) == "time_budget"
