@@ -240,7 +240,7 @@ class CosineSchedule:
     def __call__(self, epoch: int, _lr: float = 0.0) -> float:
         epoch = int(epoch)
         if self.time_left is not None:
-            self._watch(epoch)
+            self._watch(epoch, self.time_left)
         if self.anneal is None or epoch < self.anneal[0]:
             return cosine_rate(self.learning_rate, epoch, self.epochs)
         first, end = self.anneal
@@ -248,12 +248,12 @@ class CosineSchedule:
         progress = min(1.0, (epoch - first) / max(1, end - first - 1))
         return low + (high - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    def _watch(self, epoch: int) -> None:
+    def _watch(self, epoch: int, time_left: Callable[[], float | None]) -> None:
         now = time.monotonic()
         if len(self._starts) < 2:
             self._starts.append((epoch, now))
             return
-        left = self.time_left() if self.time_left is not None else None
+        left = time_left()
         if left is None:
             return
         timed_from, began = self._starts[1]

@@ -182,6 +182,12 @@ class CompiledCall:
         return self._xla is not None
 
     @property
+    def category_code_columns(self) -> frozenset[str]:
+        """The categorical inputs served as category indices looked up before the call (the model's
+        category-index form); empty when the model is called on its strings."""
+        return frozenset(self._codes)
+
+    @property
     def compiled_sizes(self) -> set[int]:
         with self._lock:
             return set(self._compiled)

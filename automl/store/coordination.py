@@ -147,7 +147,7 @@ def should_yield(session: Session, team: str, fresh_s: float) -> bool:
         select(JobRecord.team, func.max(TrialRecord.started_at))
         .join(TrialRecord, TrialRecord.job_id == JobRecord.id)
         .where(JobRecord.state.in_(ACTIVE_STATES), JobRecord.team.in_([team, *waiting]))
-        .group_by(JobRecord.team)).tuples().all())
+        .group_by(JobRecord.team)).all())
     mine = served.get(team)
     if mine is None:
         return False  # never served: nobody is owed a turn before it

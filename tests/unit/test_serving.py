@@ -129,7 +129,7 @@ def test_the_flat_call_relied_on_exists_and_answers_as_the_public_call() -> None
 def test_models_with_categories_are_served_through_category_indices(predictor: Predictor) -> None:
     """The lookups happen in NumPy and the rest through XLA; unseen and missing categories answer as before."""
     call = predictor.call
-    assert call.uses_xla and set(call._codes) == {"colour_name"}
+    assert call.uses_xla and call.category_code_columns == {"colour_name"}
     data = records(frame(50))
     assert {r["colour name"] for r in data} == {"red", "blue", "green", None}  # green: never seen in training
     inputs = json_instances(predictor, data).inputs
@@ -148,7 +148,7 @@ def test_calibrated_and_ensemble_models_with_categories_get_category_indices(mod
     first, second = load_keras_model(model_dir), load_keras_model(model_dir)
     ensemble = build_ensemble([with_temperature(first, 1.7, "binary"), second], [0.3, 0.7])
     call = compiled_module.CompiledCall(ensemble)
-    assert call.uses_xla and set(call._codes) == {"colour_name"}
+    assert call.uses_xla and call.category_code_columns == {"colour_name"}
     inputs = json_instances(Predictor(model_dir), records(frame(40))).inputs
     assert call.wait_compiled(40)
     np.testing.assert_allclose(call(inputs), np.asarray(ensemble.predict_on_batch(inputs)), rtol=1e-5, atol=1e-6)
@@ -162,7 +162,7 @@ def test_models_the_lookup_cannot_be_taken_out_of_keep_their_strings(predictor: 
         inputs["colour"])  # not named <input>_lookup, as the service's models are
     model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Concatenate()([inputs["size"], looked_up])))
     call = compiled_module.CompiledCall(model)
-    assert not call.uses_xla and call._codes == {}
+    assert not call.uses_xla and call.category_code_columns == frozenset()
     rows = {"size": np.array([[1.0], [2.0]], dtype="float32"), "colour": np.array([["blue"], ["grey"]], dtype=object)}
     np.testing.assert_allclose(call(rows), np.asarray(model.predict_on_batch(rows)), rtol=1e-5, atol=1e-6)
     assert not compiled_module.CompiledCall(predictor.model, xla=False).uses_xla
@@ -172,7 +172,7 @@ def test_serving_xla_is_a_setting(tmp_path: Path, model_dir: Path) -> None:
     for xla in (True, False):
         app = create_app(Settings(data_dir=tmp_path / f"var-{xla}", serving_xla=xla))
         loaded = app.extensions["automl"].models.get("m1", model_dir)
-        assert loaded.call.uses_xla is xla and bool(loaded.call._codes) is xla
+        assert loaded.call.uses_xla is xla and bool(loaded.call.category_code_columns) is xla
 
 
 def test_a_model_xla_cannot_compile_is_served_without_it() -> None:
