@@ -306,7 +306,7 @@ def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: fl
     """Passes over every row a fine-tune can take in the time left (0: too few to be worth it)."""
     left, per_epoch = clock.left(), _seconds_per_epoch(record)
     if left is None or per_epoch is None or left <= TRACE_S:
-        return 0  # (a trial faster than TRACE_S has no measured pace: time to build the model is still needed)
+        return 0  # building the model takes TRACE_S whatever the trial's pace (0 s per epoch when below it)
     per_pass = per_epoch / max(1, data.passes_per_epoch) * rows_ratio
     passes = FINE_TUNE_PASSES if per_pass <= 0 else min(FINE_TUNE_PASSES, int((left - TRACE_S) / per_pass))
     return passes if passes >= FINE_TUNE_MIN_PASSES else 0
