@@ -194,7 +194,6 @@ class TrainedModel:
     features: list[dict[str, Any]] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     ensemble: dict[str, Any] | None = None  # how the ensemble was chosen (None: a single model)
-    refit_rows: int | None = None  # rows the served model was retrained or fine-tuned on (None: neither)
     importance: dict[str, Any] | None = None  # permutation importance on the test rows (tables)
     calibration: dict[str, Any] | None = None  # reliability before and after temperature scaling (classifiers)
     profile: list[dict[str, Any]] | None = None  # per input column, what the training rows held (tables)
@@ -203,6 +202,11 @@ class TrainedModel:
     def refit(self) -> bool:
         """Whether any member learned from every row after the test metrics were taken (retrained or fine-tuned)."""
         return any(m.refit or m.fine_tune_passes for m in self.members)
+
+    @property
+    def refit_rows(self) -> int | None:
+        """Rows the served model was retrained or fine-tuned on: every row of the split (None: neither)."""
+        return sum(self.split_sizes.values()) if self.refit else None
 
     def card(self) -> dict[str, Any]:
         """What is known of the trained model, declared once: the model record takes every entry as a
@@ -482,7 +486,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     test = evaluate(spec.task, data.y_test, test_output, labels)
     importance = _importance(spec, data, models, members, clock) if trial_id is None else None
 
-    history, refit_rows = None, None
+    history = None
     if spec.refit:
         rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
         # Full retrainings first, then fine-tunes with the time they leave, so a fine-tune never takes the
@@ -493,7 +497,6 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
                 models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
                 member.refit = True
                 history = history or refit_history
-                refit_rows = sum(data.split_sizes.values())
         for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
             if member.refit:
                 continue
@@ -504,7 +507,6 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
                          "%d passes", trial.trial_id, estimate, passes)
                 _fine_tune(spec, tuner, trial, models[number], passes, data, number, f"final_fine_tune_member_{number}")
                 member.fine_tune_passes = passes  # its history stays its trial's epochs
-                refit_rows = sum(data.split_sizes.values())
             else:
                 log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
                             trial.trial_id, estimate)
@@ -527,7 +529,6 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
         features=[f.to_dict() for f in data.features],
         members=members,
         ensemble=selection,
-        refit_rows=refit_rows,
         importance=importance,
         calibration=calibration.report if calibration is not None else None,
         profile=training_profile(data.features, data.x_train) if spec.kind == "tabular" else None,
