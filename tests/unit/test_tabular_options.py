@@ -20,7 +20,7 @@ from automl.hypermodels.narrowing import normalize_overrides
 from automl.hypermodels.training import SmoothedSparseCrossentropy, make_dataset, task_head
 from automl.preprocessing.features import fit_features, frame_to_inputs, quantile_knots, robust_scale
 from automl.preprocessing.layers import Encoding, build_inputs
-from automl.preprocessing.targets import TargetTransform, choose
+from automl.preprocessing.targets import OUTPUT_MARGIN, TargetTransform, choose
 from automl.search.defaults import (
     default_batch_size,
     default_max_epochs,
@@ -156,9 +156,16 @@ def test_target_transform_round_trip(kind: str) -> None:
     assert forward.reshape(-1) == pytest.approx(transform.forward_numpy(y).reshape(-1), rel=1e-4, abs=1e-4)
     back = np.asarray(transform.inverse(forward), dtype="float64")
     assert back.reshape(-1) == pytest.approx(y.reshape(-1).astype("float64"), rel=1e-3)
-    beyond = np.array([[y.max() * 3]], dtype="float32")  # outside the training range: still invertible
+    # Just outside the training range (within the margin): still invertible.
+    beyond = np.array([[y.max() + 0.05 * (y.max() - y.min())]], dtype="float32")
     assert float(np.asarray(transform.inverse(transform.forward(beyond)))[0, 0]) == pytest.approx(
         float(beyond[0, 0]), rel=1e-3)
+    # Far outside it, an answer stops at the range widened by the margin, above and below.
+    top, bottom = y.max() + OUTPUT_MARGIN * (y.max() - y.min()), y.min() - OUTPUT_MARGIN * (y.max() - y.min())
+    far = np.array([[float(transform.forward_numpy(y.max() * 30))], [-1e6]], dtype="float32")
+    answered = np.asarray(transform.inverse(far), dtype="float64").reshape(-1)
+    assert answered[0] == pytest.approx(top, rel=1e-3)
+    assert answered[1] == pytest.approx(max(bottom, 0.0) if kind == "log1p" else bottom, rel=1e-3, abs=1e-3)
 
 
 def test_a_log1p_model_never_answers_below_zero_and_keeps_learning_from_there() -> None:
@@ -172,7 +179,7 @@ def test_a_log1p_model_never_answers_below_zero_and_keeps_learning_from_there() 
 
     y = np.where(RNG.random(2000) < 0.6, 0.0, RNG.gamma(2.0, 0.01, 2000)).astype("float32").reshape(-1, 1)
     transform = TargetTransform.fit("log1p", y)
-    assert transform.low < 0  # the fitted range reaches below the floor: the output layer must not
+    assert transform.low == 0.0  # the range widened below 0 stops at the floor: the output layer must not go under
     output = TargetOutput(transform.to_dict())
     loss = StandardizedLoss("mse", transform=transform.to_dict())
     below = (transform.low - transform.mean) / transform.std - 1.0  # a standardised output under everything
