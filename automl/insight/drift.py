@@ -48,7 +48,10 @@ class Counter:
             elif column["kind"] == "categorical":
                 entry["top"] = list(column["categories"])
                 vocabulary = feature.get("vocabulary") or []
-                entry["seen"] = None if len(vocabulary) >= MAX_VOCABULARY else set(vocabulary) - {MISSING_TOKEN}
+                # Unknown values are not counted where the vocabulary was full, nor in a column of names or
+                # identifiers (every new row brings one).
+                entry["seen"] = (None if len(vocabulary) >= MAX_VOCABULARY or feature.get("identifier")
+                                 else set(vocabulary) - {MISSING_TOKEN})
             self.columns.append(entry)
 
     def count(self, inputs: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:

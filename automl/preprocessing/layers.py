@@ -269,7 +269,7 @@ def idle_encoding_options(specs: list[FeatureSpec]) -> set[str]:
         idle.add("one_hot_integers")
     if not any(len(s.knots) >= 3 for s in numeric):
         idle.add("numeric_embedding")
-    if not any(s.kind == "categorical" and len(s.vocabulary) > ONE_HOT_MAX_CATEGORIES for s in specs):
+    if not any(s.kind == "categorical" and len(s.encoded_vocabulary()) > ONE_HOT_MAX_CATEGORIES for s in specs):
         idle.add("category_embedding")
     return idle
 
@@ -279,7 +279,8 @@ def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> 
 
     Numeric and boolean columns are joined into one matrix and encoded by vectorised layers
     (transform, missing indicators, optional embeddings of columns with three or more distinct
-    values); categorical columns are one-hot encoded, or embedded when wide and asked for.
+    values); categorical columns are one-hot encoded, or embedded when wide and asked for (columns of
+    names or identifiers not at all: ``FeatureSpec.encoded_vocabulary``).
     """
     encoding = encoding or Encoding()
     inputs: dict[str, Any] = {}
@@ -317,14 +318,15 @@ def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> 
             continue
         tensor = keras.Input(shape=(1,), name=spec.key, dtype="string")
         inputs[spec.key] = tensor
-        if encoding.category_embedding and len(spec.vocabulary) > ONE_HOT_MAX_CATEGORIES:
-            index = keras.layers.StringLookup(vocabulary=spec.vocabulary, num_oov_indices=1,
+        vocabulary = spec.encoded_vocabulary()
+        if encoding.category_embedding and len(vocabulary) > ONE_HOT_MAX_CATEGORIES:
+            index = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1,
                                               name=f"{spec.key}_lookup")(tensor)
-            vectors = keras.layers.Embedding(len(spec.vocabulary) + 1, encoding.category_embedding,
+            vectors = keras.layers.Embedding(len(vocabulary) + 1, encoding.category_embedding,
                                              name=f"{spec.key}_embedding")(index)
             encoded.append(keras.layers.Flatten(name=f"{spec.key}_flat")(vectors))
         else:
-            encoded.append(keras.layers.StringLookup(vocabulary=spec.vocabulary, num_oov_indices=1,
+            encoded.append(keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1,
                                                      output_mode="one_hot", name=f"{spec.key}_lookup")(tensor))
     if not encoded:
         raise SearchFailed("No usable feature column: every feature is empty in the training split.")

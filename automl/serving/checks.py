@@ -7,7 +7,8 @@ in a column that had none. Warnings never change a prediction; they tell the cal
 values the model is extrapolating on.
 
 A categorical column whose training values filled the whole vocabulary (``MAX_VOCABULARY``)
-also met values it could not keep, so an unknown value there is not reported as never seen.
+also met values it could not keep, so an unknown value there is not reported as never seen; nor
+in a column of names or identifiers (``FeatureSpec.identifier``), where every new row brings one.
 
 ``InputProfile`` is built once per loaded model; checking a batch compares all its number
 columns in one matrix operation, so a one-row answer pays a few microseconds.
@@ -66,7 +67,8 @@ class InputProfile:
                 vocabulary = feature.get("vocabulary") or []
                 categories.append(_Category(
                     feature["key"], feature["name"],
-                    None if len(vocabulary) >= MAX_VOCABULARY else frozenset(vocabulary) - {MISSING_TOKEN},
+                    None if len(vocabulary) >= MAX_VOCABULARY or feature.get("identifier")
+                    else frozenset(vocabulary) - {MISSING_TOKEN},
                     MISSING_TOKEN in vocabulary))
                 continue
             keys.append(feature["key"])

@@ -56,6 +56,18 @@ def test_shifted_numbers_and_new_categories_drift(trained: Any) -> None:
     assert far["out_of_range_share"] > 0.9 and far["psi"] > 5
 
 
+def test_new_names_or_identifiers_are_not_unseen_categories() -> None:
+    """A column holding a value of its own on every row (an id, a name): every new row brings a new one,
+    which is no drift."""
+    train = _frame(600, 7).assign(name=[f"n{i}" for i in range(600)])
+    features = fit_features(train, {**TYPES, "name": "categorical"}, set())
+    dicts = [f.to_dict() for f in features]
+    profile = training_profile(features, frame_to_inputs(train, features))
+    served = _frame(300, 8).assign(name=[f"new{i}" for i in range(300)])
+    columns = {c["name"]: c for c in report(profile, Counter(dicts, profile).count(frame_to_inputs(served, features)))}
+    assert columns["name"]["unseen_share"] == 0.0 and columns["name"]["drifted"] is False
+
+
 def test_a_column_is_judged_only_from_min_rows_on(trained: Any) -> None:
     few = _report(trained, _frame(MIN_ROWS - 1, 4, shift=5.0))["size"]
     assert few["drifted"] is None and few["psi"] > THRESHOLD

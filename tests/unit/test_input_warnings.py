@@ -45,6 +45,15 @@ def test_each_unfamiliar_value_is_named_on_its_own_row() -> None:
 
 
 def test_a_column_whose_vocabulary_was_full_does_not_call_values_unseen() -> None:
-    wide = pd.DataFrame({"tag": [f"t{i}" for i in range(MAX_VOCABULARY + 5)]})
+    wide = pd.DataFrame({"tag": [f"t{i}" for i in range(MAX_VOCABULARY + 5)] * 2})  # each tag twice
     features = [spec.to_dict() for spec in fit_features(wide, {"tag": "categorical"}, set())]
+    assert not features[0]["identifier"]
     assert _warnings([{"tag": "brand-new"}], features) == [[]]
+
+
+def test_a_column_of_names_or_identifiers_does_not_call_new_ones_unseen() -> None:
+    """``code`` holds a value of its own on every training row: each new row brings a new one."""
+    features = [spec.to_dict() for spec in fit_features(TRAIN, TYPES, set())]
+    assert [f["name"] for f in features if f.get("identifier")] == ["code"]
+    assert _warnings([{**FAMILIAR, "code": "c999"}, {**FAMILIAR, "city": "tromso", "code": "c998"}], features) == [
+        [], ["city: 'tromso' was never seen in training"]]

@@ -17,7 +17,10 @@ class ModelSchema(Schema):
     target = fields.String()
     classes = fields.List(fields.Raw(), allow_none=True)
     targets = fields.List(fields.String(), allow_none=True, metadata={"description": "Multilabel: label columns."})
-    input_schema = fields.List(fields.Dict(), metadata={"description": "Columns a prediction request sends."})
+    input_schema = fields.List(fields.Dict(), metadata={
+        "description": "Columns a prediction request sends. `identifier: true` marks a text column of names or "
+                       "identifiers (most training rows held a value no other row had): the model takes it but "
+                       "learns nothing from its values."})
     hyperparameters = fields.Dict()
     validation_metrics = fields.Dict()
     test_metrics = fields.Dict(metadata={
