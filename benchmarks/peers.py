@@ -23,7 +23,9 @@ import pandas as pd
 
 def _frames(request: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     fit = pd.read_csv(request["fit"])
-    held = pd.read_csv(request["held"])
+    # A text column of the training rows stays text in the held-out ones, even where those happen to
+    # look like numbers only (GaltonFamilies' family ids: '001' ... '136A'; held out: no letters).
+    held = pd.read_csv(request["held"], dtype={c: str for c in fit.columns if fit[c].dtype == object})
     return fit, held
 
 
