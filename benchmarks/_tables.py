@@ -5,7 +5,8 @@ Three disjoint groups. ``SUITE``: the quality benchmark's datasets (issue 18's s
 results are reported. ``SELECTION``: the tables ``benchmarks/portfolio.py`` chooses the search's
 starting portfolio on. Keeping them apart means the portfolio is not tuned to the tables it is
 judged on. ``NAMED``: tables the quality benchmark runs only when named (``--datasets``), each
-with a text column of names or identifiers, nearly one value per row, as real uploads often have.
+with a text column of names or identifiers, as real uploads often have: nearly one value per row,
+or (GaltonFamilies) one per family, which the model must keep encoding.
 """
 
 from __future__ import annotations
