@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from automl.insight.profile import RANGE_MARGIN, numeric_bins
-from automl.preprocessing.features import MAX_VOCABULARY
+from automl.preprocessing.features import known_categories
 from automl.preprocessing.values import MISSING_TOKEN
 
 THRESHOLD = 0.25
@@ -47,11 +47,7 @@ class Counter:
                 entry["range"] = (low - margin, high + margin) if low is not None and high is not None else None
             elif column["kind"] == "categorical":
                 entry["top"] = list(column["categories"])
-                vocabulary = feature.get("vocabulary") or []
-                # Unknown values are not counted where the vocabulary was full, nor in a column of names or
-                # identifiers (every new row brings one).
-                entry["seen"] = (None if len(vocabulary) >= MAX_VOCABULARY or feature.get("identifier")
-                                 else set(vocabulary) - {MISSING_TOKEN})
+                entry["seen"] = known_categories(feature)
             self.columns.append(entry)
 
     def count(self, inputs: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
@@ -76,7 +72,7 @@ class Counter:
         return counts
 
 
-def _count_categories(values: np.ndarray, top: list[str], seen: set[str] | None) -> dict[str, Any]:
+def _count_categories(values: np.ndarray, top: list[str], seen: frozenset[str] | None) -> dict[str, Any]:
     kept, numbers = np.unique(values, return_counts=True)
     found = dict(zip(kept.tolist(), numbers.tolist(), strict=True))
     missing = found.pop(MISSING_TOKEN, 0)

@@ -6,9 +6,8 @@ number outside the training range by more than ``RANGE_MARGIN`` of that range, a
 in a column that had none. Warnings never change a prediction; they tell the caller which
 values the model is extrapolating on.
 
-A categorical column whose training values filled the whole vocabulary (``MAX_VOCABULARY``)
-also met values it could not keep, so an unknown value there is not reported as never seen; nor
-in a column of names or identifiers (``FeatureSpec.identifier``), where every new row brings one.
+An unknown value is not reported as never seen where it proves nothing (a full vocabulary, a
+column of names or identifiers: ``automl.preprocessing.features.known_categories``).
 
 ``InputProfile`` is built once per loaded model; checking a batch compares all its number
 columns in one matrix operation, so a one-row answer pays a few microseconds.
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from automl.insight.profile import RANGE_MARGIN
-from automl.preprocessing.features import MAX_VOCABULARY
+from automl.preprocessing.features import known_categories
 from automl.preprocessing.values import MISSING_TOKEN
 
 MISSING = "missing, and training never had it missing"
@@ -37,7 +36,7 @@ def _shown(value: Any) -> str:
 class _Category:
     key: str
     name: str
-    seen: frozenset[str] | None  # None: the vocabulary was full, so unknown values are not reported
+    seen: frozenset[str] | None  # None: unknown values prove nothing here (see known_categories)
     missing_ok: bool
 
 
@@ -67,9 +66,7 @@ class InputProfile:
                 vocabulary = feature.get("vocabulary") or []
                 categories.append(_Category(
                     feature["key"], feature["name"],
-                    None if len(vocabulary) >= MAX_VOCABULARY or feature.get("identifier")
-                    else frozenset(vocabulary) - {MISSING_TOKEN},
-                    MISSING_TOKEN in vocabulary))
+                    known_categories(feature), MISSING_TOKEN in vocabulary))
                 continue
             keys.append(feature["key"])
             names.append(feature["name"])
