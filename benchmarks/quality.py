@@ -16,8 +16,8 @@ twice, the gain of the final refit on every row (the same search's model without
 ``--repeat`` the spread of two runs of the same job. RealMLP-TD is one fit with no search, whose
 score moves with its seed (wages: 0.589 one day, 0.542 another); ``--realmlp-seeds N`` fits it with
 seeds 0..N-1 and reports their mean, and the range beside it. ``--datasets`` also takes the
-tables of ``benchmarks._tables.NAMED`` (a column of names or identifiers in each), which the
-default run leaves out.
+tables of ``benchmarks._tables.NAMED`` (a column of names or identifiers in each) and ``OTHERS``
+(more tables beyond the suite), which the default run leaves out.
 
     .venv/bin/python -m benchmarks.quality [--datasets a,b] [--budgets 60,300] [--repeat]
         [--realmlp-seeds N] [--write]
@@ -50,7 +50,7 @@ from benchmarks._harness import (
     predict_saved,
     score,
 )
-from benchmarks._tables import NAMED, SUITE, Table
+from benchmarks._tables import NAMED, OTHERS, SUITE, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -363,7 +363,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         workspace = Workspace.create(Path(root))
         for budget in budgets:
-            for table in SUITE + NAMED:
+            for table in SUITE + NAMED + OTHERS:
                 if table.name in wanted and (budget == budgets[0] or table.name in LONG):
                     rows.append(run_table(workspace, table, budget, peers, args.repeat and budget == budgets[0],
                                           args.realmlp_seeds))

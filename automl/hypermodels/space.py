@@ -109,7 +109,7 @@ TABULAR_SPACE: tuple[Hyperparameter, ...] = (
     Hyperparameter("embedding_units", "choice", 8, "Size of each numeric column's embedding.", values=(4, 8, 16),
                    conditions=(Condition("numeric_embedding", ("periodic", "ple")),)),
     Hyperparameter("one_hot_integers", "boolean", True,
-                   "Also one-hot encode numeric columns holding 3 to 100 distinct whole numbers (ids, codes, "
+                   "Also one-hot encode numeric columns holding 3 to 256 distinct whole numbers (ids, codes, "
                    "counts, years), so the network can learn an effect per value."),
     Hyperparameter("category_embedding", "choice", 0,
                    "Embedding size for categorical columns with more than 8 categories (0: one-hot encode "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,14 @@ MAX_VOCABULARY = 1000
 # a 60 s job reached R^2 0.20 with them and 0.81-0.82 without (gradient boosting: 0.74).
 IDENTIFIER_SHARE = 0.5
 MAX_KNOTS = 33  # quantile knots per numeric column: 32 segments for the quantile map and PLE bins
-MAX_CODES = 100  # a numeric column of at most this many distinct whole numbers may also be one-hot encoded
+# A numeric column of at most this many distinct whole numbers may also be one-hot encoded. Ids of
+# places and groups often run past 100 (VietNamI's 194 communes, nlschools' 133 classes): at 100, a
+# 60 s job there scored R^2 0.38 and 0.43 where gradient boosting, splitting the ids, reaches 0.50
+# and 0.45; at 256, 0.51 and 0.47-0.48 (docs/benchmarks.md).
+MAX_CODES = 256
+# ... and at most this many one-hot code inputs in all: a table of image pixels uploaded as columns
+# (784 columns of 0-255) would otherwise get 200,000 of them. Columns with the fewest codes keep theirs.
+MAX_CODE_INPUTS = 1024
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,20 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
             once = int(counts[counts == 1].sum())
             specs.append(FeatureSpec(name=name, key=key, kind=kind, vocabulary=vocabulary,
                                      identifier=once > IDENTIFIER_SHARE * len(strings)))
-    return specs
+    return limit_codes(specs)
+
+
+def limit_codes(specs: list[FeatureSpec], max_inputs: int = MAX_CODE_INPUTS) -> list[FeatureSpec]:
+    """Whole-number codes for at most ``max_inputs`` one-hot inputs in all, kept by the columns with the
+    fewest codes; the others are numeric columns only."""
+    kept: set[str] = set()
+    total = 0
+    for spec in sorted((s for s in specs if s.codes), key=lambda s: len(s.codes)):
+        if total + len(spec.codes) > max_inputs:
+            break
+        kept.add(spec.key)
+        total += len(spec.codes)
+    return [s if not s.codes or s.key in kept else replace(s, codes=[]) for s in specs]
 
 
 def robust_scale(values: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from scipy.special import ndtri
 from automl.hypermodels.mlp import TabularMLP
 from automl.hypermodels.narrowing import normalize_overrides
 from automl.hypermodels.training import SmoothedSparseCrossentropy, make_dataset, task_head
-from automl.preprocessing.features import fit_features, frame_to_inputs, quantile_knots, robust_scale
+from automl.preprocessing.features import MAX_CODE_INPUTS, fit_features, frame_to_inputs, quantile_knots, robust_scale
 from automl.preprocessing.layers import Encoding, build_inputs
 from automl.preprocessing.targets import OUTPUT_MARGIN, TargetTransform, choose
 from automl.search.defaults import (
@@ -276,11 +276,20 @@ def test_whole_number_columns_get_a_one_hot_view(tmp_path: Path) -> None:
     assert integer_codes(np.array([3.0, 7.0, 3.0, 9.0, 7.0, 9.0])) == [3.0, 7.0, 9.0]  # ids, codes, counts
     assert integer_codes(np.array([0.5, 1.0, 2.0, 0.5])) == []  # not whole numbers
     assert integer_codes(np.array([0.0, 1.0] * 5)) == []  # two values: the numeric input says it all
+    communes = np.arange(1, 195, dtype=float).repeat(5)  # ids of places or groups often run past 100
+    assert integer_codes(communes) == [float(v) for v in range(1, 195)]
     assert integer_codes(np.arange(300, dtype=float).repeat(2)) == []  # too many values
     assert integer_codes(np.arange(10, dtype=float)) == []  # each value seen once: nothing to learn per value
     layer = ValueIndicators([3.0, 7.0, 9.0])
     out = np.asarray(layer(np.array([[7.0], [4.0], [np.nan]], dtype="float32")))
     assert out.tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]  # unseen and missing: no indicator
+
+    # Pixels uploaded as columns: each column's 256 values are codes, but not 200,000 inputs of them.
+    pixels = pd.DataFrame(RNG.integers(0, 256, (4000, 12)).astype(float), columns=[f"p{i}" for i in range(12)])
+    pixels["few"] = RNG.integers(0, 5, 4000).astype(float)
+    limited = fit_features(pixels, dict.fromkeys(pixels.columns, "numeric"), set())
+    assert [len(s.codes) for s in limited] == [256] * 3 + [0] * 9 + [5]  # 1,024 at most; fewest codes first
+    assert sum(len(s.codes) for s in limited) <= MAX_CODE_INPUTS
 
     frame = pd.DataFrame({"school": RNG.integers(1, 30, 400).astype(float), "y": RNG.normal(size=400)})
     specs = fit_features(frame, {"school": "numeric", "y": "numeric"}, {"y"})
