@@ -75,6 +75,19 @@ def _distinct_configurations(spec: Any) -> tuple[int, int]:
     return len(configurations), len(set(configurations))
 
 
+def _averaged(*answers: tuple[Any, np.ndarray | None, list[Any] | None]
+              ) -> tuple[Any, np.ndarray | None, list[Any] | None]:
+    """``predict_saved`` answers of models of one job averaged: the mean probability (labels its argmax), or
+    the mean value."""
+    probabilities = [a[1] for a in answers]
+    if probabilities[0] is None:
+        return np.mean([np.asarray(a[0], dtype="float64") for a in answers], axis=0), None, None
+    classes = answers[0][2]
+    assert classes is not None and all(a[2] == classes for a in answers)
+    mean = np.mean(probabilities, axis=0)
+    return [classes[i] for i in mean.argmax(axis=1)], mean, classes
+
+
 def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFrame, budget: int) -> dict[str, Any]:
     from automl.registry import save_model
     from automl.search.local import run_local_search
@@ -87,17 +100,20 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
     model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,
                            f"{table.name}-{budget}-{time.monotonic_ns()}")
     wall = time.perf_counter() - started
-    predicted, probabilities, classes = predict_saved(model_dir, held)
-    value = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
+    served = predict_saved(model_dir, held)
+    value = score(table.metric, table.task, held[table.target], *served)
     # The same search's final model without the refit on every row: what the refit adds.
     unrefitted = train_final_model(replace(spec, refit=False, deadline=None))
     plain_dir = save_model(unrefitted.model, unrefitted.metadata(spec, "m"), workspace.settings.models_dir,
                            f"{table.name}-{budget}-norefit-{time.monotonic_ns()}")
-    predicted, probabilities, classes = predict_saved(plain_dir, held)
-    without_refit = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
+    plain = predict_saved(plain_dir, held)
+    without_refit = score(table.metric, table.task, held[table.target], *plain)
+    # Both at once, their outputs averaged: the searched weights and the refitted ones.
+    both = score(table.metric, table.task, held[table.target], *_averaged(served, plain))
     trials, distinct = _distinct_configurations(spec)
     members = result.trained.members
-    return {"score": value, "without_refit": without_refit, "seconds": wall, "trials": trials,
+    return {"score": value, "without_refit": without_refit, "refit_and_searched": both, "seconds": wall,
+            "trials": trials,
             "distinct": distinct, "members": len(members), "refit_members": sum(m.refit for m in members),
             "fine_tuned_members": sum(bool(m.fine_tune_passes) for m in members),
             "ensemble": result.trained.ensemble}
