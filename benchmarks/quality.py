@@ -75,19 +75,6 @@ def _distinct_configurations(spec: Any) -> tuple[int, int]:
     return len(configurations), len(set(configurations))
 
 
-def _averaged(*answers: tuple[Any, np.ndarray | None, list[Any] | None]
-              ) -> tuple[Any, np.ndarray | None, list[Any] | None]:
-    """``predict_saved`` answers of models of one job averaged: the mean probability (labels its argmax), or
-    the mean value."""
-    probabilities = [a[1] for a in answers]
-    if probabilities[0] is None:
-        return np.mean([np.asarray(a[0], dtype="float64") for a in answers], axis=0), None, None
-    classes = answers[0][2]
-    assert classes is not None and all(a[2] == classes for a in answers)
-    mean = np.mean(probabilities, axis=0)
-    return [classes[i] for i in mean.argmax(axis=1)], mean, classes
-
-
 def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFrame, budget: int) -> dict[str, Any]:
     from automl.registry import save_model
     from automl.search.local import run_local_search
@@ -108,12 +95,9 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
                            f"{table.name}-{budget}-norefit-{time.monotonic_ns()}")
     plain = predict_saved(plain_dir, held)
     without_refit = score(table.metric, table.task, held[table.target], *plain)
-    # Both at once, their outputs averaged: the searched weights and the refitted ones.
-    both = score(table.metric, table.task, held[table.target], *_averaged(served, plain))
     trials, distinct = _distinct_configurations(spec)
     members = result.trained.members
-    return {"score": value, "without_refit": without_refit, "refit_and_searched": both, "seconds": wall,
-            "trials": trials,
+    return {"score": value, "without_refit": without_refit, "seconds": wall, "trials": trials,
             "distinct": distinct, "members": len(members), "refit_members": sum(m.refit for m in members),
             "fine_tuned_members": sum(bool(m.fine_tune_passes) for m in members),
             "ensemble": result.trained.ensemble}

@@ -178,6 +178,29 @@ def test_the_final_model_refits_only_what_the_budget_leaves_time_for(tmp_path: P
     assert rushed.test_metrics == unlimited.test_metrics  # measured before any refit, either way
 
 
+def test_a_retrained_member_is_served_beside_its_trials_own_weights(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from automl.search.data import prepare
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, max_trials=1, max_epochs=3), ensemble_size=1, refit=False, calibrate=False)
+    run_trial_step(spec, NullReporter())
+    own = runner.train_final_model(spec)
+    refitted = runner.train_final_model(replace(spec, refit=True))
+    assert [m.refit for m in refitted.members] == [True] and refitted.members[0].weight == 1.0
+    data = prepare(spec)
+    x = data.pipeline(data.x_test, None, 64)
+    served = refitted.model.predict(x, verbose=0)
+    retraining = refitted.model.get_layer("member_0").predict(x, verbose=0)
+    trials_own = refitted.model.get_layer("member_1").predict(x, verbose=0)
+    np.testing.assert_allclose(trials_own, own.model.predict(x, verbose=0), atol=1e-6)  # the trial's weights
+    assert np.abs(retraining - trials_own).max() > 1e-3  # a network of its own, trained on every row
+    np.testing.assert_allclose(served, (retraining + trials_own) / 2, atol=1e-6)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)  # still probabilities
+
+
 def test_a_member_without_time_to_be_retrained_is_fine_tuned_on_every_row(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
