@@ -75,8 +75,10 @@ def train(service: LocalService) -> dict[str, str]:
                                 ("penguins", load_penguins(), "species"),
                                 ("breast_cancer", load_breast_cancer(as_frame=True).frame, "target")):
         dataset = service.upload(frame, name)
+        # refit: false, so that the served model is one network like the floor app's (a retrained model is
+        # served beside its trial's own weights: two networks in one call).
         job = service.run_job(dataset_id=dataset["id"], target=target, tuner="random", max_trials=1,
-                              max_epochs=30, seed=0, search_space=SPACE)
+                              max_epochs=30, seed=0, search_space=SPACE, refit=False)
         assert job["state"] == "succeeded", job
         models[name] = job["model_id"]
         deployed = service.http.post(f"{service.url}/api/v1/models/{job['model_id']}/deploy", timeout=120)
