@@ -179,7 +179,7 @@ class Member:
                 "hyperparameters": self.hyperparameters}
 
 
-# A member retrained on every row is served as the mean of that retraining and its trial's own weights,
+# A table model's member retrained on every row is served as the mean of that retraining and its trial's own weights,
 # half its weight each. Measured over 28 tables at 60 s (benchmarks/results/quality-20261203-0222.json;
 # the 15 whose members were all retrained): the mean of the two beat the retraining alone by 0.0056 on
 # average (9 better, 2 worse, 4 equal; mroz +0.033, psid +0.018), and the trial's weights alone by 0.002.
@@ -188,13 +188,15 @@ class Member:
 REFIT_SHARE = 0.5
 
 
-def served_members(members: list[Member], models: list[Any], searched: list[Any]) -> list[tuple[int, Any, float]]:
-    """(member's index, model, weight) of each network the final model averages: a retrained member's
-    retraining and its trial's own weights (``REFIT_SHARE`` of its weight to the retraining), any other
-    member as it is."""
+def served_members(members: list[Member], models: list[Any], searched: list[Any], kind: str
+                   ) -> list[tuple[int, Any, float]]:
+    """(member's index, model, weight) of each network the final model averages: for table models, a
+    retrained member's retraining and its trial's own weights (``REFIT_SHARE`` of its weight to the
+    retraining); any other member as it is. Image models serve the retraining alone: the gain was
+    measured on tables, and an image network costs far more per call."""
     out: list[tuple[int, Any, float]] = []
     for number, (member, model, own) in enumerate(zip(members, models, searched, strict=True)):
-        if member.refit:
+        if member.refit and kind == "tabular":
             out += [(number, model, member.weight * REFIT_SHARE), (number, own, member.weight * (1 - REFIT_SHARE))]
         else:
             out.append((number, model, member.weight))
@@ -458,7 +460,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     validation rows; scored once on the held-out test split; then, with ``refit``,
     each member retrained on every row with its own hyperparameters and epoch count (as far as
     the job's time budget allows: a member without time for it keeps its trial's weights, fine-tuned
-    when that fits) and served beside its trial's own weights (``served_members``).
+    when that fits) and, for tables, served beside its trial's own weights (``served_members``).
 
     ``trial_id``: that trial's own weights alone, as they are (the best model so far while the
     search runs): no ensemble, no refit, no permutation importance."""
@@ -535,7 +537,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
                 log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
                             trial.trial_id, estimate)
     served = [(tuner.hypermodel.serving_model(chosen[number][0].hyperparameters, model), weight)
-              for number, model, weight in served_members(members, models, searched)]
+              for number, model, weight in served_members(members, models, searched, spec.kind)]
     final = served[0][0] if len(served) == 1 else build_ensemble([m for m, _ in served], [w for _, w in served])
     if calibration is not None and calibration.applied:
         final = with_temperature(final, calibration.temperature, spec.task)

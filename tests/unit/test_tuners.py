@@ -201,6 +201,15 @@ def test_a_retrained_member_is_served_beside_its_trials_own_weights(tmp_path: Pa
     np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)  # still probabilities
 
 
+def test_only_table_models_serve_a_retraining_beside_its_trial() -> None:
+    members = [runner.Member("a", 0.75, {}, 3, refit=True), runner.Member("b", 0.25, {}, 3, refit=False)]
+    retrained, own = ["a retrained", "b as trained"], ["a as trained", "b as trained"]
+    assert runner.served_members(members, retrained, own, "tabular") == [
+        (0, "a retrained", 0.375), (0, "a as trained", 0.375), (1, "b as trained", 0.25)]
+    assert runner.served_members(members, retrained, own, "image") == [(0, "a retrained", 0.75),
+                                                                        (1, "b as trained", 0.25)]
+
+
 def test_a_member_without_time_to_be_retrained_is_fine_tuned_on_every_row(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace

@@ -34,7 +34,7 @@ class ModelSchema(Schema):
     refit_rows = fields.Integer(allow_none=True, metadata={"description": "Rows of that final training."})
     members = fields.List(fields.Dict(), allow_none=True, metadata={
         "description": "The trials the served model averages, with their weights (one for a single model): "
-                       "trial_id, weight, epochs, refit (retrained on every row, and served as the mean of that "
+                       "trial_id, weight, epochs, refit (retrained on every row; table models serve the mean of that "
                        "retraining and the trial's own weights, half the member's weight each), fine_tune_passes "
                        "(passes over every row its trial's weights went on for when retraining it did not fit the "
                        "time budget), hyperparameters."})
