@@ -87,14 +87,14 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
     model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,
                            f"{table.name}-{budget}-{time.monotonic_ns()}")
     wall = time.perf_counter() - started
-    served = predict_saved(model_dir, held)
-    value = score(table.metric, table.task, held[table.target], *served)
+    predicted, probabilities, classes = predict_saved(model_dir, held)
+    value = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
     # The same search's final model without the refit on every row: what the refit adds.
     unrefitted = train_final_model(replace(spec, refit=False, deadline=None))
     plain_dir = save_model(unrefitted.model, unrefitted.metadata(spec, "m"), workspace.settings.models_dir,
                            f"{table.name}-{budget}-norefit-{time.monotonic_ns()}")
-    plain = predict_saved(plain_dir, held)
-    without_refit = score(table.metric, table.task, held[table.target], *plain)
+    predicted, probabilities, classes = predict_saved(plain_dir, held)
+    without_refit = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
     trials, distinct = _distinct_configurations(spec)
     members = result.trained.members
     return {"score": value, "without_refit": without_refit, "seconds": wall, "trials": trials,

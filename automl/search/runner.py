@@ -170,7 +170,7 @@ class Member:
     weight: float
     hyperparameters: dict[str, Any]
     epochs: int  # epochs it was trained for: its trial's best epoch + 1 (after completion for Hyperband)
-    refit: bool  # retrained on every row after the test metrics were taken (served beside its trial's weights)
+    refit: bool  # retrained on every row after the test metrics were taken (tables: served beside its trial's weights)
     fine_tune_passes: int = 0  # else: passes over every row its trial's weights were trained on afterwards
 
     def card(self) -> dict[str, Any]:
@@ -179,8 +179,8 @@ class Member:
                 "hyperparameters": self.hyperparameters}
 
 
-# A table model's member retrained on every row is served as the mean of that retraining and its trial's own weights,
-# half its weight each. Measured over 28 tables at 60 s (benchmarks/results/quality-20261203-0222.json;
+# A table model's member retrained on every row is served as the mean of that retraining and its trial's
+# own weights, half its weight each. Measured over 28 tables at 60 s (benchmarks/results/quality-20261203-0222.json;
 # the 15 whose members were all retrained): the mean of the two beat the retraining alone by 0.0056 on
 # average (9 better, 2 worse, 4 equal; mroz +0.033, psid +0.018), and the trial's weights alone by 0.002.
 # The retraining has no validation rows left to stop on, and one draw of it misses on some tables
