@@ -120,14 +120,16 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         kwargs["shuffle"] = False  # the dataset shuffles itself
         weights = self._sample_weights(values, y)
         batch_size = int(values["batch_size"])
-        validation = (
-            self.pipeline(*validation_data, self.eval_batch_size) if validation_data is not None else None
+        validation, validation_steps = (
+            training.endless(self.pipeline(*validation_data, self.eval_batch_size))
+            if validation_data is not None else (None, None)
         )
 
         def run(model: keras.Model, batch_size: int) -> Any:
-            train = self.pipeline(x, y, batch_size, shuffle_seed=self.seed, sample_weight=weights,
-                                  passes=self.passes_per_epoch)
-            return model.fit(train, validation_data=validation, callbacks=callbacks, **kwargs)
+            train, steps = training.endless(self.pipeline(x, y, batch_size, shuffle_seed=self.seed,
+                                                          sample_weight=weights, passes=self.passes_per_epoch))
+            return model.fit(train, validation_data=validation, steps_per_epoch=steps,
+                             validation_steps=validation_steps, callbacks=callbacks, **kwargs)
 
         try:
             return run(model, batch_size)
@@ -157,10 +159,10 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         callbacks = list(kwargs.pop("callbacks", []))
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: peak * 0.5 * (1.0 + math.cos(math.pi * epoch / passes))))
-        train = self.pipeline(x, y, int(values["batch_size"]), shuffle_seed=self.seed + 1,
-                              sample_weight=self._sample_weights(values, y))
+        train, steps = training.endless(self.pipeline(x, y, int(values["batch_size"]), shuffle_seed=self.seed + 1,
+                                                      sample_weight=self._sample_weights(values, y)))
         kwargs.setdefault("verbose", 0)
-        return model.fit(train, epochs=passes, callbacks=callbacks, shuffle=False, **kwargs)
+        return model.fit(train, epochs=passes, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, **kwargs)
 
     def _sample_weights(self, values: dict[str, Any], y: np.ndarray) -> np.ndarray | None:
         """Balanced class weights as per-row weights, when the trial asks for them."""

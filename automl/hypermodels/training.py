@@ -65,6 +65,18 @@ def make_dataset(
     return dataset.with_options(lean_options())
 
 
+def endless(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, int | None]:
+    """``dataset`` repeated without end, and its batches per pass (Keras' ``steps_per_epoch``): Keras then
+    keeps one iterator over a whole fit, where a finite dataset costs it two new iterators an epoch, each
+    instantiating the per-batch function again (7-20 ms on a table of 7-20 columns: as long as an epoch
+    of a small model; docs/benchmarks.md, "Trials per minute"). A shuffled dataset still reshuffles on
+    every pass. Unchanged, with None, where the number of batches is not known."""
+    steps = int(dataset.cardinality())
+    if steps <= 0:
+        return dataset, None
+    return dataset.repeat(), steps
+
+
 def lean_options() -> tf.data.Options:
     """tf.data settings for rows already in memory, trained on a CPU: a batch is one gather per
     column, so the pipeline runs inline on one thread, with no prefetching and no autotuning threads. Its default

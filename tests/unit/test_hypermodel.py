@@ -289,3 +289,41 @@ def test_a_cosine_fit_reports_its_anneal_and_a_refit_can_pass_one() -> None:
     model, hp, hypermodel = build(lr_schedule="constant")
     _fit_callbacks(hypermodel, hp, model, epochs=7, anneal=(3, 6))
     assert hypermodel.schedule_anneal is None
+
+
+def test_an_endless_dataset_keeps_each_epoch_one_reshuffled_pass() -> None:
+    import tensorflow as tf
+
+    from automl.hypermodels.training import endless, make_dataset
+
+    x = {"x": np.arange(10, dtype="float32").reshape(-1, 1)}
+    dataset, steps = endless(make_dataset(x, np.arange(10), 4, shuffle_seed=0))
+    assert steps == 3  # 4 + 4 + 2 rows: the partial batch stays at the end of each pass
+    batches = iter(dataset)
+    epochs = [[next(batches)[1].numpy().tolist() for _ in range(steps)] for _ in range(3)]
+    for epoch in epochs:
+        assert [len(batch) for batch in epoch] == [4, 4, 2]
+        assert sorted(itertools.chain.from_iterable(epoch)) == list(range(10))
+    assert epochs[0] != epochs[1] != epochs[2]  # reshuffled every pass
+    unknown = tf.data.Dataset.range(10).filter(lambda i: i > 2)  # the number of batches is not known
+    assert endless(unknown) == (unknown, None)
+
+
+def test_a_fit_builds_its_training_iterator_once_and_one_validation_iterator_an_epoch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each new iterator instantiates the per-batch function again (milliseconds per column set); a
+    finite dataset cost Keras two for training and two for validation every epoch."""
+    import tensorflow as tf
+
+    created: list[int] = []
+    iterate = tf.data.Dataset.__iter__
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda self: created.append(1) or iterate(self))
+    model, hp, hypermodel = build(batch_size=16, num_layers=1, lr_schedule="constant")
+    hypermodel.patience = 100
+    x, y = _data()
+    history = hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=6)
+    assert len(history.history["val_loss"]) == 6
+    assert len(created) <= 1 + 6
+    created.clear()
+    hypermodel.fine_tune(hp, model, x, y, passes=5)
+    assert len(created) <= 1
