@@ -327,3 +327,19 @@ def test_a_fit_builds_its_training_iterator_once_and_one_validation_iterator_an_
     created.clear()
     hypermodel.fine_tune(hp, model, x, y, passes=5)
     assert len(created) <= 1
+
+
+def test_rows_in_order_that_fit_one_batch_are_that_batch_and_more_rows_are_gathered() -> None:
+    from automl.hypermodels.training import make_dataset
+
+    x = {"x": np.arange(10, dtype="float32").reshape(-1, 1), "c": np.array([["a"], ["b"]] * 5, dtype=object)}
+    y, weight = np.arange(10), np.linspace(0.1, 1.0, 10)
+    for batch_size, sizes in ((10, [10]), (64, [10]), (4, [4, 4, 2])):
+        batches = list(make_dataset(x, y, batch_size, sample_weight=weight))
+        assert [len(b[1]) for b in batches] == sizes
+        assert np.concatenate([b[0]["x"].numpy() for b in batches]).ravel().tolist() == list(range(10))
+        assert np.concatenate([b[0]["c"].numpy() for b in batches]).ravel().tolist() == [b"a", b"b"] * 5
+        assert np.concatenate([b[2].numpy() for b in batches]).tolist() == pytest.approx(weight.tolist())
+    features_only = list(make_dataset(x, None, 64))
+    assert len(features_only) == 1 and set(features_only[0]) == {"x", "c"}
+    assert list(make_dataset({"x": np.zeros((0, 1), "float32")}, None, 64)) == []  # no rows: no batch
