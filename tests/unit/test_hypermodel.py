@@ -311,8 +311,8 @@ def test_an_endless_dataset_keeps_each_epoch_one_reshuffled_pass() -> None:
 
 def test_a_fit_builds_its_training_iterator_once_and_one_validation_iterator_an_epoch(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each new iterator instantiates the per-batch function again (milliseconds per column set); a
-    finite dataset cost Keras two for training and two for validation every epoch."""
+    """Each new iterator instantiates the per-batch function again (milliseconds on a table of a few
+    columns); a finite dataset cost Keras two for training and two for validation every epoch."""
     import tensorflow as tf
 
     created: list[int] = []
@@ -335,7 +335,11 @@ def test_rows_in_order_that_fit_one_batch_are_that_batch_and_more_rows_are_gathe
     x = {"x": np.arange(10, dtype="float32").reshape(-1, 1), "c": np.array([["a"], ["b"]] * 5, dtype=object)}
     y, weight = np.arange(10), np.linspace(0.1, 1.0, 10)
     for batch_size, sizes in ((10, [10]), (64, [10]), (4, [4, 4, 2])):
-        batches = list(make_dataset(x, y, batch_size, sample_weight=weight))
+        dataset = make_dataset(x, y, batch_size, sample_weight=weight)
+        # One batch is the rows as they are (its size known without running a per-batch function);
+        # more are gathered batch by batch.
+        assert dataset.element_spec[1].shape[0] == (10 if len(sizes) == 1 else None)
+        batches = list(dataset)
         assert [len(b[1]) for b in batches] == sizes
         assert np.concatenate([b[0]["x"].numpy() for b in batches]).ravel().tolist() == list(range(10))
         assert np.concatenate([b[0]["c"].numpy() for b in batches]).ravel().tolist() == [b"a", b"b"] * 5
