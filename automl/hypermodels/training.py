@@ -75,7 +75,7 @@ def make_dataset(
 def endless(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, int | None]:
     """``dataset`` repeated without end, and its batches per pass (Keras' ``steps_per_epoch``): Keras then
     keeps one iterator over a whole fit, where a finite dataset costs it two new iterators an epoch, each
-    instantiating the per-batch function again (7-20 ms on a table of 7-20 columns: as long as an epoch
+    instantiating the per-batch function again (7-13 ms on a table of 7-20 columns: as long as an epoch
     of a small model; docs/benchmarks.md, "Trials per minute"). A shuffled dataset still reshuffles on
     every pass. Unchanged, with None, where the number of batches is not known."""
     steps = int(dataset.cardinality())
