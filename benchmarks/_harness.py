@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from automl.access import DEFAULT_TEAM, Scope
+from automl.datasets.dates import column_to_days
 from automl.jobs import JobRequest, create_job, search_spec
 from automl.search.spec import SearchSpec
 from automl.settings import Settings
@@ -115,7 +116,7 @@ def gbdt(task: str, target: str, fit: pd.DataFrame, held: pd.DataFrame, column_t
     """Default scikit-learn HistGradientBoosting on the uploaded rows: (predictions, probabilities,
     classes, seconds). Categorical columns as pandas categories, as its docs recommend; a column of
     more categories than it takes (255: names, identifiers) keeps its 255 most frequent, the others
-    read as missing."""
+    read as missing; a column of dates as days since 1970."""
     import time
 
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -125,7 +126,9 @@ def gbdt(task: str, target: str, fit: pd.DataFrame, held: pd.DataFrame, column_t
         for column, kind in column_types.items():
             if column == target or column not in out:
                 continue
-            if kind == "categorical":
+            if kind == "datetime":  # as a user of gradient boosting would give it: a number of days
+                out[column] = column_to_days(out[column])[0]
+            elif kind == "categorical":
                 counts = fit[column].dropna().astype(str).value_counts()
                 categories = sorted(counts.index[:255])
                 out[column] = pd.Categorical(out[column].astype(object).where(out[column].notna(), None)

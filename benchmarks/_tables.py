@@ -134,4 +134,28 @@ OTHERS: list[Table] = [
     Table("bfi", _r("bfi"), "gender", "binary", "accuracy"),
 ]
 
-BY_NAME = {t.name: t for t in SUITE + SELECTION + NAMED + OTHERS}
+# Tables of other shapes, run only when named: tiny tables (under 100 rows), missing values in the
+# features, a column of dates, six classes of 214 rows, counts with many zeros, choice data with prices.
+VARIED: list[Table] = [
+    Table("mpg", _r("mpg"), "hwy", "regression", "r2", drop=("cty",)),
+    Table("msleep", _r("msleep"), "sleep_total", "regression", "r2", drop=("awake",)),
+    Table("economics", _r("economics"), "unemploy", "regression", "r2"),
+    Table("airquality", _r("airquality"), "Ozone", "regression", "r2"),
+    Table("hi", _r("HI"), "whrswk", "regression", "r2"),
+    Table("fgl", _r("fgl"), "type", "multiclass", "accuracy"),
+    Table("biopsy", _r("biopsy"), "class", "binary", "accuracy", drop=("ID",)),
+    Table("aids2", _r("Aids2"), "status", "binary", "accuracy", drop=("death",)),
+    Table("tuna", _r("Tuna"), "Tuna.choice", "multiclass", "accuracy", drop=("Tuna.hid",)),
+    Table("cracker", _r("Cracker"), "choice", "multiclass", "accuracy", drop=("id",)),
+    Table("fair", _r("Fair"), "nbaffairs", "regression", "r2"),
+    Table("cars93", _r("Cars93"), "Price", "regression", "r2", drop=("Min.Price", "Max.Price")),
+    Table("survey", _r("survey"), "Sex", "binary", "accuracy"),
+    Table("crabs", _r("crabs"), "sp", "binary", "accuracy", drop=("index",)),
+    Table("pima", _r("Pima.tr"), "type", "binary", "accuracy"),
+    Table("birthwt", _r("birthwt"), "low", "binary", "accuracy", drop=("bwt",)),
+    Table("salaries", _r("Salaries"), "salary", "regression", "r2"),
+    Table("patents", _r("PatentsRD"), "patent", "regression", "r2"),
+    Table("somerville", _r("Somerville"), "visits", "regression", "r2"),
+]
+
+BY_NAME = {t.name: t for t in SUITE + SELECTION + NAMED + OTHERS + VARIED}

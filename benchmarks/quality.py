@@ -50,7 +50,7 @@ from benchmarks._harness import (
     predict_saved,
     score,
 )
-from benchmarks._tables import NAMED, OTHERS, SUITE, Table
+from benchmarks._tables import NAMED, OTHERS, SUITE, VARIED, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -363,7 +363,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         workspace = Workspace.create(Path(root))
         for budget in budgets:
-            for table in SUITE + NAMED + OTHERS:
+            for table in SUITE + NAMED + OTHERS + VARIED:
                 if table.name in wanted and (budget == budgets[0] or table.name in LONG):
                     rows.append(run_table(workspace, table, budget, peers, args.repeat and budget == budgets[0],
                                           args.realmlp_seeds))

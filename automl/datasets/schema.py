@@ -1,4 +1,4 @@
-"""Column type inference and profiling: numeric, boolean or categorical, with missing counts."""
+"""Column type inference and profiling: numeric, boolean, datetime or categorical, with missing counts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from automl.datasets.dates import column_to_days, days_to_text
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n"})
@@ -44,6 +46,9 @@ def to_boolean(series: pd.Series) -> pd.Series:
 
 
 BOOLEAN_WORDS = frozenset({"true", "false"})
+# A text column is a datetime column when at least this share of its filled cells are ISO 8601 dates
+# (the others are taken as missing in training, and refused with a message in a prediction).
+DATETIME_SHARE = 0.99
 
 
 def infer_type(series: pd.Series) -> str:
@@ -54,6 +59,8 @@ def infer_type(series: pd.Series) -> str:
         return "boolean"
     if pd.api.types.is_numeric_dtype(series):
         return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
     values = series.dropna()
     if len(values) == 0:
         return "categorical"
@@ -63,7 +70,15 @@ def infer_type(series: pd.Series) -> str:
     words = {str(v).strip().lower() for v in distinct}
     if words == BOOLEAN_WORDS:
         return "boolean"
+    if _mostly_dates(values):
+        return "datetime"
     return "categorical"
+
+
+def _mostly_dates(values: pd.Series) -> bool:
+    days, bad = column_to_days(values)
+    filled = int((~np.isnan(days)).sum() + bad.sum())
+    return filled > 0 and int(bad.sum()) <= (1 - DATETIME_SHARE) * filled
 
 
 def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -86,6 +101,11 @@ def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
             profile["stats"] = {
                 key: _json_scalar(described.get(key)) for key in ("mean", "std", "min", "max")
             }
+        elif kind == "datetime":
+            days, _ = column_to_days(series)
+            found = days[np.isfinite(days)]
+            profile["stats"] = {"min": days_to_text(float(found.min())) if found.size else None,
+                                "max": days_to_text(float(found.max())) if found.size else None}
         else:
             counts = series.astype("object").value_counts(dropna=True).head(MAX_REPORTED_VALUES)
             profile["top_values"] = {str(k): int(v) for k, v in counts.items()}

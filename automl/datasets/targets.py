@@ -51,6 +51,12 @@ def resolve_target(
             errors={"target": [f"unknown column; columns are {columns}"]},
         )
     kind = column_types[target]
+    if kind == "datetime":
+        raise InvalidJobRequest(
+            f"Column '{target}' holds dates; a date cannot be the target. Choose a numeric, boolean or "
+            "categorical column (a duration or a count of days can be added to the table as a number).",
+            errors={"target": ["a datetime column"]},
+        )
     present = values.dropna()
     n_rows = len(present)
     if n_rows < MIN_ROWS:
@@ -146,6 +152,13 @@ def resolve_multilabel(
             f"Column(s) {', '.join(map(repr, unknown))} do not exist in this dataset. Choose targets from: "
             f"{', '.join(column_types)}.",
             errors={"target": [f"unknown columns {unknown}"]},
+        )
+    dated = [t for t in targets if column_types[t] == "datetime"]
+    if dated:
+        raise InvalidJobRequest(
+            f"Column(s) {', '.join(map(repr, dated))} hold dates; a label column must be two-valued "
+            "(true/false, 0/1, yes/no).",
+            errors={"target": [f"datetime columns {dated}"]},
         )
     if len(set(targets)) != len(targets):
         raise InvalidJobRequest("A target column is listed twice; list each label column once.",

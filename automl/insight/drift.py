@@ -40,7 +40,7 @@ class Counter:
         self.columns = []
         for feature, column in zip(features, profile, strict=True):
             entry: dict[str, Any] = {"key": feature["key"], "name": column["name"], "kind": column["kind"]}
-            if column["kind"] == "numeric":
+            if column["kind"] in ("numeric", "datetime"):
                 entry["edges"] = np.asarray(column["bins"]["edges"], dtype="float64")
                 low, high = column.get("min"), column.get("max")
                 margin = RANGE_MARGIN * ((high - low) if low is not None and high is not None else 0.0)
@@ -122,7 +122,7 @@ def report(profile: list[dict[str, Any]], counts: dict[str, dict[str, Any]]) -> 
             out.append({**entry, "psi": None, "drifted": None, "missing_share": None})
             continue
         assert seen is not None
-        if column["kind"] == "numeric":
+        if column["kind"] in ("numeric", "datetime"):
             expected = [*column["bins"]["shares"], column["missing_share"]]
             observed = _shares([*seen["bins"], seen["missing"]], rows)
             entry["out_of_range_share"] = round(seen["out_of_range"] / rows, 6)

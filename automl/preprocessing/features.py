@@ -55,6 +55,8 @@ class FeatureSpec:
     # Categorical: a column of names or identifiers (see IDENTIFIER_SHARE), whose values the model
     # does not encode.
     identifier: bool = False
+    # Datetime: which calendar positions the model also takes from the date (``calendar_parts``).
+    calendar: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,8 @@ class FeatureSpec:
             schema["categories"] = [v for v in self.vocabulary if v != MISSING_TOKEN][:100]
             if self.identifier:
                 schema["identifier"] = True  # names or identifiers: taken, but nothing is learned from them
+        if self.kind == "datetime":
+            schema["format"] = "ISO 8601 date or date-time (2024-05-17, 2024-05-17T08:30:00Z)"
         return schema
 
 
@@ -110,7 +114,7 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
         if name in targets:
             continue
         key = input_key(name, taken)
-        if kind in ("numeric", "boolean"):
+        if kind in ("numeric", "boolean", "datetime"):
             values = column_to_array(train[name], kind)
             finite = values[np.isfinite(values)]
             mean = float(finite.mean()) if finite.size else 0.0
@@ -130,7 +134,8 @@ def fit_features(train: pd.DataFrame, column_types: dict[str, str], targets: set
                     robust_scale=robust_scale(finite),
                     knots=knots,
                     scores=scores,
-                    codes=integer_codes(finite) if kind == "numeric" else [],
+                    codes=integer_codes(finite) if kind != "boolean" else [],
+                    calendar=calendar_parts(finite) if kind == "datetime" else [],
                 )
             )
         else:
@@ -154,6 +159,23 @@ def limit_codes(specs: list[FeatureSpec], max_inputs: int = MAX_CODE_INPUTS) -> 
         kept.add(spec.key)
         total += len(spec.codes)
     return [s if not s.codes or s.key in kept else replace(s, codes=[]) for s in specs]
+
+
+def calendar_parts(days: np.ndarray) -> list[str]:
+    """Where in the calendar a datetime column's values fall that can vary in its training rows: the day
+    of the week (three or more of them seen), the time of year (dates over more than a month) and the
+    time of day (two or more times seen). Trends, weekly and yearly seasons and daily cycles are
+    common in dated rows, and a network would not find them in a count of days alone."""
+    if days.size == 0:
+        return []
+    parts = []
+    if np.unique(np.mod(np.floor(days) + 3, 7)).size >= 3:
+        parts.append("weekday")
+    if float(days.max() - days.min()) > 31:
+        parts.append("year")
+    if np.unique(np.round(np.mod(days, 1.0) * 1440)).size >= 2:
+        parts.append("day")
+    return parts
 
 
 def robust_scale(values: np.ndarray) -> float:

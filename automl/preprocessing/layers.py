@@ -136,6 +136,45 @@ class ValueIndicators(keras.layers.Layer):
         return {**super().get_config(), "values": self.values}
 
 
+DAYS_PER_YEAR = 365.2425
+CALENDAR_WIDTHS = {"weekday": 7, "year": 2, "day": 2}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class CalendarFeatures(keras.layers.Layer):
+    """A datetime column (days since 1970-01-01 UTC, NaN when missing) -> where it falls in the calendar:
+    ``weekday`` one-hot (Monday first), ``year`` and ``day`` as the sine and cosine of the time of year
+    and the time of day. A missing date gives zeros."""
+
+    def __init__(self, parts: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        unknown = set(parts) - set(CALENDAR_WIDTHS)
+        if unknown:
+            raise ValueError(f"unknown calendar parts {sorted(unknown)}")
+        self.parts = list(parts)
+
+    def call(self, inputs: Any) -> Any:
+        days = ops.cast(inputs, "float32")
+        present = ops.cast(ops.logical_not(ops.isnan(days)), "float32")
+        days = ops.where(ops.isnan(days), ops.zeros_like(days), days)
+        out = []
+        if "weekday" in self.parts:
+            weekday = ops.mod(ops.floor(days) + 3.0, 7.0)  # 1970-01-01 was a Thursday
+            out.append(ops.cast(ops.equal(weekday, ops.convert_to_tensor([[0.0, 1, 2, 3, 4, 5, 6]])), "float32"))
+        for part, period in (("year", DAYS_PER_YEAR), ("day", 1.0)):
+            if part in self.parts:
+                angle = (2.0 * math.pi / period) * ops.mod(days, period)
+                out.append(ops.concatenate([ops.sin(angle), ops.cos(angle)], axis=-1))
+        joined = out[0] if len(out) == 1 else ops.concatenate(out, axis=-1)
+        return joined * present
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], sum(CALENDAR_WIDTHS[p] for p in self.parts))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "parts": self.parts}
+
+
 @keras.saving.register_keras_serializable(package="automl")
 class PiecewiseLinearEncoding(keras.layers.Layer):
     """PLE (Gorishniy et al., 2022) of some raw numeric columns: one value in [0, 1] per quantile bin
@@ -277,10 +316,11 @@ def idle_encoding_options(specs: list[FeatureSpec]) -> set[str]:
 def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> tuple[dict[str, Any], Any]:
     """One ``keras.Input`` per column (the serving contract) and the concatenated encoded features.
 
-    Numeric and boolean columns are joined into one matrix and encoded by vectorised layers
-    (transform, missing indicators, optional embeddings of columns with three or more distinct
-    values); categorical columns are one-hot encoded, or embedded when wide and asked for (columns of
-    names or identifiers not at all: ``FeatureSpec.encoded_vocabulary``).
+    Numeric, boolean and datetime columns (days since 1970) are joined into one matrix and encoded by
+    vectorised layers (transform, missing indicators, optional embeddings of columns with three or more
+    distinct values), a datetime column also by its place in the calendar; categorical columns are
+    one-hot encoded, or embedded when wide and asked for (columns of names or identifiers not at all:
+    ``FeatureSpec.encoded_vocabulary``).
     """
     encoding = encoding or Encoding()
     inputs: dict[str, Any] = {}
@@ -305,6 +345,9 @@ def build_inputs(specs: list[FeatureSpec], encoding: Encoding | None = None) -> 
             for spec in numeric:
                 if spec.codes:
                     encoded.append(ValueIndicators(spec.codes, name=f"{spec.key}_codes")(inputs[spec.key]))
+        for spec in numeric:
+            if spec.calendar:
+                encoded.append(CalendarFeatures(spec.calendar, name=f"{spec.key}_calendar")(inputs[spec.key]))
         embedded = [i for i, s in enumerate(numeric) if len(s.knots) >= 3]
         if embedded and encoding.numeric_embedding == "periodic":
             encoded.append(PeriodicEmbedding(embedded, units=encoding.embedding_units,

@@ -1,9 +1,11 @@
 """Raw values -> the model's input arrays: the one conversion that training, JSON predictions and
 batch scoring share.
 
-The contract: numeric and boolean columns become float32 with NaN for missing; categorical
-columns become strings with ``MISSING_TOKEN`` for missing. Everything else (imputation,
-scaling, vocabularies) happens inside the saved model.
+The contract: numeric and boolean columns become float32 with NaN for missing; datetime columns
+(ISO 8601 text: ``2024-05-17``, ``2024-05-17 08:30``, ``2024-05-17T08:30:00+02:00``; the rules are
+``automl.datasets.dates``) become float32 days since 1970-01-01 UTC, NaN for missing; categorical
+columns become strings with ``MISSING_TOKEN`` for missing. Everything else (imputation, scaling,
+vocabularies, calendar features) happens inside the saved model.
 
 Values arrive in two forms, each with one set of rules here:
 
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.datasets.dates import column_to_days, text_to_days
 from automl.datasets.schema import FALSE_WORDS, TRUE_WORDS
 
 MISSING_TOKEN = ""
@@ -100,7 +103,24 @@ def category(value: Any) -> str:
     raise BadValue(f"expected a string or null, got {type(value).__name__}")
 
 
-VALUE_RULES: dict[str, Callable[[Any], Any]] = {"numeric": number, "boolean": boolean, "categorical": category}
+DATETIME_PROBLEM = "expected an ISO 8601 date or date-time such as 2024-05-17 or 2024-05-17T08:30:00Z (or null)"
+
+
+def moment(value: Any) -> float:
+    """An ISO 8601 date or date-time (``automl.datasets.dates``) -> days since 1970-01-01 UTC."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        if not value.strip():
+            return math.nan
+        days = text_to_days(value)
+        if days is not None:
+            return days
+    raise BadValue(f"{DATETIME_PROBLEM}, got {value!r}"[:200])
+
+
+VALUE_RULES: dict[str, Callable[[Any], Any]] = {"numeric": number, "boolean": boolean, "categorical": category,
+                                                "datetime": moment}
 PLAIN_TYPES: dict[str, tuple[type, ...]] = {"numeric": (float, int), "boolean": (bool,), "categorical": (str,)}
 """Per kind, the JSON types whose values need no rule beyond ``np.array`` (the vectorised path)."""
 
@@ -161,8 +181,14 @@ def _categorical_cells(series: pd.Series) -> Cells:
     return Cells(np.array(values, dtype=object).reshape(-1, 1), np.zeros(len(values), dtype=bool), "")
 
 
+def _datetime_cells(series: pd.Series) -> Cells:
+    days, bad = column_to_days(series)
+    return Cells(days.astype("float32").reshape(-1, 1), bad, DATETIME_PROBLEM)
+
+
 _CELL_RULES: dict[str, Callable[[pd.Series], Cells]] = {
     "numeric": _numeric_cells, "boolean": _boolean_cells, "categorical": _categorical_cells,
+    "datetime": _datetime_cells,
 }
 
 

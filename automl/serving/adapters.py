@@ -78,6 +78,8 @@ def _fast_inputs(instances: list[Any], features: list[dict[str, Any]]) -> dict[s
     columns, numbers as finite numbers, booleans as booleans, categories as strings, nothing missing.
     None when any value needs the careful path below (which also words the errors)."""
     names = {f["name"] for f in features}
+    if not all(f["kind"] in PLAIN_TYPES for f in features):
+        return None  # dates are text to parse, one by one
     if not all(type(instance) is dict and instance.keys() == names for instance in instances):
         return None
     arrays: dict[str, np.ndarray] = {}

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.datasets.dates import days_to_text
 from automl.errors import InvalidInstances
 from automl.preprocessing.values import MISSING_TOKEN
 
@@ -37,6 +38,8 @@ class Explainer:
     names: list[str]
     baselines: list[np.ndarray]  # one (1, 1) input array per column
 
+    dates: frozenset[str] = frozenset()  # datetime columns, whose baselines are shown as dates
+
     @classmethod
     def of(cls, features: list[dict[str, Any]]) -> Explainer:
         keys, names, baselines = [], [], []
@@ -48,11 +51,12 @@ class Explainer:
                 baselines.append(np.array([[vocabulary[0] if vocabulary else MISSING_TOKEN]], dtype=object))
             else:
                 baselines.append(np.array([[feature.get("median", 0.0)]], dtype="float32"))
-        return cls(keys, names, baselines)
+        return cls(keys, names, baselines, frozenset(f["name"] for f in features if f["kind"] == "datetime"))
 
     def baseline_values(self) -> dict[str, Any]:
         """Each column's baseline, as a value a client would send."""
-        return {name: base.item() for name, base in zip(self.names, self.baselines, strict=True)}
+        return {name: days_to_text(base.item()) if name in self.dates else base.item()
+                for name, base in zip(self.names, self.baselines, strict=True)}
 
     def explain(self, call: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray], rows: int,
                 task: str, classes: list[Any] | None, targets: list[str]) -> list[dict[str, Any]]:

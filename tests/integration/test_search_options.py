@@ -247,3 +247,38 @@ def test_the_final_model_is_an_ensemble_served_like_any_other(distributed: Servi
                for name, s in spec.items()}
     (output,) = signature(**tensors).values()
     assert np.allclose(output.numpy().reshape(-1), probabilities[:, 1], atol=1e-5)
+
+
+def test_a_column_of_dates_is_learned_from_by_its_calendar(distributed: Service, tmp_path: Path) -> None:
+    """Opening hours that follow the weekday, which a count of days alone cannot give: the dates are
+    profiled as dates, the model learns the weekday from them, and it answers for dates after every
+    training row, from JSON and from a file alike, and names a date it cannot read."""
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2022-01-03", periods=420, freq="D")  # 60 whole weeks from a Monday
+    stamps = days + pd.to_timedelta(rng.integers(8 * 60, 18 * 60, size=len(days)), unit="min")
+    frame = pd.DataFrame({"when": stamps.strftime("%Y-%m-%dT%H:%M:00Z"), "noise": rng.normal(size=len(days)),
+                          "open": np.where(days.day_of_week >= 5, "closed", "open")})
+    dataset = upload_frame(distributed, frame, tmp_path, "hours")
+    when = next(c for c in dataset["columns"] if c["name"] == "when")
+    assert when["type"] == "datetime" and when["stats"]["min"].startswith("2022-01-03T")
+    job = finished(distributed, submit(
+        distributed, dataset_id=dataset["id"], target="open", tuner="random", max_trials=1, max_epochs=60, seed=2,
+        search_space={**FIXED, "units": 64, "learning_rate": 0.01, "numeric_transform": "standard"}))
+    model = get(distributed, f"/models/{job['best_model_id']}")
+    assert {c["name"]: c["type"] for c in model["input_schema"]}["when"] == "datetime"
+
+    later = pd.date_range("2024-06-03", periods=28, freq="D")  # four weeks after the last training day
+    rows = [{"when": f"{day:%Y-%m-%d}T12:00:00+02:00", "noise": 0.0} for day in later]
+    answer = post(distributed, f"/models/{job['best_model_id']}/predict", {"instances": rows})["predictions"]
+    expected = ["closed" if day.day_of_week >= 5 else "open" for day in later]
+    assert sum(a == e for a, e in zip(answer, expected, strict=True)) >= 27, list(zip(answer, expected, strict=True))
+
+    scored = distributed.http.post(
+        f"{distributed.url}/api/v1/models/{job['best_model_id']}/predict", headers={"Accept": "text/csv"},
+        files={"file": ("later.csv", pd.DataFrame(rows).to_csv(index=False).encode())}, timeout=60)
+    assert scored.status_code == 200, scored.text
+    assert pd.read_csv(io.StringIO(scored.text))["prediction"].tolist() == answer
+
+    refused = distributed.http.post(f"{distributed.url}/api/v1/models/{job['best_model_id']}/predict",
+                                    json={"instances": [{"when": "03/06/2024", "noise": 0.0}]}, timeout=30)
+    assert refused.status_code == 422 and "ISO 8601" in refused.json()["message"], refused.text

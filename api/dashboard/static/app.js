@@ -679,6 +679,8 @@
         const listId = `values-${inputs.length}`;
         input = h("span", {}, h("input", { name: column.name, list: listId, placeholder: "(missing)" }),
                   h("datalist", { id: listId }, (column.categories || []).map((c) => h("option", { value: c }))));
+      } else if (column.type === "datetime") {
+        input = h("input", { name: column.name, type: "text", placeholder: "2024-05-17 or 2024-05-17T08:30:00Z" });
       } else {
         input = h("input", { name: column.name, type: "number", step: "any", placeholder: "(missing)" });
       }

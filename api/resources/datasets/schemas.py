@@ -13,10 +13,14 @@ class UploadSchema(Schema):
 
 class ColumnSchema(Schema):
     name = fields.String()
-    type = fields.String(metadata={"enum": ["numeric", "boolean", "categorical"]})
+    type = fields.String(metadata={"enum": ["numeric", "boolean", "categorical", "datetime"],
+                                   "description": "datetime: ISO 8601 dates or date-times (2024-05-17, "
+                                                  "2024-05-17T08:30:00Z), taken as days since 1970 and "
+                                                  "their day of the week, time of year and time of day"})
     missing = fields.Integer(metadata={"description": "Rows with no value."})
     unique = fields.Integer(metadata={"description": "Distinct non-missing values."})
-    stats = fields.Dict(metadata={"description": "numeric columns: mean, std, min, max"})
+    stats = fields.Dict(metadata={"description": "numeric columns: mean, std, min, max; datetime columns: "
+                                                 "min, max"})
     top_values = fields.Dict(metadata={"description": "boolean/categorical: most frequent values and counts"})
 
 
