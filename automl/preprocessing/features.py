@@ -162,16 +162,19 @@ def limit_codes(specs: list[FeatureSpec], max_inputs: int = MAX_CODE_INPUTS) -> 
 
 
 def calendar_parts(days: np.ndarray) -> list[str]:
-    """Where in the calendar a datetime column's values fall that can vary in its training rows: the day
-    of the week (three or more of them seen), the time of year (dates over more than a month) and the
-    time of day (two or more times seen). Trends, weekly and yearly seasons and daily cycles are
-    common in dated rows, and a network would not find them in a count of days alone."""
+    """Where in the calendar a datetime column's training values fall, where that can teach the model
+    something: the day of the week where dates come days apart (a median gap under a week between the
+    distinct days: daily rows, events; not monthly or weekly figures, whose weekday is noise), the
+    time of year where they span a year or more, and the time of day where two or more times are seen.
+    Trends, weekly and yearly seasons and daily cycles are common in dated rows, and a network would
+    not find them in a count of days alone."""
     if days.size == 0:
         return []
     parts = []
-    if np.unique(np.mod(np.floor(days) + 3, 7)).size >= 3:
+    distinct = np.unique(np.floor(days))
+    if distinct.size >= 3 and float(np.median(np.diff(distinct))) < 7:
         parts.append("weekday")
-    if float(days.max() - days.min()) > 31:
+    if float(days.max() - days.min()) >= 365:
         parts.append("year")
     if np.unique(np.round(np.mod(days, 1.0) * 1440)).size >= 2:
         parts.append("day")

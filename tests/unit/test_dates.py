@@ -95,6 +95,7 @@ def test_calendar_parts_follow_what_varies_in_the_training_dates() -> None:
     daily = np.arange(19000.0, 19800.0)  # two years and more, every weekday
     assert calendar_parts(daily) == ["weekday", "year"]
     assert calendar_parts(daily[::7]) == ["year"]  # every Thursday: the weekday says nothing
+    assert calendar_parts(daily[::30]) == ["year"]  # monthly figures: the weekday is noise
     assert calendar_parts(daily[:20]) == ["weekday"]  # twenty days: no time of year to learn
     assert calendar_parts(np.array([19860.25, 19860.5, 19861.25])) == ["day"]
     assert calendar_parts(np.array([])) == []
@@ -110,8 +111,8 @@ def test_the_calendar_layer_knows_the_week_the_year_and_the_day(tmp_path: Path) 
     assert np.allclose(out[0, 9:], [0.0, -1.0], atol=1e-3)  # noon: half-way round the day
     assert (out[4] == 0).all()  # a missing date: nothing
 
-    train = pd.DataFrame({"when": [f"2024-0{m}-{d:02d}T{h:02d}:00" for m in range(1, 7) for d in (1, 9, 20)
-                                   for h in (6, 18)], "y": 0.0})
+    train = pd.DataFrame({"when": [f"{y}-0{m}-{d:02d}T{h:02d}:00" for y in (2023, 2024) for m in range(1, 7)
+                                   for d in (1, 4, 9, 20) for h in (6, 18)], "y": 0.0})
     specs = fit_features(train, {"when": "datetime", "y": "numeric"}, {"y"})
     assert specs[0].calendar == ["weekday", "year", "day"]
     assert specs[0].public_schema()["type"] == "datetime" and "ISO 8601" in specs[0].public_schema()["format"]
