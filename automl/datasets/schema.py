@@ -46,6 +46,10 @@ def to_boolean(series: pd.Series) -> pd.Series:
 
 
 BOOLEAN_WORDS = frozenset({"true", "false"})
+# What spreadsheets, statistics packages and ARFF/OpenML exports write in a cell for a missing number.
+# A column of numbers and these is numeric, these its missing values; so are they in a prediction.
+MISSING_MARKERS = frozenset({"?", "-", "--", ".", "na", "n/a", "n.a.", "nan", "null", "none", "nil", "missing",
+                             "unknown", "#n/a", "#na", "#value!", "#div/0!", "#ref!", "#num!"})
 # A text column is a datetime column when at least this share of its filled cells are ISO 8601 dates
 # (the others are taken as missing in training, and refused with a message in a prediction).
 DATETIME_SHARE = 0.99
@@ -70,9 +74,20 @@ def infer_type(series: pd.Series) -> str:
     words = {str(v).strip().lower() for v in distinct}
     if words == BOOLEAN_WORDS:
         return "boolean"
+    if _numbers_and_missing_markers(words):
+        return "numeric"
     if _mostly_dates(values):
         return "datetime"
     return "categorical"
+
+
+def _numbers_and_missing_markers(words: set[str]) -> bool:
+    """Distinct cells (stripped, lower case) that are numbers, but for missing markers (``?`` in an OpenML
+    export, ``.`` from Stata), which kept pandas from reading the column as numbers."""
+    numbers = words - MISSING_MARKERS - {""}
+    if not numbers or numbers == words:
+        return False
+    return not pd.to_numeric(pd.Series(sorted(numbers)), errors="coerce").isna().any()
 
 
 def _mostly_dates(values: pd.Series) -> bool:
@@ -89,6 +104,8 @@ def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
         kind = infer_type(series)
         if kind == "boolean":
             series = to_boolean(series)
+        elif kind == "numeric":
+            series = pd.to_numeric(series, errors="coerce")  # missing markers are missing
         profile: dict[str, Any] = {
             "name": str(name),
             "type": kind,
@@ -96,8 +113,7 @@ def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
             "unique": int(series.nunique(dropna=True)),
         }
         if kind == "numeric":
-            numeric = pd.to_numeric(series, errors="coerce")
-            described = numeric.describe()
+            described = series.describe()
             profile["stats"] = {
                 key: _json_scalar(described.get(key)) for key in ("mean", "std", "min", "max")
             }

@@ -15,8 +15,9 @@ Values arrive in two forms, each with one set of rules here:
   ``cells_to_array(series, kind)`` returns the array and which cells are not values of the
   kind, so training can take them as missing and batch scoring can name them.
 
-Both accept the same boolean words and refuse the same magnitudes: float32 is what the model
-computes in, and larger numbers would silently become infinite.
+Both accept the same boolean words, take the same markers of a missing number (``?``, ``n/a``, ``.``:
+``automl.datasets.schema.MISSING_MARKERS``) as missing, and refuse the same magnitudes: float32 is
+what the model computes in, and larger numbers would silently become infinite.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from automl.datasets.dates import column_to_days, text_to_days
-from automl.datasets.schema import FALSE_WORDS, TRUE_WORDS
+from automl.datasets.schema import FALSE_WORDS, MISSING_MARKERS, TRUE_WORDS
 
 MISSING_TOKEN = ""
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -56,7 +57,7 @@ def number(value: Any) -> float:
         except OverflowError:
             raise BadValue(OUT_OF_RANGE) from None
     elif isinstance(value, str):
-        if not value.strip():
+        if not value.strip() or value.strip().lower() in MISSING_MARKERS:
             return math.nan
         try:
             result = float(value)
@@ -155,7 +156,8 @@ def _numeric_cells(series: pd.Series) -> Cells:
     else:
         text = _text(series)
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        present = (text.fillna("") != "").to_numpy(dtype=bool)
+        words = text.fillna("").str.lower()
+        present = ((words != "") & ~words.isin(MISSING_MARKERS)).to_numpy(dtype=bool)
         bad = (present & np.isnan(values)) | (np.abs(values) > FLOAT32_MAX)
         problem = f"expected a number up to {FLOAT32_MAX:.3g} in magnitude (or an empty cell)"
     return Cells(np.where(bad, np.nan, values).astype("float32").reshape(-1, 1), bad, problem)

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from automl.datasets.ingest import ingest_file, load_frame
 from automl.datasets.schema import infer_type
 from automl.errors import InvalidDataset
+from automl.preprocessing.values import BadValue, cells_to_array, number
 from tests.conftest import write
 
 
@@ -82,3 +85,24 @@ def test_infer_type() -> None:
     assert infer_type(pd.Series(["yes", "no"])) == "categorical"
     assert infer_type(pd.Series(["Y", "N", None])) == "categorical"
     assert infer_type(pd.Series(["yes", "maybe"])) == "categorical"
+
+
+def test_numbers_with_missing_markers_are_numeric_and_the_markers_missing(tmp_path: Path) -> None:
+    """An OpenML/ARFF export writes ``?`` for a missing number, Stata ``.``: the column stays numbers."""
+    assert infer_type(pd.Series(["1.5", "?", "3", None])) == "numeric"
+    assert infer_type(pd.Series(["12", ".", "N/A", "-"])) == "numeric"
+    assert infer_type(pd.Series(["?", "?"])) == "categorical"  # markers only: nothing says they are numbers
+    assert infer_type(pd.Series(["12", "?", "twelve"])) == "categorical"  # a word that is no marker: text
+    path = tmp_path / "marked.csv"
+    path.write_text("age,blood,y\n41,?,a\n?,7.5,b\n38,6.25,a\n.,5,b\n")
+    stored = ingest_file(path, "marked.csv", tmp_path / "store")
+    columns = {c["name"]: c for c in stored.columns}
+    assert columns["age"]["type"] == columns["blood"]["type"] == "numeric"
+    assert columns["age"]["missing"] == 2 and columns["age"]["stats"]["max"] == 41
+    assert load_frame(stored.path)["blood"].tolist()[1:] == [7.5, 6.25, 5.0]
+    # The same cells in a file to score and in JSON: missing, not refused.
+    cells = cells_to_array(pd.Series(["?", " n/a ", "4", "x"]), "numeric")
+    assert np.isnan(cells.array[:2, 0]).all() and cells.array[2, 0] == 4 and cells.bad.tolist() == [0, 0, 0, 1]
+    assert math.isnan(number("?")) and math.isnan(number("NA"))
+    with pytest.raises(BadValue):
+        number("x")
