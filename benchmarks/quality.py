@@ -16,8 +16,9 @@ twice, the gain of the final refit on every row (the same search's model without
 ``--repeat`` the spread of two runs of the same job. RealMLP-TD is one fit with no search, whose
 score moves with its seed (wages: 0.589 one day, 0.542 another); ``--realmlp-seeds N`` fits it with
 seeds 0..N-1 and reports their mean, and the range beside it. ``--datasets`` also takes the
-tables of ``benchmarks._tables.NAMED`` (a column of names or identifiers in each) and ``OTHERS``
-(more tables beyond the suite), which the default run leaves out.
+tables of ``benchmarks._tables.NAMED`` (a column of names or identifiers in each), ``OTHERS``
+(more tables beyond the suite) and ``VARIED`` (other shapes: tiny tables, missing values, dates),
+which the default run leaves out.
 
     .venv/bin/python -m benchmarks.quality [--datasets a,b] [--budgets 60,300] [--repeat]
         [--realmlp-seeds N] [--write]
