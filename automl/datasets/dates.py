@@ -49,12 +49,17 @@ def column_to_days(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     iso = text.fillna("").str.fullmatch(ISO_DATETIME.pattern).to_numpy(dtype=bool)
     moments = pd.Series(pd.to_datetime(text.where(iso), format="ISO8601", utc=True, errors="coerce"))
     days = _moments_to_days(moments)
+    beyond = iso & np.isnan(days)  # what pandas could not represent: read one by one
+    for row in np.flatnonzero(beyond):
+        found = text_to_days(str(text.iloc[row]))
+        days[row] = np.nan if found is None else found
     return days, present & np.isnan(days)
 
 
 def _moments_to_days(moments: pd.Series) -> np.ndarray:
-    nanoseconds = moments.astype("datetime64[ns, UTC]").to_numpy(dtype="datetime64[ns]").astype("int64")
-    return np.where(moments.isna().to_numpy(dtype=bool), np.nan, nanoseconds / (SECONDS_PER_DAY * 1e9))
+    """UTC moments (of whatever resolution pandas chose) -> days since 1970-01-01, NaN for NaT."""
+    micro = moments.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return np.where(np.isnat(micro), np.nan, micro.astype("int64") / (SECONDS_PER_DAY * 1e6))
 
 
 def days_to_text(days: float) -> str | None:
