@@ -37,7 +37,6 @@ class Explainer:
     keys: list[str]
     names: list[str]
     baselines: list[np.ndarray]  # one (1, 1) input array per column
-
     dates: frozenset[str] = frozenset()  # datetime columns, whose baselines are shown as dates
 
     @classmethod

@@ -205,3 +205,19 @@ def test_one_row_requests_are_counted_together_and_add_up(trained: Any, tmp_path
     for inputs in requests:
         one_by_one = merge(one_by_one, original(inputs))
     assert rows == 40 and counts == json.loads(json.dumps(one_by_one))
+
+
+def test_dates_drift_like_numbers_when_requests_come_from_a_later_period() -> None:
+    """A datetime column is profiled and counted over its days: rows from the training period do not
+    drift, rows from a year later are out of range and do."""
+    rng = np.random.default_rng(4)
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 365, 3000), unit="D")
+    train = pd.DataFrame({"when": days.strftime("%Y-%m-%d"), "size": rng.normal(10, 2, 3000)})
+    features = fit_features(train, {"when": "datetime", "size": "numeric"}, set())
+    trained = ([f.to_dict() for f in features], training_profile(features, frame_to_inputs(train, features)))
+    assert trained[1][0]["kind"] == "datetime" and trained[1][0]["bins"]["edges"]
+    same = _report(trained, train.sample(1000, random_state=1))["when"]
+    assert same["drifted"] is False and same["out_of_range_share"] == 0.0
+    later = train.assign(when=(days + pd.Timedelta(days=730)).strftime("%Y-%m-%d")).head(500)
+    moved = _report(trained, later)["when"]
+    assert moved["drifted"] is True and moved["out_of_range_share"] == 1.0
