@@ -263,9 +263,22 @@ class Client:
         return response
 
 
+def _cell(value: Any) -> Any:
+    """A DataFrame cell as JSON: a missing value (NaN, NaT, None) as null, a date or time as ISO 8601
+    text, a NumPy number as a plain one."""
+    if value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType":
+        return None
+    if hasattr(value, "isoformat"):  # datetime, date, pandas' Timestamp (NaT is not equal to itself)
+        return None if value != value else value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # NumPy scalars
+        value = value.item()
+        return None if isinstance(value, float) and value != value else value
+    return value
+
+
 def _instances(instances: Any, mc_samples: int | None, explain: bool = False) -> dict[str, Any]:
     if hasattr(instances, "to_dict"):  # a pandas DataFrame, without importing pandas
-        instances = instances.to_dict("records")
+        instances = [{name: _cell(value) for name, value in row.items()} for row in instances.to_dict("records")]
     elif isinstance(instances, Mapping):
         instances = [instances]
     body: dict[str, Any] = {"instances": list(instances)}

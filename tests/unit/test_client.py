@@ -214,3 +214,22 @@ def test_the_options_a_job_is_submitted_with(monkeypatch: pytest.MonkeyPatch) ->
                     "time_budget_s": 60, "search_space": {"num_layers": [1, 2]}, "seed": 7, "refit": False,
                     "objective": "val_auc"}
     json.loads(invoke("train", "d1", "--json", "--api-key", "k").stdout)  # --json prints the job
+
+
+def test_a_dataframe_is_sent_with_missing_values_as_null_and_dates_as_iso_text() -> None:
+    """pandas fills a missing cell with NaN, NaT or NA, and dates are Timestamps: none of them is JSON."""
+    import numpy as np
+    import pandas as pd
+
+    from automl.client.client import _instances
+
+    frame = pd.DataFrame({"size": [1.5, np.nan], "colour": ["red", None], "count": [3, 4],
+                          "when": pd.to_datetime(["2024-05-17 08:30", None]),
+                          "flag": pd.array([True, None], dtype="boolean")})
+    body = _instances(frame, None)
+    assert body["instances"] == [
+        {"size": 1.5, "colour": "red", "count": 3, "when": "2024-05-17T08:30:00", "flag": True},
+        {"size": None, "colour": None, "count": 4, "when": None, "flag": None},
+    ]
+    json.dumps(body, allow_nan=False)  # what requests sends
+    assert type(body["instances"][0]["count"]) is int
