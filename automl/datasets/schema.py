@@ -103,7 +103,9 @@ def _mostly_dates(values: pd.Series) -> bool:
 def _few_then_all(values: Any, few: int = 1000) -> list[Any]:
     """The first ``few`` values, then all of them: a text column that fails a test on its first rows
     (most of them) is not read whole, which on a million rows costs about a second a column."""
-    return [values[:few], values] if len(values) > few else [values]
+    if len(values) <= few:
+        return [values]
+    return [values.iloc[:few] if isinstance(values, pd.Series) else values[:few], values]
 
 
 def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
