@@ -68,6 +68,9 @@ def test_a_column_of_iso_dates_is_profiled_as_datetime(tmp_path: Path) -> None:
     mostly = [f"2024-01-{d:02d}" for d in range(1, 29)] * 4 + ["unknown"]
     assert infer_type(pd.Series(mostly)) == "datetime"
     assert infer_type(pd.Series([*mostly[:50], "unknown"])) == "categorical"
+    long = [f"20{y:02d}-0{m}-1{d}" for y in range(10, 25) for m in range(1, 10) for d in range(10)]  # 1,350
+    assert infer_type(pd.Series([*long, *["later"] * 13])) == "datetime"  # under 1 %
+    assert infer_type(pd.Series([*long, *["later"] * 14])) == "categorical"  # over 1 %, all after the 1,000th
     assert infer_type(pd.Series(["17/05/2024", "18/05/2024"])) == "categorical"  # day or month first? unknown
     assert infer_type(pd.Series(["2024", "2025"], dtype=object)) == "categorical"  # years alone are no dates
 
