@@ -58,7 +58,8 @@ DATETIME_SHARE = 0.99
 def infer_type(series: pd.Series) -> str:
     """``boolean`` only for values that are booleans (a bool column, or the words true and false);
     other two-valued text such as yes/no stays ``categorical``, so that predictions, classes and
-    profiles show the values as they were uploaded."""
+    profiles show the values as they were uploaded. Text that is numbers but for ``MISSING_MARKERS``
+    is ``numeric``; ISO 8601 dates (``DATETIME_SHARE`` of the cells) or a date-time dtype ``datetime``."""
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
     if pd.api.types.is_numeric_dtype(series):
