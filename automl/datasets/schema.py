@@ -89,7 +89,7 @@ def _numbers_and_missing_markers(words: set[str]) -> bool:
     if not numbers or numbers == words:
         return False
     return all(not pd.to_numeric(pd.Series(part), errors="coerce").isna().any()
-               for part in _few_then_all(sorted(numbers)))
+               for part in _few_then_all(list(numbers)))
 
 
 def _mostly_dates(values: pd.Series) -> bool:
