@@ -39,7 +39,8 @@ class SearchOptions:
                                "time_budget_s allows. false: serve the best trials' own weights (trained on the "
                                "training split).")
     ensemble_size: int = option(3, "Most trials in the final model: a weighted ensemble chosen greedily on the "
-                                   "validation rows, kept only when it beats the best single trial there. 0 or 1: "
+                                   "validation rows, kept only when it beats the best single trial there, and on few "
+                                   "validation rows shrunk towards the two best trials' equal blend. 0 or 1: "
                                    "the best trial alone.", minimum=0, maximum=MAX_ENSEMBLE_SIZE)
     mixed_precision: bool = option(False, "Image datasets: train in mixed float16 on GPU workers (ignored on CPU); "
                                           "the saved model computes in float32.", image_only=True)

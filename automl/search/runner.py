@@ -343,7 +343,9 @@ def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: fl
 def _select(spec: SearchSpec, tuner: Any, completed: list[Any], data: PreparedData
             ) -> tuple[list[tuple[Any, float]], dict[str, Any] | None]:
     """The members and their weights: greedy ensemble selection over the best trials' validation
-    predictions, kept only when it beats the best single trial; else the best trial alone."""
+    predictions, kept only when it beats the best single trial (else the best trial alone), then
+    shrunk towards an equal blend of the two best trials as far as the validation rows are few
+    (``ensemble.shrink``)."""
     best = completed[0]
     if spec.ensemble_size < 2 or len(completed) < 2:
         return [(best, 1.0)], None
@@ -356,13 +358,17 @@ def _select(spec: SearchSpec, tuner: Any, completed: list[Any], data: PreparedDa
     if best.trial_id not in predictions or len(predictions) < 2:
         return [(best, 1.0)], None
     selection = ensemble.greedy_selection(predictions, data.y_val, spec.objective, spec.task, spec.ensemble_size)
+    kept = len(selection.weights) > 1 and selection.loss < selection.single_loss
+    weights = ensemble.shrink(selection.weights if kept else {best.trial_id: 1.0},
+                              [t.trial_id for t in candidates if t.trial_id in predictions], len(data.y_val),
+                              spec.ensemble_size)
+    served = np.sum([w * np.asarray(predictions[i], dtype="float64") for i, w in weights.items()], axis=0)
     info = {"objective": spec.objective, "validation_loss": round(selection.loss, 6),
             "best_single_validation_loss": round(selection.single_loss, 6), "candidates": len(predictions),
-            "kept": len(selection.weights) > 1 and selection.loss < selection.single_loss}
-    if not info["kept"]:
-        return [(best, 1.0)], info
+            "kept": kept, "prior_share": round(ensemble.prior_share(len(data.y_val)), 4),
+            "served_validation_loss": round(ensemble.loss(spec.objective, spec.task, data.y_val, served), 6)}
     by_id = {t.trial_id: t for t in candidates}
-    return [(by_id[i], w) for i, w in selection.weights.items()], info
+    return [(by_id[i], w) for i, w in weights.items()], info
 
 
 IMPORTANCE_SHARE = 0.25  # of the time left before the deadline, at most, for permutation importance

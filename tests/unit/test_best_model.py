@@ -97,6 +97,35 @@ def test_the_final_model_takes_the_earliest_trial_tied_with_the_best(tmp_path: P
         oracle.start_order[0]]
 
 
+def test_on_few_validation_rows_the_final_model_blends_the_two_best_trials(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Iris's 24 validation rows: whatever the selection chose, the two best trials share 30 / 54 of the
+    weight, and the served model is that blend."""
+    from dataclasses import replace
+
+    from automl.search import ensemble, tuners
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, max_trials=3, max_epochs=2), ensemble_size=3, refit=False, calibrate=False)
+    for _ in range(3):
+        run_trial_step(spec, NullReporter())
+    data = runner.prepare(spec)
+    tuner = runner.build_tuner(spec, data, NullReporter())
+    best, second = (t.trial_id for t in tuners.ranked(tuner.oracle, spec.task)[:2])
+    final = runner.train_final_model(spec)
+    weights = {m.trial_id: m.weight for m in final.members}
+    share = ensemble.prior_share(len(data.y_val))
+    assert len(data.y_val) == 24 and final.ensemble is not None and final.ensemble["prior_share"] == round(share, 4)
+    assert weights[best] >= share / 2 and weights[second] >= share / 2 and sum(weights.values()) == pytest.approx(1.0)
+    blend = sum(w * np.asarray(tuners.validation_predictions(tuner, i), dtype="float64") for i, w in weights.items())
+    assert np.allclose(runner._predict(final.model, data.x_val, data), blend, atol=1e-5)
+    served = ensemble.loss(spec.objective, spec.task, data.y_val, blend)
+    assert final.ensemble["served_validation_loss"] == pytest.approx(served, abs=1e-5)
+    # Ensembles off: the best trial alone, however few the rows.
+    alone = runner.train_final_model(replace(spec, ensemble_size=1))
+    assert [m.trial_id for m in alone.members] == [best] and alone.ensemble is None
+
+
 def test_a_replaced_interim_model_goes_unless_an_alias_or_a_deployment_needs_it(tmp_path: Path) -> None:
     from automl.settings import Settings
     from automl.store import Store, catalogue

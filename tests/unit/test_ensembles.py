@@ -13,7 +13,7 @@ import pytest
 from automl.hypermodels.ensemble import WeightedAverage, all_layers, build_ensemble
 from automl.preprocessing.layers import build_inputs
 from automl.registry import save_model, saved_model_archive
-from automl.search.ensemble import greedy_selection, loss
+from automl.search.ensemble import MIN_PRIOR_WEIGHT, greedy_selection, loss, prior_share, shrink
 from automl.serving.predictor import Predictor
 from tests.seed import CLASSES, ROW, SPECS
 
@@ -57,6 +57,38 @@ def test_at_most_max_members_distinct_trials() -> None:
     predictions = {str(i): truth + RNG.normal(scale=1.0, size=300) for i in range(6)}
     selection = greedy_selection(predictions, truth, "val_rmse", "regression", max_members=2)
     assert len(selection.weights) == 2
+
+
+def test_few_validation_rows_shrink_the_choice_towards_the_two_best_trials() -> None:
+    # A single "best" trial on 14 validation rows (airquality's) keeps 1 - 0.68 / 2 of the weight: the
+    # two best trials share the prior's 0.68 equally.
+    share = prior_share(14)
+    assert share == pytest.approx(30 / 44)
+    weights = shrink({"a": 1.0}, ["a", "b", "c"], rows=14, max_members=3)
+    assert list(weights) == ["a", "b"]
+    assert weights["a"] == pytest.approx(1 - share / 2) and weights["b"] == pytest.approx(share / 2)
+    # A selected ensemble keeps its members; the prior adds to the two best, the total stays 1.
+    weights = shrink({"c": 0.6, "a": 0.4}, ["a", "b", "c"], rows=90, max_members=3)
+    share = prior_share(90)
+    assert weights == pytest.approx({"c": 0.6 * (1 - share), "a": 0.4 * (1 - share) + share / 2, "b": share / 2})
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_many_validation_rows_leave_the_choice_as_it_was() -> None:
+    # From about 270 validation rows on, the prior alone brings no trial in.
+    assert prior_share(300) / 2 < MIN_PRIOR_WEIGHT
+    weights = shrink({"a": 1.0}, ["a", "b"], rows=300, max_members=3)
+    assert weights == {"a": 1.0}
+    weights = shrink({"a": 0.5, "b": 0.5}, ["a", "b"], rows=5_000, max_members=3)
+    assert weights == pytest.approx({"a": 0.5, "b": 0.5})
+
+
+def test_shrinking_never_goes_past_the_ensemble_size() -> None:
+    # The selection holds three trials, the prior's second best is a fourth: the lightest outside the
+    # prior makes room for it.
+    weights = shrink({"c": 0.5, "d": 0.3, "e": 0.2}, ["a", "b", "c", "d", "e"], rows=20, max_members=3)
+    assert set(weights) == {"a", "b", "c"} and sum(weights.values()) == pytest.approx(1.0)
+    assert shrink({"a": 1.0}, ["a", "b"], rows=10, max_members=1) == {"a": 1.0}
 
 
 def _member(seed: int, dropout: float) -> keras.Model:

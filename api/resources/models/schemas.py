@@ -39,8 +39,10 @@ class ModelSchema(Schema):
                        "(passes over every row its trial's weights went on for when retraining it did not fit the "
                        "time budget), hyperparameters."})
     ensemble = fields.Dict(allow_none=True, metadata={
-        "description": "How the ensemble was chosen: the objective, its validation loss against the best single "
-                       "trial's, how many trials were candidates, and whether it was kept."})
+        "description": "How the ensemble was chosen: the objective, the greedy selection's validation loss "
+                       "against the best single trial's, how many trials were candidates, whether the selection "
+                       "was kept, prior_share (the weight then given equally to the two best trials, more the "
+                       "fewer the validation rows) and served_validation_loss (the final weights' loss)."})
     supports_uncertainty = fields.Boolean(metadata={"description": "Has dropout, so mc_samples works."})
     interim = fields.Boolean(metadata={
         "description": "A running search's best trial as it is (its job's best_model_id): no ensemble, no refit; "
