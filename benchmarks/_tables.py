@@ -164,4 +164,22 @@ VARIED: list[Table] = [
           drop=("Lib", "Nat", "Green", "FamilyFirst", "Dems", "OneNation", "DK", "source", "remark")),
 ]
 
-BY_NAME = {t.name: t for t in SUITE + SELECTION + NAMED + OTHERS + VARIED}
+# Tables of 60-300 rows (validation splits of 7-36 rows), read for how the final model is chosen when
+# the validation rows are few: measurements, car specs, counts, two-class and three-class tables.
+TINY: list[Table] = [
+    Table("uscereal", _r("UScereal"), "calories", "regression", "r2"),
+    Table("anorexia", _r("anorexia"), "Postwt", "regression", "r2"),
+    Table("mammals", _r("mammals"), "brain", "regression", "r2"),
+    Table("chickwts", _r("chickwts"), "weight", "regression", "r2"),
+    Table("insurance", _r("Insurance"), "Claims", "regression", "r2"),
+    Table("prestige", _r("Prestige"), "prestige", "regression", "r2"),
+    Table("cats", _r("cats"), "Sex", "binary", "accuracy"),
+    Table("iris", _r("iris"), "Species", "multiclass", "accuracy"),
+    Table("cpus", _r("cpus"), "perf", "regression", "r2", drop=("name", "estperf")),
+    Table("infert", _r("infert"), "case", "binary", "accuracy", drop=("stratum", "pooled.stratum")),
+    Table("shuttle", _r("shuttle"), "use", "binary", "accuracy"),
+    Table("faithful", _r("faithful"), "eruptions", "regression", "r2"),
+    Table("geyser", _r("geyser"), "duration", "regression", "r2"),
+]
+
+BY_NAME = {t.name: t for t in SUITE + SELECTION + NAMED + OTHERS + VARIED + TINY}
