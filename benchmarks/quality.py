@@ -17,8 +17,8 @@ twice, the gain of the final refit on every row (the same search's model without
 score moves with its seed (wages: 0.589 one day, 0.542 another); ``--realmlp-seeds N`` fits it with
 seeds 0..N-1 and reports their mean, and the range beside it. ``--datasets`` also takes the
 tables of ``benchmarks._tables.NAMED`` (a column of names or identifiers in each), ``OTHERS``
-(more tables beyond the suite) and ``VARIED`` (other shapes: tiny tables, missing values, dates),
-which the default run leaves out.
+(more tables beyond the suite), ``VARIED`` (other shapes: tiny tables, missing values, dates) and
+``TINY`` (tables of 49-235 rows), which the default run leaves out.
 
     .venv/bin/python -m benchmarks.quality [--datasets a,b] [--budgets 60,300] [--repeat]
         [--realmlp-seeds N] [--write]
@@ -51,7 +51,7 @@ from benchmarks._harness import (
     predict_saved,
     score,
 )
-from benchmarks._tables import NAMED, OTHERS, SUITE, VARIED, Table
+from benchmarks._tables import NAMED, OTHERS, SUITE, TINY, VARIED, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -364,7 +364,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         workspace = Workspace.create(Path(root))
         for budget in budgets:
-            for table in SUITE + NAMED + OTHERS + VARIED:
+            for table in SUITE + NAMED + OTHERS + VARIED + TINY:
                 if table.name in wanted and (budget == budgets[0] or table.name in LONG):
                     rows.append(run_table(workspace, table, budget, peers, args.repeat and budget == budgets[0],
                                           args.realmlp_seeds))
