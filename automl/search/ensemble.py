@@ -26,7 +26,7 @@ CANDIDATES_PER_MEMBER = 3  # the best 3 x ensemble_size trials are candidates
 # shrunk towards an equal blend of the two best trials by PRIOR_ROWS / (PRIOR_ROWS + validation rows):
 # 0.68 of the weight on 14 rows, 0.25 on 90, 0.03 on 1,000; a trial the shrinkage alone would add with
 # less than MIN_PRIOR_WEIGHT stays out (from about 270 validation rows on, so larger tables keep the
-# selection as it is).
+# selection's members, their weights moved by at most a tenth).
 PRIOR_ROWS = 30
 PRIOR_TRIALS = 2
 MIN_PRIOR_WEIGHT = 0.05
