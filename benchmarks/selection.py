@@ -75,14 +75,11 @@ def choices(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     predictions = {t["id"]: np.asarray(t["validation"], dtype="float64")
                    for t in run["trials"][: run["ensemble_size"] * ensemble.CANDIDATES_PER_MEMBER]
                    if t["validation"] is not None}
-    selected = {ranked[0]: 1.0}
-    if len(predictions) >= 2:
-        found = ensemble.greedy_selection(predictions, run["y_val"], run["objective"], run["task"],
-                                          run["ensemble_size"])
-        if len(found.weights) > 1 and found.loss < found.single_loss:
-            selected = found.weights
-    rows = len(run["y_val"])
-    return {"selection": selected, "shrunk": ensemble.shrink(selected, list(predictions), rows, run["ensemble_size"]),
+    selected = shrunk = {ranked[0]: 1.0}
+    if len(predictions) >= 2:  # the service's own choice (automl.search.runner._select)
+        choice = ensemble.choose(predictions, run["y_val"], run["objective"], run["task"], run["ensemble_size"])
+        selected, shrunk = choice.selection.weights if choice.kept else selected, choice.weights
+    return {"selection": selected, "shrunk": shrunk,
             "best": {ranked[0]: 1.0}, "top2": {i: 1 / len(ranked[:2]) for i in ranked[:2]},
             "top3": {i: 1 / len(ranked[:3]) for i in ranked[:3]}}
 

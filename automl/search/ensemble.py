@@ -4,8 +4,8 @@ Start from the best single model; at each step add (with replacement) the trial 
 predictions, averaged into the ensemble, lower the job's objective most; a trial added k times
 out of n steps weighs k/n. The ensemble is kept only when it beats the best single model on
 the validation rows. On few validation rows the selection's weights are then shrunk towards an
-equal blend of the two best trials (``shrink``). Plain numpy: the Keras side (one model that averages its members) is
-``automl.hypermodels.ensemble``.
+equal blend of the two best trials (``shrink``); ``choose`` does both. Plain numpy: the Keras side
+(one model that averages its members) is ``automl.hypermodels.ensemble``.
 """
 
 from __future__ import annotations
@@ -118,3 +118,20 @@ def shrink(weights: dict[str, float], best: list[str], rows: int, max_members: i
     order = [*prior, *weights]
     total = sum(out.values())
     return {i: out[i] / total for i in sorted(out, key=lambda i: (-round(out[i], 12), order.index(i)))}
+
+
+@dataclass(frozen=True)
+class Choice:
+    selection: Selection  # the greedy selection as it came out
+    kept: bool  # whether it beat the best single trial (else the best trial alone is shrunk)
+    weights: dict[str, float]  # the final weights: the kept selection (or the best trial) shrunk
+
+
+def choose(predictions: dict[str, np.ndarray], y: np.ndarray, objective: str, task: str, max_members: int) -> Choice:
+    """The final weights over ``predictions`` (trial id -> validation outputs, best trial first, at
+    least two): greedy selection, kept only when it beats the best single trial, then ``shrink``."""
+    best = list(predictions)
+    selection = greedy_selection(predictions, y, objective, task, max_members)
+    kept = len(selection.weights) > 1 and selection.loss < selection.single_loss
+    weights = shrink(selection.weights if kept else {best[0]: 1.0}, best, len(y), max_members)
+    return Choice(selection, kept, weights)

@@ -357,18 +357,14 @@ def _select(spec: SearchSpec, tuner: Any, completed: list[Any], data: PreparedDa
             predictions[trial.trial_id] = found
     if best.trial_id not in predictions or len(predictions) < 2:
         return [(best, 1.0)], None
-    selection = ensemble.greedy_selection(predictions, data.y_val, spec.objective, spec.task, spec.ensemble_size)
-    kept = len(selection.weights) > 1 and selection.loss < selection.single_loss
-    weights = ensemble.shrink(selection.weights if kept else {best.trial_id: 1.0},
-                              [t.trial_id for t in candidates if t.trial_id in predictions], len(data.y_val),
-                              spec.ensemble_size)
-    served = np.sum([w * np.asarray(predictions[i], dtype="float64") for i, w in weights.items()], axis=0)
-    info = {"objective": spec.objective, "validation_loss": round(selection.loss, 6),
-            "best_single_validation_loss": round(selection.single_loss, 6), "candidates": len(predictions),
-            "kept": kept, "prior_share": round(ensemble.prior_share(len(data.y_val)), 4),
+    choice = ensemble.choose(predictions, data.y_val, spec.objective, spec.task, spec.ensemble_size)
+    served = np.sum([w * np.asarray(predictions[i], dtype="float64") for i, w in choice.weights.items()], axis=0)
+    info = {"objective": spec.objective, "validation_loss": round(choice.selection.loss, 6),
+            "best_single_validation_loss": round(choice.selection.single_loss, 6), "candidates": len(predictions),
+            "kept": choice.kept, "prior_share": round(ensemble.prior_share(len(data.y_val)), 4),
             "served_validation_loss": round(ensemble.loss(spec.objective, spec.task, data.y_val, served), 6)}
     by_id = {t.trial_id: t for t in candidates}
-    return [(by_id[i], w) for i, w in weights.items()], info
+    return [(by_id[i], w) for i, w in choice.weights.items()], info
 
 
 IMPORTANCE_SHARE = 0.25  # of the time left before the deadline, at most, for permutation importance
