@@ -80,7 +80,7 @@ def typical(trial_seconds: list[float]) -> float:
 
 
 def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool,
-                     running_s: float | None = None) -> float:
+                     running_s: float | None = None, retrainings: int = 1) -> float:
     """Seconds of a time budget kept for the final model: no trial runs into them.
 
     With ``refit`` every member is trained once more on all rows, which takes about as long as
@@ -89,12 +89,16 @@ def finalize_reserve(budget_s: float | None, trial_seconds: list[float], ensembl
     the final step fine-tunes the best trial over all rows instead, and the reserve holds
     ``FINE_TUNE_SHARE`` of a trial's duration for that; the rest goes to trials.
 
+    ``retrainings``: how many times each member is retrained (tables: the ``retrainings`` option); the
+    reserve holds the first retraining of every member before any member's second, and only what fits
+    under the cap.
+
     ``running_s``: how long the trial now running has run, a lower bound of its duration, counted
     with the finished ones (``math.inf``: the latest any trial may run). So the first trial keeps
     room for its own refit while one could fit, and once it has run too long for that, runs on until
     only the scoring and its fine-tune are left.
     """
-    return sum(_reserve(budget_s, trial_seconds, ensemble_size, refit, running_s))
+    return sum(_reserve(budget_s, trial_seconds, ensemble_size, refit, running_s, retrainings))
 
 
 def start_share(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool) -> float:
@@ -104,7 +108,7 @@ def start_share(budget_s: float | None, trial_seconds: list[float], ensemble_siz
 
 
 def _reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: int, refit: bool,
-             running_s: float | None) -> tuple[float, float, float]:
+             running_s: float | None, retrainings: int = 1) -> tuple[float, float, float]:
     """(seconds for scoring, for refits, for a fine-tune) of ``finalize_reserve``."""
     if not budget_s:
         return 0.0, 0.0, 0.0
@@ -113,7 +117,7 @@ def _reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: 
     members = max(1, min(ensemble_size, len(durations)))
     scoring = min(FINALIZE_OVERHEAD_S + members * 0.5, cap)
     per_refit = typical(durations)
-    refits = min(members, int((cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
+    refits = min(members * retrainings, int((cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
     if refits:
         return scoring, refits * per_refit, 0.0
     if not refit or per_refit <= 0:

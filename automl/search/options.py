@@ -19,6 +19,7 @@ from typing import Any
 
 MAX_EXECUTIONS_PER_TRIAL = 10
 MAX_ENSEMBLE_SIZE = 10
+MAX_RETRAININGS = 10
 
 
 def option(default: Any, description: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -42,6 +43,10 @@ class SearchOptions:
                                    "validation rows, kept only when it beats the best single trial there, and on few "
                                    "validation rows shrunk towards the two best trials' equal blend. 0 or 1: "
                                    "the best trial alone.", minimum=0, maximum=MAX_ENSEMBLE_SIZE)
+    retrainings: int = option(4, "Tables, with refit: how many times each member is retrained on every row, each "
+                                 "time with its own seed, as far as time_budget_s allows; the served model averages "
+                                 "them and the trial's own weights in equal shares (bagging by seed). 1: once.",
+                              minimum=1, maximum=MAX_RETRAININGS)
     mixed_precision: bool = option(False, "Image datasets: train in mixed float16 on GPU workers (ignored on CPU); "
                                           "the saved model computes in float32.", image_only=True)
     portfolio: bool = option(True, "Try the service's portfolio of known-good configurations first (chosen by "

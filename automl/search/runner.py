@@ -172,10 +172,11 @@ class Member:
     epochs: int  # epochs it was trained for: its trial's best epoch + 1 (after completion for Hyperband)
     refit: bool  # retrained on every row after the test metrics were taken (tables: served beside its trial's weights)
     fine_tune_passes: int = 0  # else: passes over every row its trial's weights were trained on afterwards
+    retrainings: int = 0  # how many times it was retrained on every row, each with its own seed
 
     def card(self) -> dict[str, Any]:
         return {"trial_id": self.trial_id, "weight": round(self.weight, 4), "epochs": self.epochs,
-                "refit": self.refit, "fine_tune_passes": self.fine_tune_passes,
+                "refit": self.refit, "retrainings": self.retrainings, "fine_tune_passes": self.fine_tune_passes,
                 "hyperparameters": self.hyperparameters}
 
 
@@ -185,19 +186,22 @@ class Member:
 # average (9 better, 2 worse, 4 equal; mroz +0.033, psid +0.018), and the trial's weights alone by 0.002.
 # The retraining has no validation rows left to stop on, and one draw of it misses on some tables
 # (mroz, psid, train: 0.01-0.03 below the trial it repeats); averaging takes the spread out.
+# With more retrainings of a member (the ``retrainings`` option), each of them and its trial's weights take
+# equal shares.
 REFIT_SHARE = 0.5
 
 
-def served_members(members: list[Member], models: list[Any], searched: list[Any], kind: str
-                   ) -> list[tuple[int, Any, float]]:
+def served_members(members: list[Member], models: list[Any], searched: list[Any], kind: str,
+                   more: dict[int, list[Any]] | None = None) -> list[tuple[int, Any, float]]:
     """(member's index, model, weight) of each network the final model averages: for table models, a
-    retrained member's retraining and its trial's own weights (``REFIT_SHARE`` of its weight to the
-    retraining); any other member as it is. Image models serve the retraining alone: the gain was
-    measured on tables, and an image network costs far more per call."""
+    retrained member's retraining (and its retrainings with other seeds, ``more``) beside its trial's own
+    weights, in equal shares of its weight; any other member as it is. Image models serve the retraining
+    alone: the gain was measured on tables, and an image network costs far more per call."""
     out: list[tuple[int, Any, float]] = []
     for number, (member, model, own) in enumerate(zip(members, models, searched, strict=True)):
         if member.refit and kind == "tabular":
-            out += [(number, model, member.weight * REFIT_SHARE), (number, own, member.weight * (1 - REFIT_SHARE))]
+            nets = [model, *(more or {}).get(number, []), own]
+            out += [(number, net, member.weight / len(nets)) for net in nets]
         else:
             out.append((number, model, member.weight))
     return out
@@ -419,13 +423,14 @@ def _complete_hyperband(spec: SearchSpec, tuner: Any, trial: Any, model: Any, da
     return model, epochs
 
 
-def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: PreparedData, number: int, run: str
-           ) -> tuple[Any, list[dict[str, float | None]]]:
+def _refit(spec: SearchSpec, tuner: Any, trial: Any, epochs: int, data: PreparedData, number: int, run: str,
+           draw: int = 0) -> tuple[Any, list[dict[str, float | None]]]:
     """The trial's hyperparameters retrained on every row (train, validation and test) for ``epochs``, on
-    the trial's learning-rate curve; ``run``: its TensorBoard run."""
+    the trial's learning-rate curve; ``run``: its TensorBoard run; ``draw``: which of the member's
+    retrainings (each its own seed)."""
     hypermodel = tuner.hypermodel
     hp = trial.hyperparameters
-    keras.utils.set_random_seed(spec.seed + 1000 + number)
+    keras.utils.set_random_seed(spec.seed + 1000 + number + 100 * draw)
     x_all, y_all = _every_row(data)
     hypermodel.n_fit = len(y_all)
     try:
@@ -454,6 +459,26 @@ def _fine_tune(spec: SearchSpec, tuner: Any, trial: Any, model: Any, passes: int
     x_all, y_all = _every_row(data)
     tuner.hypermodel.fine_tune(trial.hyperparameters, model, x_all, y_all, passes,
                                callbacks=[tuners.epoch_summaries(spec, run)])
+
+
+def _retrain_more(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]], members: list[Member],
+                  data: PreparedData, rows_ratio: float, clock: _Clock) -> dict[int, list[Any]]:
+    """Each retrained member retrained again with other seeds, round by round (heaviest member first), up
+    to ``spec.retrainings`` times in all, while the time left allows: {member's index: the new networks}."""
+    more: dict[int, list[Any]] = {}
+    order = sorted(range(len(members)), key=lambda n: -members[n].weight)
+    for draw in range(1, spec.retrainings):
+        for number in order:
+            trial, member = chosen[number][0], members[number]
+            if not member.refit:
+                continue
+            if not clock.allows(_fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)):
+                continue
+            model, _ = _refit(spec, tuner, trial, member.epochs, data, number, f"final_refit_member_{number}_{draw}",
+                              draw)
+            more.setdefault(number, []).append(model)
+            member.retrainings += 1
+    return more
 
 
 def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedModel:
@@ -514,6 +539,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     importance = _importance(spec, data, models, members, clock) if trial_id is None else None
 
     history = None
+    more: dict[int, list[Any]] = {}  # a member's retrainings after its first, each with its own seed
     searched = list(models)  # the trials' own weights: a retrained member is served beside them
     if spec.refit:
         rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
@@ -523,7 +549,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
             if clock.allows(_fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)):
                 run = "final_refit" if history is None else f"final_refit_member_{number}"
                 models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
-                member.refit = True
+                member.refit, member.retrainings = True, 1
                 history = history or refit_history
         for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
             if member.refit:
@@ -538,8 +564,10 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
             else:
                 log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
                             trial.trial_id, estimate)
+        if spec.kind == "tabular":
+            more = _retrain_more(spec, tuner, chosen, members, data, rows_ratio, clock)
     served = [(tuner.hypermodel.serving_model(chosen[number][0].hyperparameters, model), weight)
-              for number, model, weight in served_members(members, models, searched, spec.kind)]
+              for number, model, weight in served_members(members, models, searched, spec.kind, more)]
     final = served[0][0] if len(served) == 1 else build_ensemble([m for m, _ in served], [w for _, w in served])
     if calibration is not None and calibration.applied:
         final = with_temperature(final, calibration.temperature, spec.task)

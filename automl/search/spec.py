@@ -60,7 +60,9 @@ class SearchSpec(SearchOptions):
     def trial_budget(self, running_s: float | None) -> Budget:
         """For a trial that has run ``running_s`` seconds (``math.inf``: the latest it may run; see
         ``finalize_reserve``)."""
-        reserve = finalize_reserve(self.budget_s, list(self.trial_seconds), self.ensemble_size, self.refit, running_s)
+        retrainings = self.retrainings if self.kind == "tabular" else 1
+        reserve = finalize_reserve(self.budget_s, list(self.trial_seconds), self.ensemble_size, self.refit, running_s,
+                                   retrainings)
         return Budget(
             objective=self.objective,
             direction=self.direction,

@@ -55,6 +55,11 @@ def test_the_final_model_gets_a_reserve_that_follows_the_trials() -> None:
     # share of a trial (its passes over every row start from the trial's weights).
     assert finalize_reserve(60, [30.0, 30.0], 3, True) == FINALIZE_OVERHEAD_S + 2 * 0.5 + FINE_TUNE_SHARE * 30.0
     assert finalize_reserve(60, [30.0, 30.0], 3, False) == FINALIZE_OVERHEAD_S + 2 * 0.5
+    # Each member retrained 4 times (tables' bagging by seed): all 12 retrainings fit under 300 s's cap...
+    assert finalize_reserve(300, [4.0, 6.0, 5.0], 3, True, retrainings=4) == scoring + 12 * 5.0
+    # ... under 60 s's (24 s) only 3, as many as without: the extra retrainings never cost a trial there.
+    assert finalize_reserve(60, [4.0, 6.0, 5.0], 3, True, retrainings=4) == scoring + 3 * 5.0
+    assert finalize_reserve(60, [4.0, 6.0, 5.0], 3, True) == scoring + 3 * 5.0
 
 
 def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
@@ -70,6 +75,12 @@ def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
                       max_epochs=2, patience=1, seed=0, work_dir=Path("/x"), deadline=deadline)
     assert not spec.budget.time_up()
     assert replace(spec, budget_s=200, trial_seconds=(30.0,)).budget.time_up()  # 35.5 s kept: none for the search
+    # A table job's reserve holds its members' retrainings (the retrainings option); an image job's, one each.
+    timed = replace(spec, budget_s=300, trial_seconds=(5.0,))
+    assert spec.retrainings == 4
+    assert timed.budget.deadline == deadline - timedelta(seconds=5.5 + 4 * 5.0)
+    assert replace(timed, retrainings=1).budget.deadline == deadline - timedelta(seconds=5.5 + 5.0)
+    assert replace(timed, kind="image").budget.deadline == deadline - timedelta(seconds=5.5 + 5.0)
 
 
 def test_no_trial_starts_that_would_mostly_run_past_the_deadline() -> None:

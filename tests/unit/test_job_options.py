@@ -63,7 +63,7 @@ def test_options_travel_from_the_request_to_the_stored_job_to_the_search(
         store_and_dataset: tuple[Settings, Store, str]) -> None:
     settings, store, dataset_id = store_and_dataset
     chosen: dict[str, Any] = {"executions_per_trial": 2, "target_score": 0.9, "refit": False, "ensemble_size": 0,
-                              "portfolio": False, "calibrate": True}
+                              "portfolio": False, "calibrate": True, "retrainings": 2}
     assert set(chosen) | {"mixed_precision"} == {o.name for o in options.declared()}
     with store.session() as session:
         job = create_job(session, settings, JobRequest(dataset_id=dataset_id, target="y", **chosen), OWNER)
@@ -76,12 +76,15 @@ def test_options_travel_from_the_request_to_the_stored_job_to_the_search(
         assert getattr(spec, name) == value and view[name] == value, name
     with store.session() as session, pytest.raises(InvalidJobRequest, match="ensemble_size is at most 10"):
         create_job(session, settings, JobRequest(dataset_id=dataset_id, target="y", ensemble_size=11), OWNER)
+    with store.session() as session, pytest.raises(InvalidJobRequest, match="retrainings is at most 10"):
+        create_job(session, settings, JobRequest(dataset_id=dataset_id, target="y", retrainings=11), OWNER)
 
 
 def test_a_job_stored_before_an_option_existed_reads_its_default() -> None:
     stored = {"executions_per_trial": 1, "target_score": None, "refit": True, "ensemble_size": 1,
               "mixed_precision": False}  # as migration 0009 folded a job from before `portfolio`
     assert options.from_stored(stored).portfolio is True and options.from_stored(stored).calibrate is None
+    assert options.from_stored(stored).retrainings == 4
     assert options.from_stored(None) == options.SearchOptions()
     assert options.from_stored({**stored, "retired_option": 1}).ensemble_size == 1
 

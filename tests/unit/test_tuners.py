@@ -185,11 +185,13 @@ def test_a_retrained_member_is_served_beside_its_trials_own_weights(tmp_path: Pa
     from automl.search.data import prepare
 
     monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
-    spec = replace(_spec(tmp_path, max_trials=1, max_epochs=3), ensemble_size=1, refit=False, calibrate=False)
+    spec = replace(_spec(tmp_path, max_trials=1, max_epochs=3), ensemble_size=1, refit=False, calibrate=False,
+                   retrainings=1)
     run_trial_step(spec, NullReporter())
     own = runner.train_final_model(spec)
     refitted = runner.train_final_model(replace(spec, refit=True))
     assert [m.refit for m in refitted.members] == [True] and refitted.members[0].weight == 1.0
+    assert refitted.members[0].retrainings == 1
     data = prepare(spec)
     x = data.pipeline(data.x_test, None, 64)
     served = refitted.model.predict(x, verbose=0)
@@ -208,6 +210,42 @@ def test_only_table_models_serve_a_retraining_beside_its_trial() -> None:
         (0, "a retrained", 0.375), (0, "a as trained", 0.375), (1, "b as trained", 0.25)]
     assert runner.served_members(members, retrained, own, "image") == [(0, "a retrained", 0.75),
                                                                         (1, "b as trained", 0.25)]
+    # More retrainings of a member (other seeds): each of them and its trial's weights in equal shares.
+    more = {0: ["a seed 2", "a seed 3"]}
+    assert runner.served_members(members, retrained, own, "tabular", more) == [
+        (0, "a retrained", 0.1875), (0, "a seed 2", 0.1875), (0, "a seed 3", 0.1875), (0, "a as trained", 0.1875),
+        (1, "b as trained", 0.25)]
+    assert runner.served_members(members, retrained, own, "image", more) == [(0, "a retrained", 0.75),
+                                                                              (1, "b as trained", 0.25)]
+
+
+def test_a_member_retrained_with_several_seeds_is_served_as_their_mean_with_its_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from automl.search.data import prepare
+
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    spec = replace(_spec(tmp_path, max_trials=1, max_epochs=3), ensemble_size=1, calibrate=False, retrainings=3)
+    run_trial_step(spec, NullReporter())
+    own = runner.train_final_model(replace(spec, refit=False))
+    bagged = runner.train_final_model(spec)
+    assert bagged.members[0].retrainings == 3 and bagged.card()["members"][0]["retrainings"] == 3
+    assert bagged.test_metrics == own.test_metrics  # measured before any retraining
+    data = prepare(spec)
+    x = data.pipeline(data.x_test, None, 64)
+    nets = [bagged.model.get_layer(f"member_{i}").predict(x, verbose=0) for i in range(4)]
+    np.testing.assert_allclose(nets[3], own.model.predict(x, verbose=0), atol=1e-6)  # the trial's own weights
+    for i in range(3):
+        for j in range(i + 1, 4):
+            assert np.abs(nets[i] - nets[j]).max() > 1e-3  # each retraining a network of its own (its own seed)
+    np.testing.assert_allclose(bagged.model.predict(x, verbose=0), np.mean(nets, axis=0), atol=1e-6)
+
+    # Each retraining after a member's first takes the time left, as the first does: here time for one more.
+    answers = iter([True, True, False])
+    monkeypatch.setattr(runner._Clock, "allows", lambda self, seconds: next(answers, False))
+    rushed = runner.train_final_model(spec)
+    assert rushed.members[0].retrainings == 2 and rushed.refit
 
 
 def test_a_member_without_time_to_be_retrained_is_fine_tuned_on_every_row(tmp_path: Path,
@@ -337,7 +375,7 @@ def test_a_trial_short_of_time_anneals_by_its_deadline_and_its_refit_follows_the
 
     monkeypatch.setattr(SearchHyperModel, "fit", spy)
     trained = runner.train_final_model(spec)
-    assert trained.refit and asked == [[2, 3]]
+    assert trained.refit and asked == [[2, 3]] * spec.retrainings  # each retraining (its own seed), same curve
     # A job without a time budget: the plain cosine curve, whatever the clock says.
     (tmp_path / "plain").mkdir()
     plain = replace(_spec(tmp_path / "plain", max_trials=1, max_epochs=6), patience=100)

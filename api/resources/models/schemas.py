@@ -34,8 +34,9 @@ class ModelSchema(Schema):
     refit_rows = fields.Integer(allow_none=True, metadata={"description": "Rows of that final training."})
     members = fields.List(fields.Dict(), allow_none=True, metadata={
         "description": "The trials the served model averages, with their weights (one for a single model): "
-                       "trial_id, weight, epochs, refit (retrained on every row; table models serve the mean of that "
-                       "retraining and the trial's own weights, half the member's weight each), fine_tune_passes "
+                       "trial_id, weight, epochs, refit (retrained on every row), retrainings (how many times, each "
+                       "with its own seed; table models serve the mean of those retrainings and the trial's own "
+                       "weights, in equal shares of the member's weight), fine_tune_passes "
                        "(passes over every row its trial's weights went on for when retraining it did not fit the "
                        "time budget), hyperparameters."})
     ensemble = fields.Dict(allow_none=True, metadata={

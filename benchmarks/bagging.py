@@ -1,0 +1,86 @@
+"""What retraining the final model's members several times, each with its own seed, adds on held-out rows.
+
+For each table the held-out rows are split off as in ``benchmarks.quality`` and a job runs with the
+defaults and only ``time_budget_s``. Then the final model is built from that search once per value of
+``--retrainings`` (the job option), without a deadline so that every retraining runs, and each is
+scored on the held-out rows through the serving code (classifiers: accuracy and log loss), beside
+default HistGradientBoosting on the same rows. The final step's seconds are printed too.
+
+    .venv/bin/python -m benchmarks.bagging --datasets airquality,anorexia [--budget 60] [--retrainings 1,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from sklearn.metrics import log_loss
+
+from benchmarks._harness import Workspace, holdout_split, predict_saved, score
+from benchmarks._tables import BY_NAME, Table
+from benchmarks.quality import gbdt_peer
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int]) -> dict[str, Any]:
+    """A job on ``table``'s rows, then its final model with each number of retrainings, scored held out."""
+    from automl.registry import save_model
+    from automl.search import runner
+    from automl.search.local import run_local_search
+
+    fit, held = holdout_split(table.frame(), table.target, table.task)
+    spec = workspace.job(fit, table.name, target=table.target, time_budget_s=budget)
+    run_local_search(spec)
+    spec = replace(spec, deadline=None)
+    row: dict[str, Any] = {"dataset": table.name, "metric": table.metric, "rows": len(fit)}
+    for count in counts:
+        started = time.monotonic()
+        trained = runner.train_final_model(replace(spec, retrainings=count))
+        seconds = time.monotonic() - started
+        model_dir = save_model(trained.model, trained.metadata(spec, "m"), workspace.settings.models_dir,
+                               f"{table.name}-{count}-{time.monotonic_ns()}")
+        predicted, probabilities, classes = predict_saved(model_dir, held)
+        row[f"retrainings_{count}"] = score(table.metric, table.task, held[table.target], predicted, probabilities,
+                                            classes)
+        if probabilities is not None:
+            row[f"log_loss_{count}"] = log_loss(held[table.target].astype(str), probabilities,
+                                                labels=[str(c) for c in classes or []])
+        row[f"seconds_{count}"] = round(seconds, 1)
+        row[f"members_{count}"] = [m.retrainings for m in trained.members]
+    row["gbdt"] = gbdt_peer(table, fit, held)["score"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", required=True)
+    parser.add_argument("--budget", type=int, default=60)
+    parser.add_argument("--retrainings", default="1,4", help="retrainings per member to compare")
+    parser.add_argument("--out", type=Path, default=RESULTS / f"bagging-{time.strftime('%Y%m%d-%H%M')}.json")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.retrainings.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        workspace = Workspace.create(Path(root))
+        for name in args.datasets.split(","):
+            rows.append(held_out(workspace, BY_NAME[name], args.budget, counts))
+            print(json.dumps(rows[-1]), flush=True)
+            args.out.write_text(json.dumps(rows, indent=1))
+    base, top = f"retrainings_{counts[0]}", f"retrainings_{counts[-1]}"
+    diffs = np.array([r[top] - r[base] for r in rows])
+    print(f"{top} against {base}: mean {diffs.mean():+.4f}, better on {(diffs > 1e-9).sum()}, worse on "
+          f"{(diffs < -1e-9).sum()} of {len(rows)}; worst {diffs.min():+.4f}")
+
+
+if __name__ == "__main__":
+    main()
