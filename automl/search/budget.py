@@ -72,6 +72,9 @@ MAX_RESERVE = 0.4
 # row instead (``runner._fine_tune``: up to 20 passes, about a fifth of a trial's passes on a table of a
 # few thousand rows, plus building and tracing); this share of a trial's duration is kept for it.
 FINE_TUNE_SHARE = 0.25
+# A table model averages at most this many networks (each member's trial weights and its retrainings):
+# retrainings past a member's first stop there, so a 3-member ensemble's calls cost at most 10 networks'.
+MAX_NETWORKS = 10
 
 
 def typical(trial_seconds: list[float]) -> float:
@@ -117,7 +120,8 @@ def _reserve(budget_s: float | None, trial_seconds: list[float], ensemble_size: 
     members = max(1, min(ensemble_size, len(durations)))
     scoring = min(FINALIZE_OVERHEAD_S + members * 0.5, cap)
     per_refit = typical(durations)
-    refits = min(members * retrainings, int((cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
+    wanted = min(members * retrainings, max(members, MAX_NETWORKS - members))
+    refits = min(wanted, int((cap - scoring) // per_refit)) if refit and per_refit > 0 else 0
     if refits:
         return scoring, refits * per_refit, 0.0
     if not refit or per_refit <= 0:

@@ -30,7 +30,7 @@ from automl.insight.calibration import calibrate, scaled
 from automl.insight.importance import permutation_importance
 from automl.insight.profile import training_profile
 from automl.search import ensemble, portfolio, tuners
-from automl.search.budget import EXHAUSTED
+from automl.search.budget import EXHAUSTED, MAX_NETWORKS
 from automl.search.data import PreparedData, prepare
 from automl.search.evaluation import evaluate
 from automl.search.reporter import NullReporter, SearchReporter
@@ -464,13 +464,15 @@ def _fine_tune(spec: SearchSpec, tuner: Any, trial: Any, model: Any, passes: int
 def _retrain_more(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]], members: list[Member],
                   data: PreparedData, rows_ratio: float, clock: _Clock) -> dict[int, list[Any]]:
     """Each retrained member retrained again with other seeds, round by round (heaviest member first), up
-    to ``spec.retrainings`` times in all, while the time left allows: {member's index: the new networks}."""
+    to ``spec.retrainings`` times in all, while the time left allows and the served model averages fewer
+    than ``MAX_NETWORKS`` networks: {member's index: the new networks}."""
     more: dict[int, list[Any]] = {}
     order = sorted(range(len(members)), key=lambda n: -members[n].weight)
+    networks = sum(2 if m.refit else 1 for m in members)  # as served_members serves them
     for draw in range(1, spec.retrainings):
         for number in order:
             trial, member = chosen[number][0], members[number]
-            if not member.refit:
+            if not member.refit or networks >= MAX_NETWORKS:
                 continue
             if not clock.allows(_fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)):
                 continue
@@ -478,6 +480,7 @@ def _retrain_more(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]],
                               draw)
             more.setdefault(number, []).append(model)
             member.retrainings += 1
+            networks += 1
     return more
 
 

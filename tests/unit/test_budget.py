@@ -55,8 +55,10 @@ def test_the_final_model_gets_a_reserve_that_follows_the_trials() -> None:
     # share of a trial (its passes over every row start from the trial's weights).
     assert finalize_reserve(60, [30.0, 30.0], 3, True) == FINALIZE_OVERHEAD_S + 2 * 0.5 + FINE_TUNE_SHARE * 30.0
     assert finalize_reserve(60, [30.0, 30.0], 3, False) == FINALIZE_OVERHEAD_S + 2 * 0.5
-    # Each member retrained 4 times (tables' bagging by seed): all 12 retrainings fit under 300 s's cap...
-    assert finalize_reserve(300, [4.0, 6.0, 5.0], 3, True, retrainings=4) == scoring + 12 * 5.0
+    # Each member retrained up to 4 times (tables' bagging by seed), up to 10 networks with the trials' own
+    # 3: 7 retrainings, which fit under 300 s's cap...
+    assert finalize_reserve(300, [4.0, 6.0, 5.0], 3, True, retrainings=4) == scoring + 7 * 5.0
+    assert finalize_reserve(300, [5.0, 5.0], 2, True, retrainings=4) == FINALIZE_OVERHEAD_S + 1.0 + 8 * 5.0
     # ... under 60 s's (24 s) only 3, as many as without: the extra retrainings never cost a trial there.
     assert finalize_reserve(60, [4.0, 6.0, 5.0], 3, True, retrainings=4) == scoring + 3 * 5.0
     assert finalize_reserve(60, [4.0, 6.0, 5.0], 3, True) == scoring + 3 * 5.0

@@ -246,6 +246,11 @@ def test_a_member_retrained_with_several_seeds_is_served_as_their_mean_with_its_
     monkeypatch.setattr(runner._Clock, "allows", lambda self, seconds: next(answers, False))
     rushed = runner.train_final_model(spec)
     assert rushed.members[0].retrainings == 2 and rushed.refit
+    monkeypatch.undo()
+    # Never more networks in all than MAX_NETWORKS (here 3: the trial's weights and two retrainings).
+    monkeypatch.setattr(portfolio, "entries", lambda kind, task: ENTRIES)
+    monkeypatch.setattr(runner, "MAX_NETWORKS", 3)
+    assert runner.train_final_model(spec).members[0].retrainings == 2
 
 
 def test_a_member_without_time_to_be_retrained_is_fine_tuned_on_every_row(tmp_path: Path,
