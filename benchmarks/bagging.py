@@ -53,7 +53,8 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
         row[f"retrainings_{count}"] = score(table.metric, table.task, held[table.target], predicted, probabilities,
                                             classes)
         if probabilities is not None:
-            row[f"log_loss_{count}"] = log_loss(held[table.target].astype(str), probabilities,
+            clipped = np.clip(probabilities, 1e-15, 1.0)  # float32 sums can pass 1 by an ulp
+            row[f"log_loss_{count}"] = log_loss(held[table.target].astype(str), clipped / clipped.sum(axis=1, keepdims=True),
                                                 labels=[str(c) for c in classes or []])
         row[f"seconds_{count}"] = round(seconds, 1)
         row[f"members_{count}"] = [m.retrainings for m in trained.members]
