@@ -88,6 +88,11 @@ def score(metric: str, task: str, y_true: pd.Series, predicted: Any, probabiliti
         assert probabilities is not None and classes is not None
         positive = np.asarray(y_true).astype(str) == str(classes[-1])
         return float(metrics.roc_auc_score(positive, probabilities[:, -1]))
+    if metric == "log_loss":
+        assert probabilities is not None and classes is not None
+        clipped = np.clip(probabilities, 1e-15, 1.0)  # float32 sums can pass 1 by an ulp
+        return float(metrics.log_loss(np.asarray(y_true).astype(str), clipped / clipped.sum(axis=1, keepdims=True),
+                                      labels=[str(c) for c in classes]))
     raise ValueError(f"unknown metric {metric}")
 
 

@@ -23,7 +23,6 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from sklearn.metrics import log_loss
 
 from benchmarks._harness import Workspace, holdout_split, predict_saved, score
 from benchmarks._tables import BY_NAME, Table
@@ -53,9 +52,8 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
         row[f"retrainings_{count}"] = score(table.metric, table.task, held[table.target], predicted, probabilities,
                                             classes)
         if probabilities is not None:
-            clipped = np.clip(probabilities, 1e-15, 1.0)  # float32 sums can pass 1 by an ulp
-            row[f"log_loss_{count}"] = log_loss(held[table.target].astype(str), clipped / clipped.sum(axis=1, keepdims=True),
-                                                labels=[str(c) for c in classes or []])
+            row[f"log_loss_{count}"] = score("log_loss", table.task, held[table.target], predicted, probabilities,
+                                             classes)
         row[f"seconds_{count}"] = round(seconds, 1)
         row[f"members_{count}"] = [m.retrainings for m in trained.members]
     row["gbdt"] = gbdt_peer(table, fit, held)["score"]

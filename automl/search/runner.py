@@ -174,6 +174,11 @@ class Member:
     fine_tune_passes: int = 0  # else: passes over every row its trial's weights were trained on afterwards
     retrainings: int = 0  # how many times it was retrained on every row, each with its own seed
 
+    @property
+    def networks(self) -> int:
+        """Networks a table model serves for it (``served_members``): its retrainings and its trial's weights."""
+        return self.retrainings + 1 if self.refit else 1
+
     def card(self) -> dict[str, Any]:
         return {"trial_id": self.trial_id, "weight": round(self.weight, 4), "epochs": self.epochs,
                 "refit": self.refit, "retrainings": self.retrainings, "fine_tune_passes": self.fine_tune_passes,
@@ -466,20 +471,18 @@ def _retrain_more(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]],
     to ``spec.retrainings`` times in all, while the time left allows and the served model averages fewer
     than ``MAX_NETWORKS`` networks: {member's index: the new networks}."""
     more: dict[int, list[Any]] = {}
-    order = sorted(range(len(members)), key=lambda n: -members[n].weight)
-    networks = sum(2 if m.refit else 1 for m in members)  # as served_members serves them
+    retrained = sorted((n for n, m in enumerate(members) if m.refit), key=lambda n: -members[n].weight)
+    estimates = {n: _fit_estimate(tuners.fit_record(tuner, chosen[n][0].trial_id), members[n].epochs, rows_ratio)
+                 for n in retrained}
     for draw in range(1, spec.retrainings):
-        for number in order:
-            trial, member = chosen[number][0], members[number]
-            if not member.refit or networks >= MAX_NETWORKS:
+        for number in retrained:
+            member = members[number]
+            if sum(m.networks for m in members) >= MAX_NETWORKS or not clock.allows(estimates[number]):
                 continue
-            if not clock.allows(_fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)):
-                continue
-            model, _ = _refit(spec, tuner, trial, member.epochs, data, number, f"final_refit_member_{number}_{draw}",
-                              draw)
+            model, _ = _refit(spec, tuner, chosen[number][0], member.epochs, data, number,
+                              f"final_refit_member_{number}_{draw}", draw)
             more.setdefault(number, []).append(model)
             member.retrainings += 1
-            networks += 1
     return more
 
 
