@@ -3,8 +3,9 @@
 Numbers: missing share, minimum, maximum, mean, deciles, and the share of rows in each decile
 bin (the reference a population stability index compares new inputs with). Booleans and
 categories: the share of each value (the ``TOP_CATEGORIES`` most frequent, the rest together
-as ``other_share``) and the missing share. Saved with the model and shown by
-``GET /api/v1/models/{id}/profile``.
+as ``other_share``) and the missing share. Dates are profiled as numbers (days since 1970-01-01
+UTC, what the model and the drift monitor count in) and shown as ISO 8601 text (``shown``). Saved
+with the model and shown by ``GET /api/v1/models/{id}/profile``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.datasets.dates import days_to_text
 from automl.preprocessing.features import FeatureSpec
 from automl.preprocessing.values import MISSING_TOKEN
 
@@ -65,3 +67,20 @@ def column_profile(feature: FeatureSpec, values: np.ndarray) -> dict[str, Any]:
 def training_profile(features: list[FeatureSpec], x_train: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """One entry per input column, in the model's input order."""
     return [column_profile(feature, x_train[feature.key]) for feature in features]
+
+
+def shown(profile: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The profile as users read it: a date column's minimum, maximum, mean, deciles and bin edges as ISO
+    8601 text (a date alone where it falls on midnight UTC), every other column as it is."""
+    def as_text(value: Any) -> Any:
+        return days_to_text(float(value)) if isinstance(value, int | float) else value
+
+    out = []
+    for column in profile:
+        if column.get("kind") == "datetime":
+            column = {**column, **{key: as_text(column.get(key)) for key in ("min", "max", "mean")},
+                      "quantiles": [as_text(q) for q in column.get("quantiles", [])]}
+            if "bins" in column:
+                column["bins"] = {**column["bins"], "edges": [as_text(e) for e in column["bins"]["edges"]]}
+        out.append(column)
+    return out

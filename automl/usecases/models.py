@@ -8,7 +8,7 @@ from typing import Any
 
 from automl.access import Scope
 from automl.errors import NotReady
-from automl.insight import drift
+from automl.insight import drift, profile
 from automl.serving.cache import ModelCache
 from automl.serving.drift import DriftMonitor, window_start
 from automl.serving.predictor import Predictor
@@ -78,6 +78,11 @@ def set_alias(store: Store, name: str, model_id: str, scope: Scope) -> tuple[Ali
         model = catalogue.get_model(session, model_id, scope)
         _require_ready(model, "get an alias")
         return catalogue.set_alias(session, scope.team, name, model.id)
+
+
+def training_profile(record: ModelRecord) -> dict[str, Any]:
+    """What the model saw in training, per input column, as users read it (dates as ISO 8601 text)."""
+    return {"model_id": record.id, "columns": profile.shown(record.profile or [])}
 
 
 def drift_report(store: Store, monitor: DriftMonitor, record: ModelRecord, hours: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from automl.insight.drift import MIN_ROWS, THRESHOLD, Counter, merge, report
-from automl.insight.profile import training_profile
+from automl.insight.profile import shown, training_profile
 from automl.preprocessing.features import fit_features, frame_to_inputs
 
 TYPES = {"size": "numeric", "colour": "categorical", "flag": "boolean"}
@@ -221,3 +221,9 @@ def test_dates_drift_like_numbers_when_requests_come_from_a_later_period() -> No
     later = train.assign(when=(days + pd.Timedelta(days=730)).strftime("%Y-%m-%d")).head(500)
     moved = _report(trained, later)["when"]
     assert moved["drifted"] is True and moved["out_of_range_share"] == 1.0
+    # Users read the profile's dates as dates; the stored numbers (what drift counts in) stay numbers.
+    when = shown(trained[1])[0]
+    assert when["min"] == "2023-01-01" and when["max"] == "2023-12-31" and trained[1][0]["min"] == 19358.0
+    assert all(len(q) == 10 or "T" in q for q in when["quantiles"]) and len(when["quantiles"]) == 11
+    assert [e[:4] for e in when["bins"]["edges"]] == ["2023"] * len(when["bins"]["edges"])
+    assert shown(trained[1])[1] == trained[1][1]  # a number column is shown as it is

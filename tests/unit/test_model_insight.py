@@ -211,13 +211,20 @@ def test_importance_and_profile_routes(tmp_path: Path) -> None:
     with store.session() as session:
         record = session.get(ModelRecord, owned.model)
         record.importance = importance
-        record.profile = [{"name": "size", "kind": "numeric", "rows": 40, "missing_share": 0.0}]
+        record.profile = [{"name": "size", "kind": "numeric", "rows": 40, "missing_share": 0.0, "min": 1.5},
+                          {"name": "when", "kind": "datetime", "rows": 40, "missing_share": 0.0, "min": 19860.0,
+                           "max": 19860.5, "mean": 19860.25, "quantiles": [19860.0, 19860.5],
+                           "bins": {"edges": [19860.25], "shares": [0.5, 0.5]}}]
     answer = mine.get(f"{base}/importance").get_json()
     assert answer["model_id"] == owned.model and answer["columns"][0] == {"name": "size", "mean": 0.3, "std": 0.02}
     assert mine.get(f"/api/v1/models/{owned.alias}/importance").get_json()["columns"] == answer["columns"]
     png = mine.get(f"{base}/importance.png", query_string={"width": 500})
     assert png.status_code == 200 and Image.open(io.BytesIO(png.data)).size[0] == 500
-    assert mine.get(f"{base}/profile").get_json()["columns"][0]["name"] == "size"
+    size, when = mine.get(f"{base}/profile").get_json()["columns"]
+    assert size["name"] == "size" and size["min"] == 1.5
+    assert (when["min"], when["max"], when["mean"]) == ("2024-05-17", "2024-05-17T12:00:00", "2024-05-17T06:00:00")
+    assert when["quantiles"] == ["2024-05-17", "2024-05-17T12:00:00"] and when["bins"] == {
+        "edges": ["2024-05-17T06:00:00"], "shares": [0.5, 0.5]}
     assert mine.get(base).get_json()["importance"]["metric"] == "accuracy"
     for path in ("importance", "importance.png", "profile"):
         assert theirs.get(f"{base}/{path}").status_code == 404

@@ -41,7 +41,7 @@ from automl.store import catalogue
 from automl.store.records import ModelRecord, ModelState
 from automl.usecases import predictions
 from automl.usecases.deletion import delete_model
-from automl.usecases.models import deploy, drift_report, undeploy
+from automl.usecases.models import deploy, drift_report, training_profile, undeploy
 
 blp = Blueprint("models", __name__, url_prefix="/api/v1/models", description="Trained models and predictions.")
 
@@ -164,7 +164,7 @@ class Profile(MethodView):
         """What the model saw in training, per input column (table models): the reference for input
         warnings and drift."""
         record = _model_keeping(model_id, "profile", "training profile")
-        return {"model_id": record.id, "columns": record.profile}
+        return training_profile(record)
 
 
 @blp.route("/<string:model_id>/drift")

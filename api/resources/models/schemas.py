@@ -181,7 +181,8 @@ class ProfileSchema(Schema):
     columns = fields.List(fields.Dict(), metadata={
         "description": "Per input column, what the training rows held: rows, missing_share; numbers: min, max, "
                        "mean, quantiles (deciles), bins (edges and the share of rows in each); booleans and "
-                       "categories: categories (value -> share, the 20 most frequent), other_share, distinct."})
+                       "categories: categories (value -> share, the 20 most frequent), other_share, distinct; "
+                       "dates: as numbers, but min, max, mean, quantiles and bin edges as ISO 8601 text."})
 
 
 class DriftArgs(Schema):
