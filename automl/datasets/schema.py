@@ -60,26 +60,33 @@ def infer_type(series: pd.Series) -> str:
     other two-valued text such as yes/no stays ``categorical``, so that predictions, classes and
     profiles show the values as they were uploaded. Text that is numbers but for ``MISSING_MARKERS``
     is ``numeric``; ISO 8601 dates (``DATETIME_SHARE`` of the cells) or a date-time dtype ``datetime``."""
+    return _classify(series)[0]
+
+
+def _classify(series: pd.Series) -> tuple[str, np.ndarray | None]:
+    """``infer_type``'s answer, and for a text column of dates the days its filled cells hold (read once,
+    for the profile too)."""
     if pd.api.types.is_bool_dtype(series):
-        return "boolean"
+        return "boolean", None
     if pd.api.types.is_numeric_dtype(series):
-        return "numeric"
+        return "numeric", None
     if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime"
+        return "datetime", None
     values = series.dropna()
     if len(values) == 0:
-        return "categorical"
+        return "categorical", None
     distinct = values.unique()
     if all(isinstance(v, bool | np.bool_) for v in distinct):
-        return "boolean"
+        return "boolean", None
     words = {str(v).strip().lower() for v in distinct}
     if words == BOOLEAN_WORDS:
-        return "boolean"
+        return "boolean", None
     if _numbers_and_missing_markers(words):
-        return "numeric"
-    if _mostly_dates(values):
-        return "datetime"
-    return "categorical"
+        return "numeric", None
+    days = _dates(values)
+    if days is not None:
+        return "datetime", days
+    return "categorical", None
 
 
 def _numbers_and_missing_markers(words: set[str]) -> bool:
@@ -92,13 +99,16 @@ def _numbers_and_missing_markers(words: set[str]) -> bool:
                for part in _few_then_all(list(numbers)))
 
 
-def _mostly_dates(values: pd.Series) -> bool:
+def _dates(values: pd.Series) -> np.ndarray | None:
+    """The days of ``values`` (NaN where a cell is not a date) if at least ``DATETIME_SHARE`` of them are
+    ISO 8601 dates, else None."""
+    days = None
     for part in _few_then_all(values):
         days, bad = column_to_days(pd.Series(part))
         filled = int((~np.isnan(days)).sum() + bad.sum())
         if not filled or int(bad.sum()) > (1 - DATETIME_SHARE) * filled:
-            return False
-    return True
+            return None
+    return days  # the last part is every value
 
 
 def _few_then_all(values: Any, few: int = 1000) -> list[Any]:
@@ -114,7 +124,7 @@ def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
     profiles: list[dict[str, Any]] = []
     for name in frame.columns:
         series = frame[name]
-        kind = infer_type(series)
+        kind, days = _classify(series)
         if kind == "boolean":
             series = to_boolean(series)
         elif kind == "numeric":
@@ -131,7 +141,8 @@ def profile_columns(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 key: _json_scalar(described.get(key)) for key in ("mean", "std", "min", "max")
             }
         elif kind == "datetime":
-            days, _ = column_to_days(series)
+            if days is None:  # a typed date-time column
+                days, _ = column_to_days(series)
             found = days[np.isfinite(days)]
             profile["stats"] = {"min": days_to_text(float(found.min())) if found.size else None,
                                 "max": days_to_text(float(found.max())) if found.size else None}
