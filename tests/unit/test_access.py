@@ -96,7 +96,7 @@ def call(client: FlaskClient, method: str, path: str, options: dict[str, Any]) -
     options = dict(options)
     if "data" in options:  # a fresh file object per request
         options["data"] = {k: (io.BytesIO(v[0].getvalue()), v[1]) for k, v in options["data"].items()}
-    return client.open(path, method=method, **options)
+    return client.open(path, method=method, buffered=True, **options)  # a stream read and closed within its request
 
 
 def test_every_api_route_needs_a_valid_key(app: Flask) -> None:
