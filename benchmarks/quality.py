@@ -6,10 +6,10 @@ images) the table is split once (seeded, stratified) into rows the service gets 
 rows nobody trains on. The service runs a job through the job code path (``create_job`` ->
 ``search_spec`` -> trial steps -> final model), with the job defaults and only ``time_budget_s``
 set, each job in a fresh process (as the service trains), and its saved model is scored on the
-held-out rows through the serving code. Peers, on the
-same rows: scikit-learn's HistGradientBoosting with default settings, RealMLP-TD with its
-defaults (pytabkit), AutoGluon-Tabular with the same time limit, and a plain Keras Tuner random
-search over the same hypermodel with the same time limit (no portfolio, ensemble or refit).
+held-out rows through the serving code. Peers, on the same rows: scikit-learn's
+HistGradientBoosting with default settings, RealMLP-TD with its defaults (pytabkit),
+AutoGluon-Tabular with the same time limit, and a plain Keras Tuner random search over the same
+hypermodel with the same time limit (no portfolio, ensemble or refit).
 AutoGluon and RealMLP run in their own virtual environment (``make peers``).
 
 Also measured: each job's wall time against its budget, whether any job trained a configuration
