@@ -85,19 +85,21 @@ def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
     in one long-lived benchmark process, later tables' trials ran up to 60 % slower than the same
     trials alone (docs/benchmarks.md), which cost them trials and refits."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
+        return pool.submit(_warm_then, function, *args).result()
+
+
+def _warm_then(function: Callable[..., Any], *args: Any) -> Any:
+    from automl.search import local  # noqa: F401  (TensorFlow imported before the job's clock starts)
+
+    return function(*args)
 
 
 def ours_alone(root: Path, name: str, fit: pd.DataFrame, held: pd.DataFrame, budget: int) -> dict[str, Any]:
     """``ours`` on the workspace at ``root`` (for ``in_fresh_process``)."""
-    from automl.search import local  # noqa: F401  (TensorFlow imported before the job's clock starts)
-
     return ours(Workspace.create(root), BY_NAME[name], fit, held, budget)
 
 
 def digits_alone(root: Path) -> dict[str, Any]:
-    from automl.search import local  # noqa: F401
-
     return run_digits(Workspace.create(root))
 
 
