@@ -69,8 +69,9 @@ def search_stop_reason(budget: Budget, best_score: float | None, trials_done: in
 FINALIZE_OVERHEAD_S = 5.0  # loading the members, scoring them, building and saving the final model
 MAX_RESERVE = 0.4
 # When no member's full retraining fits, the final step fine-tunes the best trial's weights over every
-# row instead (``runner._fine_tune``: up to 20 passes, about a fifth of a trial's passes on a table of a
-# few thousand rows, plus building and tracing); this share of a trial's duration is kept for it.
+# row instead (``runner._fine_tune``: as many passes as the time left allows, up to 80); this share of a
+# trial's duration is kept for it, about 20 passes (a fifth of a trial's on a table of a few thousand rows)
+# plus building and tracing, so the search is not shortened for the passes beyond.
 FINE_TUNE_SHARE = 0.25
 # A table model averages at most this many networks (each member's trial weights and its retrainings):
 # retrainings past a member's first stop there, so a 3-member ensemble's calls cost at most 10 networks'.

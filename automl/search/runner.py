@@ -333,9 +333,12 @@ def _seconds_per_epoch(record: dict[str, Any]) -> float | None:
 TRACE_S = 3.0  # building and tracing a model before its first step, on a 2-core CPU
 # Where retraining a member from scratch on every row does not fit the time left, its trial's weights are
 # trained on over every row instead, for as many passes as fit (up to FINE_TUNE_PASSES; fewer than
-# FINE_TUNE_MIN_PASSES is not worth it). Measured on star at a 60 s budget (one 44 s trial, a refit would
-# need 54 s): 20 passes in 8.5 s took held-out accuracy from 0.905 to 0.915; 5 passes to 0.910.
-FINE_TUNE_PASSES, FINE_TUNE_MIN_PASSES = 20, 5
+# FINE_TUNE_MIN_PASSES is not worth it). Measured on the best trial of 60 s searches (``benchmarks.fine_tune``,
+# held out; trial's weights, 10 / 20 / 40 / 80 passes, full retraining): star 0.904, 0.910 / 0.916 / 0.920 /
+# 0.919, 0.916; wages 0.539, 0.578 / 0.584 / 0.589 / 0.596, 0.584; computers 0.9387, 0.9395 / 0.9399 / 0.9402
+# / 0.9408, 0.9405; males 0.787, 0.789 / 0.791 / 0.794 / 0.795, 0.794 (docs/benchmarks.md). 80 passes took
+# 8-17 s, a retraining 4-23 s; the passes past what the time left allows never run.
+FINE_TUNE_PASSES, FINE_TUNE_MIN_PASSES = 80, 5
 
 
 def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: float, clock: _Clock) -> int:

@@ -1,0 +1,91 @@
+"""What fine-tuning the best trial over every row gives, by number of passes, against retraining it.
+
+Where a member's retraining on every row does not fit the time left, the final step trains its trial's
+weights on over every row instead (``automl.search.runner._fine_tune``), for as many passes as fit, up
+to ``runner.FINE_TUNE_PASSES``. For each table the held-out rows are split off as in
+``benchmarks.quality`` and a job runs with the defaults and only ``time_budget_s``. Then the best
+trial's final model (``ensemble_size`` 1, ``retrainings`` 1) is built several ways from that one
+search: its trial's weights as they are, retrained on every row, and fine-tuned for each number of
+``--passes`` (no retraining is allowed to fit, and the deadline is far enough for every pass). Each is
+scored on the held-out rows through the serving code, beside default HistGradientBoosting.
+
+    .venv/bin/python -m benchmarks.fine_tune --datasets star,wages,computers [--budget 60] [--passes 10,20,40,80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from benchmarks._harness import Workspace, holdout_split, predict_saved, score
+from benchmarks._tables import BY_NAME, Table
+from benchmarks.quality import gbdt_peer
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int]) -> dict[str, Any]:
+    """A job on ``table``'s rows, then its best trial's final model built each way, scored held out."""
+    from automl.registry import save_model
+    from automl.search import runner
+    from automl.search.local import run_local_search
+
+    fit, held = holdout_split(table.frame(), table.target, table.task)
+    spec = workspace.job(fit, table.name, target=table.target, time_budget_s=budget)
+    run_local_search(spec)
+    spec = replace(spec, ensemble_size=1, retrainings=1)
+    row: dict[str, Any] = {"dataset": table.name, "metric": table.metric, "rows": len(fit)}
+
+    def scored(label: str, **changes: Any) -> None:
+        started = time.monotonic()
+        trained = runner.train_final_model(replace(spec, **changes))
+        row[f"seconds_{label}"] = round(time.monotonic() - started, 1)
+        model_dir = save_model(trained.model, trained.metadata(spec, "m"), workspace.settings.models_dir,
+                               f"{table.name}-{label}-{time.monotonic_ns()}")
+        predicted, probabilities, classes = predict_saved(model_dir, held)
+        row[label] = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
+        row[f"passes_{label}"] = trained.members[0].fine_tune_passes
+
+    scored("trial_weights", refit=False, deadline=None)
+    scored("retrained", deadline=None)
+    estimate, most = runner._fit_estimate, runner.FINE_TUNE_PASSES
+    try:
+        runner._fit_estimate = lambda *args: math.inf  # no retraining fits: the fine-tune runs instead
+        for count in counts:
+            runner.FINE_TUNE_PASSES = count
+            scored(f"fine_tune_{count}", deadline=datetime.now(UTC) + timedelta(hours=1))
+    finally:
+        runner._fit_estimate, runner.FINE_TUNE_PASSES = estimate, most
+    row["gbdt"] = gbdt_peer(table, fit, held)["score"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", required=True)
+    parser.add_argument("--budget", type=int, default=60)
+    parser.add_argument("--passes", default="10,20,40,80", help="fine-tune passes to compare")
+    parser.add_argument("--out", type=Path, default=RESULTS / f"fine-tune-{time.strftime('%Y%m%d-%H%M')}.json")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.passes.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        workspace = Workspace.create(Path(root))
+        for name in args.datasets.split(","):
+            rows.append(held_out(workspace, BY_NAME[name], args.budget, counts))
+            print(json.dumps(rows[-1]), flush=True)
+            args.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
