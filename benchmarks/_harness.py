@@ -7,8 +7,12 @@ held-out rows are scored through the saved model's serving path, as a client's `
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from automl.search.spec import SearchSpec
 from automl.settings import Settings
 from automl.store import Store, catalogue, searches
 from automl.usecases.datasets import register_dataset
+from benchmarks._tables import BY_NAME, Table
 
 HOLDOUT = 0.2
 
@@ -64,6 +69,33 @@ class Workspace:
     def job(self, frame: pd.DataFrame, name: str, **request: Any) -> SearchSpec:
         """Upload and submit exactly as the API does; the search spec a worker would build."""
         return self.spec(self.upload(frame, name), **request)
+
+    def save(self, trained: Any, spec: SearchSpec, name: str) -> Path:
+        """A final model (``runner.TrainedModel``) saved as the worker saves it, under a name of its own."""
+        from automl.registry import save_model
+
+        return save_model(trained.model, trained.metadata(spec, "m"), self.settings.models_dir,
+                          f"{name}-{time.monotonic_ns()}")
+
+    def predict_held_out(self, trained: Any, spec: SearchSpec, name: str, held: pd.DataFrame
+                         ) -> tuple[Any, np.ndarray | None, list[Any] | None]:
+        """``predict_saved`` of a final model once saved (``save``)."""
+        return predict_saved(self.save(trained, spec, name), held)
+
+
+def per_table(names: list[str], one: Callable[[Workspace, Table], dict[str, Any]], out: Path,
+              shown: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row) -> list[dict[str, Any]]:
+    """``one(workspace, table)`` for each named table in one temporary workspace, each row printed
+    (``shown`` of it) and all rows so far written to ``out`` after each table: a crash keeps the others."""
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as root:
+        workspace = Workspace.create(Path(root))
+        for name in names:
+            rows.append(one(workspace, BY_NAME[name]))
+            print(json.dumps(shown(rows[-1])), flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(rows, indent=1))
+    return rows
 
 
 def holdout_split(frame: pd.DataFrame, target: str, task: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,9 +12,7 @@ default HistGradientBoosting on the same rows. The final step's seconds are prin
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from benchmarks._harness import Workspace, holdout_split, predict_saved, score
-from benchmarks._tables import BY_NAME, Table
+from benchmarks._harness import Workspace, holdout_split, per_table, score
+from benchmarks._tables import Table
 from benchmarks.quality import gbdt_peer
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -33,7 +31,6 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int]) -> dict[str, Any]:
     """A job on ``table``'s rows, then its final model with each number of retrainings, scored held out."""
-    from automl.registry import save_model
     from automl.search import runner
     from automl.search.local import run_local_search
 
@@ -46,9 +43,7 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
         started = time.monotonic()
         trained = runner.train_final_model(replace(spec, retrainings=count))
         seconds = time.monotonic() - started
-        model_dir = save_model(trained.model, trained.metadata(spec, "m"), workspace.settings.models_dir,
-                               f"{table.name}-{count}-{time.monotonic_ns()}")
-        predicted, probabilities, classes = predict_saved(model_dir, held)
+        predicted, probabilities, classes = workspace.predict_held_out(trained, spec, f"{table.name}-{count}", held)
         row[f"retrainings_{count}"] = score(table.metric, table.task, held[table.target], predicted, probabilities,
                                             classes)
         if probabilities is not None:
@@ -68,13 +63,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / f"bagging-{time.strftime('%Y%m%d-%H%M')}.json")
     args = parser.parse_args()
     counts = [int(c) for c in args.retrainings.split(",")]
-    rows = []
-    with tempfile.TemporaryDirectory() as root:
-        workspace = Workspace.create(Path(root))
-        for name in args.datasets.split(","):
-            rows.append(held_out(workspace, BY_NAME[name], args.budget, counts))
-            print(json.dumps(rows[-1]), flush=True)
-            args.out.write_text(json.dumps(rows, indent=1))
+    rows = per_table(args.datasets.split(","),
+                     lambda workspace, table: held_out(workspace, table, args.budget, counts), args.out)
     base, top = f"retrainings_{counts[0]}", f"retrainings_{counts[-1]}"
     diffs = np.array([r[top] - r[base] for r in rows])
     print(f"{top} against {base}: mean {diffs.mean():+.4f}, better on {(diffs > 1e-9).sum()}, worse on "

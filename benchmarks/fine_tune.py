@@ -15,10 +15,8 @@ scored on the held-out rows through the serving code, beside default HistGradien
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,8 +25,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks._harness import Workspace, holdout_split, predict_saved, score
-from benchmarks._tables import BY_NAME, Table
+from benchmarks._harness import Workspace, holdout_split, per_table, score
+from benchmarks._tables import Table
 from benchmarks.quality import gbdt_peer
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -36,7 +34,6 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int]) -> dict[str, Any]:
     """A job on ``table``'s rows, then its best trial's final model built each way, scored held out."""
-    from automl.registry import save_model
     from automl.search import runner
     from automl.search.local import run_local_search
 
@@ -50,9 +47,7 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
         started = time.monotonic()
         trained = runner.train_final_model(replace(spec, **changes))
         row[f"seconds_{label}"] = round(time.monotonic() - started, 1)
-        model_dir = save_model(trained.model, trained.metadata(spec, "m"), workspace.settings.models_dir,
-                               f"{table.name}-{label}-{time.monotonic_ns()}")
-        predicted, probabilities, classes = predict_saved(model_dir, held)
+        predicted, probabilities, classes = workspace.predict_held_out(trained, spec, f"{table.name}-{label}", held)
         row[label] = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
         row[f"passes_{label}"] = trained.members[0].fine_tune_passes
 
@@ -78,14 +73,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / f"fine-tune-{time.strftime('%Y%m%d-%H%M')}.json")
     args = parser.parse_args()
     counts = [int(c) for c in args.passes.split(",")]
-    rows = []
-    with tempfile.TemporaryDirectory() as root:
-        workspace = Workspace.create(Path(root))
-        for name in args.datasets.split(","):
-            rows.append(held_out(workspace, BY_NAME[name], args.budget, counts))
-            print(json.dumps(rows[-1]), flush=True)
-            args.out.write_text(json.dumps(rows, indent=1))
-
+    per_table(args.datasets.split(","), lambda workspace, table: held_out(workspace, table, args.budget, counts),
+              args.out)
 
 if __name__ == "__main__":
     main()

@@ -104,7 +104,6 @@ def digits_alone(root: Path) -> dict[str, Any]:
 
 
 def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFrame, budget: int) -> dict[str, Any]:
-    from automl.registry import save_model
     from automl.search.local import run_local_search
     from automl.search.runner import train_final_model
 
@@ -112,16 +111,14 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
     assert spec.task == table.task, f"{table.name}: the service inferred {spec.task}, not {table.task}"
     started = time.perf_counter()
     result = run_local_search(spec)
-    model_dir = save_model(result.trained.model, result.trained.metadata(spec, "m"), workspace.settings.models_dir,
-                           f"{table.name}-{budget}-{time.monotonic_ns()}")
+    model_dir = workspace.save(result.trained, spec, f"{table.name}-{budget}")
     wall = time.perf_counter() - started
     predicted, probabilities, classes = predict_saved(model_dir, held)
     value = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
     # The same search's final model without the refit on every row: what the refit adds.
     unrefitted = train_final_model(replace(spec, refit=False, deadline=None))
-    plain_dir = save_model(unrefitted.model, unrefitted.metadata(spec, "m"), workspace.settings.models_dir,
-                           f"{table.name}-{budget}-norefit-{time.monotonic_ns()}")
-    predicted, probabilities, classes = predict_saved(plain_dir, held)
+    predicted, probabilities, classes = workspace.predict_held_out(unrefitted, spec, f"{table.name}-{budget}-norefit",
+                                                                   held)
     without_refit = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
     trials, distinct = _distinct_configurations(spec)
     members = result.trained.members

@@ -20,9 +20,7 @@ whatever was chosen, so it is left out to compare the choices alone):
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,15 +30,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from benchmarks._harness import Workspace, holdout_split, predict_saved, score
-from benchmarks._tables import BY_NAME, Table
+from benchmarks._harness import Workspace, holdout_split, per_table, score
+from benchmarks._tables import Table
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def trial_outputs(workspace: Workspace, table: Table, budget: int) -> dict[str, Any]:
     """A job on ``table``'s rows; each ranked trial's kept validation outputs and held-out outputs."""
-    from automl.registry import save_model
     from automl.search import tuners
     from automl.search.data import prepare
     from automl.search.local import run_local_search
@@ -56,9 +53,8 @@ def trial_outputs(workspace: Workspace, table: Table, budget: int) -> dict[str, 
     trials = []
     for trial in tuners.ranked(tuner.oracle, spec.task):
         alone = train_final_model(spec, trial_id=trial.trial_id)
-        model_dir = save_model(alone.model, alone.metadata(spec, "m"), workspace.settings.models_dir,
-                               f"{table.name}-{trial.trial_id}-{time.monotonic_ns()}")
-        predicted, probabilities, classes = predict_saved(model_dir, held)
+        predicted, probabilities, classes = workspace.predict_held_out(alone, spec, f"{table.name}-{trial.trial_id}",
+                                                                       held)
         trials.append({"id": trial.trial_id, "validation_score": float(trial.score),
                        "validation": tuners.validation_predictions(tuner, trial.trial_id),
                        "held": np.asarray(predicted, dtype="float64") if probabilities is None else probabilities,
@@ -123,15 +119,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--out", type=Path, default=RESULTS / f"selection-{time.strftime('%Y%m%d-%H%M')}.json")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as root:
-        workspace = Workspace.create(Path(root))
-        for name in args.datasets.split(","):
-            table = BY_NAME[name]
-            rows.append(evaluate(table, trial_outputs(workspace, table, args.budget)))
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "each_trial"}), flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(rows, indent=1))  # after each table: a crash keeps the others
+    rows = per_table(args.datasets.split(","),
+                     lambda workspace, table: evaluate(table, trial_outputs(workspace, table, args.budget)), args.out,
+                     shown=lambda row: {k: v for k, v in row.items() if k != "each_trial"})
     print(report(rows))
 
 
