@@ -42,13 +42,14 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
     run_local_search(spec)
     spec = replace(spec, ensemble_size=1, retrainings=1)
     row: dict[str, Any] = {"dataset": table.name, "metric": table.metric, "rows": len(fit)}
+    outputs: dict[str, tuple[Any, Any, Any]] = {}
 
     def scored(label: str, **changes: Any) -> None:
         started = time.monotonic()
         trained = runner.train_final_model(replace(spec, **changes))
         row[f"seconds_{label}"] = round(time.monotonic() - started, 1)
-        predicted, probabilities, classes = workspace.predict_held_out(trained, spec, f"{table.name}-{label}", held)
-        row[label] = score(table.metric, table.task, held[table.target], predicted, probabilities, classes)
+        outputs[label] = workspace.predict_held_out(trained, spec, f"{table.name}-{label}", held)
+        row[label] = score(table.metric, table.task, held[table.target], *outputs[label])
         row[f"passes_{label}"] = trained.members[0].fine_tune_passes
 
     scored("trial_weights", refit=False, deadline=None)
@@ -61,8 +62,23 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
             scored(f"fine_tune_{count}", deadline=datetime.now(UTC) + timedelta(hours=1))
     finally:
         runner._fit_estimate, runner.FINE_TUNE_PASSES = estimate, most
+    for count in counts:  # each fine-tune served beside its trial's weights, in equal shares
+        beside = mean_of(outputs["trial_weights"], outputs[f"fine_tune_{count}"])
+        row[f"fine_tune_{count}_beside_trial"] = score(table.metric, table.task, held[table.target], *beside)
     row["gbdt"] = gbdt_peer(table, fit, held)["score"]
     return row
+
+
+def mean_of(*outputs: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+    """(predictions, probabilities, classes) of several models' outputs averaged in equal shares: the mean
+    prediction (regression) or the class of the mean probabilities."""
+    import numpy as np
+
+    classes = outputs[0][2]
+    if classes is None:
+        return np.mean([np.asarray(o[0], dtype="float64") for o in outputs], axis=0), None, None
+    probabilities = np.mean([np.asarray(o[1], dtype="float64") for o in outputs], axis=0)
+    return [classes[i] for i in probabilities.argmax(axis=1)], probabilities, classes
 
 
 def main() -> None:
