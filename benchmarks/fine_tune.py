@@ -7,7 +7,9 @@ to ``runner.FINE_TUNE_PASSES``. For each table the held-out rows are split off a
 trial's final model (``ensemble_size`` 1, ``retrainings`` 1) is built several ways from that one
 search: its trial's weights as they are, retrained on every row, and fine-tuned for each number of
 ``--passes`` (no retraining is allowed to fit, and the deadline is far enough for every pass). Each is
-scored on the held-out rows through the serving code, beside default HistGradientBoosting.
+scored on the held-out rows through the serving code, beside default HistGradientBoosting; each
+fine-tune also averaged with the trial's weights in equal shares (``_beside_trial``), as a retrained
+member is served.
 
     .venv/bin/python -m benchmarks.fine_tune --datasets star,wages,computers [--budget 60] [--passes 10,20,40,80]
 """
