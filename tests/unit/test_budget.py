@@ -76,7 +76,8 @@ def test_a_spec_keeps_its_reserve_out_of_the_search() -> None:
                       classes=[0, 1], tuner="random", objective="val_log_loss", direction="min", max_trials=9,
                       max_epochs=2, patience=1, seed=0, work_dir=Path("/x"), deadline=deadline)
     assert not spec.budget.time_up()
-    assert replace(spec, budget_s=200, trial_seconds=(30.0,)).budget.time_up()  # 65.5 s kept (two retrainings): none for the search
+    # 65.5 s kept (scoring and two retrainings): none for the search.
+    assert replace(spec, budget_s=200, trial_seconds=(30.0,)).budget.time_up()
     # A table job's reserve holds its members' retrainings (the retrainings option); an image job's, one each.
     timed = replace(spec, budget_s=300, trial_seconds=(5.0,))
     assert spec.retrainings == 4
