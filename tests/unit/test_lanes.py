@@ -174,3 +174,17 @@ def test_a_lane_stops_training_when_another_lane_failed_the_job(store: Store) ->
         searches.finish_job(session, "j", JobState.failed, error="3 trials in a row failed")
     reporter.epoch_ended("1", 1, {"loss": 0.9})
     assert reporter.should_stop() and not reporter.interrupted()
+
+
+def test_the_reaper_judges_no_lease_right_after_this_machine_was_paused(tmp_path: Path) -> None:
+    """A stall of the whole machine pauses every heartbeat with the reaper: a lease that expired meanwhile may
+    be a live worker's, so the round right after such a pause judges none; the next one does."""
+    from automl.settings import Settings
+    from tasks.supervision import Reaper
+
+    reaper = Reaper(app=None, settings=Settings(data_dir=tmp_path, job_lease_s=8, reaper_interval_s=1))
+    swept: list[bool] = []
+    reaper.sweep = lambda: swept.append(True) or 0  # type: ignore[method-assign]
+    assert reaper.sweep_unless_paused(1.05) is True and swept == [True]  # an ordinary round
+    assert reaper.sweep_unless_paused(1 + 8 / 4 + 0.5) is False and swept == [True]  # paused past a heartbeat
+    assert reaper.sweep_unless_paused(1.0) is True and swept == [True, True]  # leases had their round to renew
