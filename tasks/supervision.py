@@ -84,8 +84,8 @@ class Reaper:
         ``reaper_interval_s``) shows that this process was paused past a heartbeat's interval: the machine
         stalled, or the process was stopped, and every worker's heartbeat on the machine with it, so a lease
         that expired meanwhile may be a live worker's whose heartbeat has not had its turn yet. Leases get
-        that round to renew before any is judged (seen in CI: a 13 s stall of the whole machine made the
-        reaper re-run a live trial); False when the sweep was skipped."""
+        that round to renew before any is judged (seen in CI: after what appears to have been a 13 s stall
+        of the whole machine, the reaper re-ran a live trial); False when the sweep was skipped."""
         if waited_s > self.settings.reaper_interval_s + self.settings.job_lease_s / 4:
             log.warning("reaper: a %.0f s wait between rounds (this process or the machine was paused); "
                         "leases get a round to renew before any is judged expired", waited_s)

@@ -99,7 +99,7 @@ def _drifting_model(tmp_path: Path) -> tuple[Any, str]:
     profile = training_profile(SPECS, frame_to_inputs(train, SPECS))
     metadata = json.loads((folder / "metadata.json").read_text())
     (folder / "metadata.json").write_text(json.dumps({**metadata, "profile": profile}))
-    # The predict rate limit (1,000 a second per key) is raised: a fast machine sends the full-queue test's
+    # The predict rate limit (1,000 a second per key) is raised: a fast machine can send the full-queue test's
     # 1,029 requests within a second, and a refused request is never counted.
     app = create_app(Settings(data_dir=tmp_path / "var", drift_flush_s=3600, rate_limit_predict="100000/second"))
     store = app.extensions["automl"].store
