@@ -128,6 +128,17 @@ def score(metric: str, task: str, y_true: pd.Series, predicted: Any, probabiliti
     raise ValueError(f"unknown metric {metric}")
 
 
+def score_blend(metric: str, task: str, y_true: pd.Series, parts: list[tuple[float, Any]],
+                classes: list[Any] | None) -> float:
+    """``score`` of several models' held-out outputs blended by weight: (weight, predictions) for a
+    regression, (weight, probabilities) for a classifier, whose class is the blend's most probable."""
+    blend = np.sum([w * np.asarray(output, dtype="float64") for w, output in parts], axis=0)
+    if task == "regression":
+        return score(metric, task, y_true, blend, None, None)
+    assert classes is not None
+    return score(metric, task, y_true, [classes[i] for i in blend.argmax(axis=1)], blend, classes)
+
+
 def predict_saved(model_dir: Path, held: pd.DataFrame) -> tuple[Any, np.ndarray | None, list[Any] | None]:
     """(predictions, probabilities, classes) of a saved model on raw rows, through the serving code."""
     from automl.serving.adapters import chunk_to_inputs

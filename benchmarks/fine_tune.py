@@ -27,7 +27,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks._harness import Workspace, holdout_split, per_table, score
+from benchmarks._harness import Workspace, holdout_split, per_table, score, score_blend
 from benchmarks._tables import Table
 from benchmarks.quality import gbdt_peer
 
@@ -64,23 +64,17 @@ def held_out(workspace: Workspace, table: Table, budget: int, counts: list[int])
             scored(f"fine_tune_{count}", deadline=datetime.now(UTC) + timedelta(hours=1))
     finally:
         runner._fit_estimate, runner.FINE_TUNE_PASSES = estimate, most
+
+    def held_output(label: str) -> Any:  # what a blend averages: predictions, or a classifier's probabilities
+        predicted, probabilities, _ = outputs[label]
+        return predicted if probabilities is None else probabilities
+
     for count in counts:  # each fine-tune served beside its trial's weights, in equal shares
-        beside = mean_of(outputs["trial_weights"], outputs[f"fine_tune_{count}"])
-        row[f"fine_tune_{count}_beside_trial"] = score(table.metric, table.task, held[table.target], *beside)
+        halves = [(0.5, held_output("trial_weights")), (0.5, held_output(f"fine_tune_{count}"))]
+        row[f"fine_tune_{count}_beside_trial"] = score_blend(table.metric, table.task, held[table.target], halves,
+                                                             outputs["trial_weights"][2])
     row["gbdt"] = gbdt_peer(table, fit, held)["score"]
     return row
-
-
-def mean_of(*outputs: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
-    """(predictions, probabilities, classes) of several models' outputs averaged in equal shares: the mean
-    prediction (regression) or the class of the mean probabilities."""
-    import numpy as np
-
-    classes = outputs[0][2]
-    if classes is None:
-        return np.mean([np.asarray(o[0], dtype="float64") for o in outputs], axis=0), None, None
-    probabilities = np.mean([np.asarray(o[1], dtype="float64") for o in outputs], axis=0)
-    return [classes[i] for i in probabilities.argmax(axis=1)], probabilities, classes
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from benchmarks._harness import Workspace, holdout_split, per_table, score
+from benchmarks._harness import Workspace, holdout_split, per_table, score_blend
 from benchmarks._tables import Table
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -82,12 +82,8 @@ def choices(run: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def held_out_score(table: Table, run: dict[str, Any], weights: dict[str, float]) -> float:
     outputs = {t["id"]: t for t in run["trials"]}
-    blend = np.sum([w * np.asarray(outputs[i]["held"], dtype="float64") for i, w in weights.items()], axis=0)
-    if run["task"] == "regression":
-        return score(table.metric, table.task, run["held_y"], blend, None, None)
-    classes = run["trials"][0]["classes"]
-    predicted = [classes[i] for i in np.asarray(blend).argmax(axis=1)]
-    return score(table.metric, table.task, run["held_y"], predicted, blend, classes)
+    return score_blend(table.metric, table.task, run["held_y"], [(w, outputs[i]["held"]) for i, w in weights.items()],
+                       run["trials"][0]["classes"])
 
 
 def evaluate(table: Table, run: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,11 @@ from automl.store import Store, coordination
 log = logging.getLogger(__name__)
 
 
+def beat_interval(lease_s: float) -> float:
+    """Seconds between a heartbeat's renewals of a lease of ``lease_s``: a quarter of it (at least 0.5)."""
+    return max(lease_s / 4, 0.5)
+
+
 class Heartbeat:
     def __init__(self, store: Store, job_id: str, lane: int | None, owner: str, lease_s: int,
                  job_lease: bool = False) -> None:
@@ -46,7 +51,7 @@ class Heartbeat:
                 self.lost = True
 
     def _run(self) -> None:
-        interval = max(self.lease_s / 4, 0.5)
+        interval = beat_interval(self.lease_s)
         while not self._stop.wait(interval):
             try:
                 self.beat()

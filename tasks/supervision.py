@@ -27,6 +27,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutting_do
 from automl.settings import Settings
 from automl.store import Store, coordination
 from tasks.celery_app import queue_depth, send_advance
+from tasks.heartbeat import beat_interval
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Reaper:
         that expired meanwhile may be a live worker's whose heartbeat has not had its turn yet. Leases get
         that round to renew before any is judged (seen in CI: after what appears to have been a 13 s stall
         of the whole machine, the reaper re-ran a live trial); False when the sweep was skipped."""
-        if waited_s > self.settings.reaper_interval_s + self.settings.job_lease_s / 4:
+        if waited_s > self.settings.reaper_interval_s + beat_interval(self.settings.job_lease_s):
             log.warning("reaper: a %.0f s wait between rounds (this process or the machine was paused); "
                         "leases get a round to renew before any is judged expired", waited_s)
             return False
