@@ -7,6 +7,11 @@ same columns as the service's model (2 hidden layers, 128 and 64 units, standard
     .venv/bin/gunicorn -w 2 -b 127.0.0.1:PORT 'benchmarks.floor_app:create_app()'
 
 ``FLOOR_COLUMNS`` (comma-separated) names the input columns of the JSON instances.
+
+``within_service()`` mounts the same app at ``/floor`` inside the service's own WSGI app, to be run
+with the service's gunicorn settings (``-c python:api.gunicorn_conf``, ``AUTOML_DATA_DIR`` and
+``AUTOML_SKIP_MIGRATE=1`` set): the floor's route then shares the service's process, threads and
+server, so a gap between it and the service's route is the service's own request handling.
 """
 
 from __future__ import annotations
@@ -42,3 +47,12 @@ def create_app() -> Flask:
         return {"predictions": model.predict_on_batch(x).ravel().tolist()}
 
     return app
+
+
+def within_service() -> Any:
+    """The service's app with this app mounted at ``/floor`` (``/floor/predict``), in one process."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from api.wsgi import app as service
+
+    return DispatcherMiddleware(service, {"/floor": create_app()})
