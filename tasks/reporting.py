@@ -36,6 +36,7 @@ class StoreReporter:
         self.release_requested = False
         self.stop_requested = False
         self._locked: Session | None = None
+        self._started: set[str] = set()  # the trials this reporter's worker started
 
     def _session(self) -> Any:
         return nullcontext(self._locked) if self._locked is not None else self.store.session()
@@ -57,6 +58,9 @@ class StoreReporter:
     def trial_started(self, trial_id: str, number: int, hyperparameters: dict[str, Any]) -> None:
         observability.trial_id.set(trial_id)  # on every log line of this task from here on
         with self._session() as session:
+            # Still running from an earlier attempt: its pool process died and the step's message came back.
+            searches.interrupt_abandoned_trial(session, self.job_id, trial_id)
+            self._started.add(trial_id)
             attempt = searches.start_trial(session, self.job_id, trial_id, number, hyperparameters,
                                              lane=self.lane, worker=self.owner)
             coordination.set_lane_trial(session, self.job_id, self.lane, trial_id)
@@ -90,6 +94,8 @@ class StoreReporter:
         self, trial_id: str, state: str, score: float | None, best_epoch: int | None, message: str | None
     ) -> None:
         with self._session() as session:
+            if trial_id not in self._started:  # ended unstarted (a trial given up after its workers died)
+                searches.interrupt_abandoned_trial(session, self.job_id, trial_id)
             searches.finish_trial(session, self.job_id, trial_id, state, score, best_epoch, message)
             coordination.set_lane_trial(session, self.job_id, self.lane, None)
             searches.add_event(session, self.job_id, "trial_ended",
@@ -100,10 +106,11 @@ class StoreReporter:
     def handed_back(self, trial_id: str) -> None:
         """The trial stopped unfinished because this worker let go; it will run again elsewhere."""
         with self.store.session() as session:
-            searches.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested)
-            searches.add_event(session, self.job_id, "trial_interrupted",
-                                 {"trial_id": trial_id, "reason": "worker shutdown" if self.release_requested
-                                  else "lease lost"})
+            # Not when the reaper already interrupted it (a lease that expired under a live worker): one marker.
+            if searches.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested):
+                searches.add_event(session, self.job_id, "trial_interrupted",
+                                     {"trial_id": trial_id, "reason": "worker shutdown" if self.release_requested
+                                      else "lease lost"})
 
     def should_stop(self) -> bool:
         return self.lease_lost or self.release_requested or self.stop_requested

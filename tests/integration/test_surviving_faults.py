@@ -155,6 +155,12 @@ def _events(stack: Stack, job_id: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
+def _trial_markers(events: list[tuple[str, dict[str, Any]]], trial_id: str) -> list[tuple[str, str | None]]:
+    """One trial's starts, interruptions (with their reason) and end (with its state), in stream order."""
+    return [(kind, e.get("reason") or e.get("state")) for kind, e in events
+            if e.get("trial_id") == trial_id and kind in ("trial_started", "trial_interrupted", "trial_ended")]
+
+
 def test_sigkilled_worker_repeats_only_the_interrupted_trial(stack: Stack, dataset: str) -> None:
     first = stack.start_worker("a")
     job = submit(stack.api, dataset_id=dataset, target="target", max_trials=3, seed=3, **SLOW_TRIALS)
@@ -169,8 +175,12 @@ def test_sigkilled_worker_repeats_only_the_interrupted_trial(stack: Stack, datas
     assert [t["trial_id"] for t in trials] == ["0", "1", "2"]  # unique, none lost
     assert [t["attempts"] for t in trials] == [1, 2, 1]  # only the interrupted trial ran twice
     assert all(t["state"] == "completed" for t in trials)
-    starts = [e["trial_id"] for kind, e in _events(stack, job["id"]) if kind == "trial_started"]
+    events = _events(stack, job["id"])
+    starts = [e["trial_id"] for kind, e in events if kind == "trial_started"]
     assert starts == ["0", "1", "1", "2"]
+    # The abandoned attempt's epochs end with a marker, so a reader of the stream knows to drop them.
+    assert _trial_markers(events, "1") == [("trial_started", None), ("trial_interrupted", "worker lost"),
+                                           ("trial_started", None), ("trial_ended", "completed")]
 
 
 def test_a_trial_that_kills_its_worker_every_time_is_given_up(stack: Stack, dataset: str) -> None:
@@ -191,6 +201,9 @@ def test_a_trial_that_kills_its_worker_every_time_is_given_up(stack: Stack, data
     assert [(t["trial_id"], t["state"], t["attempts"]) for t in trials] == [
         ("0", "completed", 1), ("1", "failed", 2), ("2", "completed", 1)]
     assert "died 2 times" in trials[1]["message"]
+    assert _trial_markers(_events(stack, job["id"]), "1") == [
+        ("trial_started", None), ("trial_interrupted", "worker lost"), ("trial_started", None),
+        ("trial_interrupted", "worker lost"), ("trial_ended", "failed")]
 
 
 def test_sigterm_hands_the_running_trial_to_another_worker_at_once(stack: Stack, dataset: str) -> None:

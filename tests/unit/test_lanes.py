@@ -72,6 +72,78 @@ def test_dead_workers_and_lost_messages_are_revived_once(store: Store) -> None:
         trial = session.get(TrialRecord, ("j", "00"))
         assert trial is not None and trial.state == "interrupted" and trial.attempts == 1
     assert _claim(store, 0, 0, "alive") == coordination.ACQUIRED
+    assert _interruptions(store) == [("00", "worker lost")]  # the stream says the attempt was abandoned
+
+
+def _interruptions(store: Store) -> list[tuple[str, str]]:
+    with store.session() as session:
+        return [(e.data["trial_id"], e.data["reason"]) for e in searches.events_after(session, "j", 0)
+                if e.kind == "trial_interrupted"]
+
+
+def test_a_trial_restarted_after_its_pool_process_died_is_marked_interrupted_first(store: Store) -> None:
+    """The worker's main process lives on and the step's message comes back: the trial, still recorded as
+    running, is started again. The stream gets one ``trial_interrupted`` between the two starts."""
+    from tasks.reporting import StoreReporter
+
+    _job(store)
+    assert _claim(store, 0, 0, "me") == coordination.ACQUIRED
+    StoreReporter(store, "j", "me", lane=0).trial_started("1", 1, {})
+    StoreReporter(store, "j", "me", lane=0).epoch_ended("1", 0, {"loss": 1.0})
+    again = StoreReporter(store, "j", "me", lane=0)  # the new pool process
+    again.trial_started("1", 1, {})
+    with store.session() as session:
+        kinds = [e.kind for e in searches.events_after(session, "j", 0)]
+        trial = session.get(TrialRecord, ("j", "1"))
+        assert trial is not None and trial.state == "running" and trial.attempts == 2
+    assert kinds == ["trial_started", "epoch_ended", "trial_interrupted", "trial_started"]
+    assert _interruptions(store) == [("1", "worker lost")]
+    again.trial_ended("1", "completed", 0.5, 3, None)
+    StoreReporter(store, "j", "me", lane=0).trial_started("2", 2, {})  # a first start: no marker
+    assert _interruptions(store) == [("1", "worker lost")]
+    StoreReporter(store, "j", "me", lane=0).trial_started("3", 3, {})  # its pool process dies too, twice
+    StoreReporter(store, "j", "me", lane=0).trial_ended("3", "failed", None, None, "died 2 times")  # given up
+    with store.session() as session:
+        assert [e.kind for e in searches.events_after(session, "j", 0) if e.data.get("trial_id") == "3"] == [
+            "trial_started", "trial_interrupted", "trial_ended"]
+
+
+def test_a_hand_back_after_the_reaper_took_the_trial_adds_no_second_marker(store: Store) -> None:
+    """A live worker whose lease expired (the machine stalled) hands its trial back after the reaper already
+    re-queued it: one ``trial_interrupted``, the reaper's."""
+    from tasks.reporting import StoreReporter
+
+    _job(store)
+    assert _claim(store, 0, 0, "slow") == coordination.ACQUIRED
+    reporter = StoreReporter(store, "j", "slow", lane=0)
+    reporter.trial_started("1", 1, {})
+    with store.session() as session:
+        coordination.set_lane_trial(session, "j", 0, "1")
+        lane = session.get(LaneRecord, ("j", 0))
+        assert lane is not None
+        lane.lease_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    with store.session() as session:
+        assert coordination.lanes_to_revive(session, requeue_after_s=60, revive_idle=False) == [("j", 0, 0)]
+    reporter.handed_back("1")
+    assert _interruptions(store) == [("1", "worker lost")]
+    with store.session() as session:
+        trial = session.get(TrialRecord, ("j", "1"))
+        assert trial is not None and trial.state == "interrupted" and trial.attempts == 1
+
+
+def test_a_worker_that_hands_its_trial_back_says_why(store: Store) -> None:
+    from tasks.reporting import StoreReporter
+
+    _job(store)
+    assert _claim(store, 0, 0, "me") == coordination.ACQUIRED
+    reporter = StoreReporter(store, "j", "me", lane=0)
+    reporter.trial_started("1", 1, {})
+    reporter.release_requested = True  # the worker is shutting down
+    reporter.handed_back("1")
+    assert _interruptions(store) == [("1", "worker shutdown")]
+    with store.session() as session:
+        trial = session.get(TrialRecord, ("j", "1"))
+        assert trial is not None and trial.state == "interrupted" and trial.attempts == 0  # not a crash
 
 
 def test_finished_lanes_revive_the_final_training_when_its_worker_died(store: Store) -> None:

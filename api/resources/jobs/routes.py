@@ -109,7 +109,10 @@ class Events(MethodView):
                     {"in": "query", "name": "after", "schema": {"type": "integer"}, "required": False,
                      "description": "The same as Last-Event-ID, for clients that cannot set headers."}],
         responses={"200": {"description": "Server-Sent Events: trial_started, epoch_ended, trial_ended, "
-                                          "trial_interrupted, best_model (a new best model so far), "
+                                          "trial_interrupted (its reason: worker shutdown, lease lost or "
+                                          "worker lost; the trial runs again from epoch 0, so the epochs "
+                                          "since its trial_started are void), best_model (a new best model "
+                                          "so far), "
                                           "cancel_requested, job_ended. Each event's id resumes the stream; it "
                                           "ends after job_ended.",
                            "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
