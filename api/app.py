@@ -106,23 +106,24 @@ def _json_body_limit() -> None:
     """A JSON body gets ``AUTOML_MAX_JSON_BYTES``, not the file uploads' limit: refused at once when its
     Content-Length says so; sent in chunks without one, it is read here up to the limit (and refused
     past it), then handed on as a body of known length."""
-    if request.mimetype != "application/json":
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup (see api.metrics)
+    if req.mimetype != "application/json":
         return
     limit = services().settings.max_json_bytes
-    request.max_content_length = limit
-    if request.content_length is not None:
-        if request.content_length > limit:
+    req.max_content_length = limit
+    if req.content_length is not None:
+        if req.content_length > limit:
             raise RequestEntityTooLarge()
         return
-    if not request.environ.get("wsgi.input_terminated"):
+    environ = req.environ
+    if not environ.get("wsgi.input_terminated"):
         return  # no length and no end marker: Werkzeug reads nothing of such a body
-    stream = request.environ["wsgi.input"]
-    body = stream.read(limit + 1)
+    body = environ["wsgi.input"].read(limit + 1)
     if len(body) > limit:
         raise RequestEntityTooLarge()
-    request.environ["wsgi.input"] = io.BytesIO(body)
-    request.environ["CONTENT_LENGTH"] = str(len(body))
-    request.environ.pop("wsgi.input_terminated", None)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("wsgi.input_terminated", None)
 
 
 def _register_docs_assets(app: Flask) -> None:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from flask import Response, current_app, g, request
 
 from api.keys import HOW_TO_GET_A_KEY, RATE_LIMITED_ACTIONS, Caller
-from api.services import services
+from api.services import Services, services
 from automl.access import Role, Scope
 from automl.errors import Forbidden, Unauthorized
 from automl.usecases import quotas
@@ -87,10 +87,10 @@ def stores_upload(view: F) -> F:
     return view
 
 
-def _view_method() -> Any:
-    view = current_app.view_functions.get(request.endpoint or "")
+def _view_method(app: Any, req: Any) -> Any:
+    view = app.view_functions.get(req.endpoint or "")
     view_class = getattr(view, "view_class", None)
-    return getattr(view_class, request.method.lower(), None) if view_class is not None else view
+    return getattr(view_class, req.method.lower(), None) if view_class is not None else view
 
 
 def needed_role(view_method: Any, http_method: str) -> Role:
@@ -100,10 +100,10 @@ def needed_role(view_method: Any, http_method: str) -> Role:
     return Role.read if http_method in ("GET", "HEAD", "OPTIONS") else Role.write
 
 
-def _check_role(caller: Caller, view_method: Any) -> None:
+def _check_role(caller: Caller, view_method: Any, http_method: str) -> None:
     if view_method is None:
         return  # no such route (or method): its own 404 or 405 answers
-    needed = needed_role(view_method, request.method)
+    needed = needed_role(view_method, http_method)
     if caller.role < needed:
         raise Forbidden(f"This request needs a key with the role '{needed.name}' or above; this key's role is "
                         f"'{caller.role.name}'. Ask an admin for such a key (`automl keys create --role "
@@ -111,22 +111,24 @@ def _check_role(caller: Caller, view_method: Any) -> None:
 
 
 def authenticate() -> None:
-    path = request.path
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup (see api.metrics)
+    path = req.path
     if not path.startswith(PROTECTED_PREFIXES) or path.startswith(OPEN_PATHS):
         return
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, secret = req.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized(f"This API needs an API key. {HOW_TO_GET_A_KEY}")
-    svc = services()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    svc: Services = app.extensions["automl"]
     caller = svc.keys.caller(secret.strip())
     g.caller = caller
-    view_method = _view_method()
-    _check_role(caller, view_method)
+    view_method = _view_method(app, req)
+    _check_role(caller, view_method, req.method)
     action = getattr(view_method, "rate_limited", None)
     if action is not None:
         svc.limits.hit(action, caller.key_id)
     if getattr(view_method, "stores_upload", False):
-        quotas.check_storage(svc.store, svc.settings, caller.scope.team, request.content_length or 0)
+        quotas.check_storage(svc.store, svc.settings, caller.scope.team, req.content_length or 0)
 
 
 def scope() -> Scope:

@@ -9,11 +9,11 @@ gauges (jobs, queue depth, heartbeats, trial durations) come from ``StoreCollect
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -33,30 +33,79 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
 
 
+class _RequestIds:
+    """32 hex digits per request: 16 random ones drawn once per process, then a counter. Unique like a
+    random UUID within and across processes (a forked child draws its own), without a ``getrandom`` call
+    and a ``UUID`` object per request (2 µs against 0.2 µs, in every request's path)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+_new_request_id = _RequestIds().next
+
+
 def count_predictions(endpoint: str, rows: int) -> None:
-    PREDICTIONS.labels(endpoint).inc(rows)
+    """``endpoint``: predict or predict_proba (the service's own names, so their series are kept)."""
+    series = _PREDICTION_SERIES.get(endpoint)
+    if series is None:
+        series = _PREDICTION_SERIES[endpoint] = PREDICTIONS.labels(endpoint)
+    series.inc(rows)
+
+
+_PREDICTION_SERIES: dict[str, Any] = {}
 
 
 def _before() -> None:
-    g.started = time.perf_counter()
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-    g.request_id_token = observability.request_id.set(g.request_id)
+    # Each attribute read through Flask's ``request`` / ``g`` proxies costs ~0.8 µs (0.04 µs on the object
+    # itself); the hooks run on every request, so they read the objects once.
+    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    ctx.started = time.perf_counter()
+    given = req.headers.get("X-Request-ID", "")
+    ctx.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+    ctx.request_id_token = observability.request_id.set(ctx.request_id)
 
 
 def _after(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    LATENCY.labels(request.method, route, str(response.status_code)).observe(elapsed)
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    if request.path not in _QUIET:
-        caller = g.get("caller")
-        log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code, 1000 * elapsed,
-                 extra={"method": request.method, "path": request.path, "route": route,
-                        "status": response.status_code, "duration_ms": round(1000 * elapsed, 2),
+    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    method, path, status = req.method, req.path, response.status_code
+    route = req.url_rule.rule if req.url_rule is not None else "unmatched"
+    elapsed = time.perf_counter() - ctx.get("started", time.perf_counter())
+    counted, timed = _series(method, route, status)
+    counted.inc()
+    timed.observe(elapsed)
+    response.headers["X-Request-ID"] = ctx.get("request_id", "")
+    if path not in _QUIET:
+        caller = ctx.get("caller")
+        log.info("%s %s %s %.1f ms", method, path, status, 1000 * elapsed,
+                 extra={"method": method, "path": path, "route": route, "status": status,
+                        "duration_ms": round(1000 * elapsed, 2),
                         "key_id": caller.key_id if caller else None, "team": caller.scope.team if caller else None})
     return response
+
+
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_MAX_SERIES = 1000  # methods are the client's to choose: past this many, looked up per request
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter's and the latency histogram's series for these labels, looked up once (``labels``
+    validates and locks on every call)."""
+    found = _SERIES.get((method, route, status))
+    if found is None:
+        labels = (method, route, str(status))
+        found = REQUESTS.labels(*labels), LATENCY.labels(*labels)
+        if len(_SERIES) < _MAX_SERIES:
+            _SERIES[(method, route, status)] = found
+    return found
 
 
 def _teardown(_exc: BaseException | None) -> None:

@@ -30,7 +30,8 @@ def index() -> Response:
 
 @blueprint.after_app_request
 def _headers(response: Response) -> Response:
-    if request.path == "/" or request.path.startswith(STATIC_URL + "/"):
+    path = request.path
+    if path == "/" or path.startswith(STATIC_URL + "/"):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from api import create_app
+from api import create_app, metrics
 from automl import observability
 from automl.observability import configure_logging
 from automl.settings import Settings
@@ -36,6 +37,24 @@ def test_request_ids_are_echoed_or_made(client: FlaskClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
     made = client.get("/healthz", headers={"X-Request-ID": "bad id; with spaces"}).headers["X-Request-ID"]
     assert len(made) == 32 and made.isalnum()
+    more = {client.get("/healthz").headers["X-Request-ID"] for _ in range(50)}
+    assert len(more | {made}) == 51 and all(len(i) == 32 and i.isalnum() for i in more)
+
+
+def test_a_forked_process_makes_its_own_request_ids() -> None:
+    """gunicorn forks its workers: ids made in two processes must not collide (each draws its own prefix)."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes three of its ids and leaves at once
+        os.write(write, json.dumps([metrics._new_request_id() for _ in range(3)]).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        theirs = json.loads(pipe.read())
+    ours = [metrics._new_request_id() for _ in range(3)]
+    assert not set(theirs) & set(ours)
+    assert len({i[:16] for i in theirs}) == 1 and theirs[0][:16] != ours[0][:16]
 
 
 def test_metrics_cover_requests_jobs_and_trials(client: FlaskClient) -> None:
@@ -47,6 +66,16 @@ def test_metrics_cover_requests_jobs_and_trials(client: FlaskClient) -> None:
     assert 'automl_http_requests_total{method="GET",route="unmatched",status="404"}' in text
     assert ('automl_http_request_duration_seconds_bucket{le="0.005",method="GET",'
             'route="/api/v1/jobs/<string:job_id>",status="200"}') in text
+    healthz = 'automl_http_requests_total{method="GET",route="/healthz",status="200"} '
+
+    def healthz_count() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        return float(text.split(healthz, 1)[1].split()[0])
+
+    before = healthz_count()  # counters are the process's: other tests' requests are in them too
+    client.get("/healthz")  # a label set seen before is counted again (its series is kept, not looked up)
+    client.get("/healthz")
+    assert healthz_count() == before + 2
     assert 'automl_jobs{state="queued"} 1.0' in text and 'automl_jobs{state="running"} 0.0' in text
     assert 'automl_trial_duration_seconds_bucket{le="15.0"} 0.0' in text  # the one trial took 20 s
     assert 'automl_trial_duration_seconds_bucket{le="30.0"} 1.0' in text

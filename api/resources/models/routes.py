@@ -195,13 +195,14 @@ _BATCH_ANSWER = ("A multipart CSV/Parquet upload is answered as CSV (text/csv, t
 
 def _json_body() -> dict[str, Any]:
     """The JSON request, validated (the route also takes multipart uploads, so webargs cannot parse it)."""
-    if not request.is_json:
-        abort(415, message=f"Unsupported content type '{request.mimetype or 'none'}'. Send JSON "
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup (see api.metrics)
+    if not req.is_json:
+        abort(415, message=f"Unsupported content type '{req.mimetype or 'none'}'. Send JSON "
                            '{"instances": [...]}, or a CSV/Parquet file as multipart/form-data field \'file\'.')
-    payload = request.get_json(silent=True)
+    payload = req.get_json(silent=True)
     if payload is None:
         try:
-            orjson.loads(request.get_data())
+            orjson.loads(req.get_data())
             detail = "it is null"
         except orjson.JSONDecodeError as exc:
             detail = str(exc)[:200]
