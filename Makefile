@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/automl serve --host 127.0.0.1 --port 8000 --with-worker
 
 lint: $(STAMP)
-	$(BIN)/ruff check api automl tasks tests
+	$(BIN)/ruff check api automl tasks tests benchmarks
 	$(BIN)/mypy
 
 unit: $(STAMP)

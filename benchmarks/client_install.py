@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks._docs import write_section
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER_MODULES = ("tensorflow", "keras", "flask", "sqlalchemy", "pandas", "numpy", "celery", "pydantic")
 
 
-def one_install(folder: Path) -> dict[str, float | int | list[str]]:
+def one_install(folder: Path) -> dict[str, Any]:
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"

@@ -44,7 +44,7 @@ def _without_insight() -> Any:
         temperature = 1.0
         report = None
 
-    runner._importance = lambda *args, **kwargs: None  # type: ignore[assignment]
+    runner._importance = lambda *args, **kwargs: None
     runner.calibrate = lambda *args, **kwargs: _Off()  # type: ignore[assignment]
     runner.training_profile = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:

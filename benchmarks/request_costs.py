@@ -46,7 +46,7 @@ SETTLE_S = 0.6  # after a block: the drift thread's last round (every 0.2 s) don
 
 def _caller(app: Any, path: str, body: bytes, headers: dict[str, str]) -> Callable[[], None]:
     """One POST of ``body`` through ``app``'s WSGI callable, its answer read and closed."""
-    environ = EnvironBuilder(path=path, method="POST", data=body, headers=headers,
+    environ = EnvironBuilder(path=path, method="POST", data=body, headers=list(headers.items()),
                              content_type="application/json").get_environ()
 
     def call() -> None:

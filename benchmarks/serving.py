@@ -66,7 +66,7 @@ WRK_ROUNDS = 3  # alternating runs of each server
 
 def _records(frame: pd.DataFrame, n: int, seed: int = 0) -> list[dict[str, Any]]:
     sample = frame.sample(n, replace=len(frame) < n, random_state=seed)
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else (v.item() if hasattr(v, "item") else v))
+    return [{str(k): (None if isinstance(v, float) and np.isnan(v) else (v.item() if hasattr(v, "item") else v))
              for k, v in row.items()} for row in sample.to_dict("records")]
 
 
@@ -334,7 +334,8 @@ def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
                 result = Load(service.url, path, body, clients, duration, service.key).run()
                 loads.append({"rows": n, "clients": clients, **result})
                 print(loads[-1], flush=True)
-            big = Load(service.url, path, json.dumps({"instances": rows[10_000]}).encode(), 1, duration, service.key).run()
+            big_body = json.dumps({"instances": rows[10_000]}).encode()
+            big = Load(service.url, path, big_body, 1, duration, service.key).run()
             print("10k rows", big, flush=True)
             floor_run = versus_floor(service, models["breast_cancer"], duration)
             scored = batch(service, models["penguins"], 1_000_000)

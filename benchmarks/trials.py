@@ -97,8 +97,8 @@ def breakdown() -> dict[str, float]:
         reporter = StoreReporter(workspace.store, spec.job_id, owner, lane=0)
         for name in ("trial_started", "epoch_ended", "trial_ended"):
             setattr(reporter, name, timed("store writes", getattr(reporter, name)))
-        runner.prepare = timed("data preparation", runner.prepare)  # type: ignore[attr-defined]
-        runner.build_tuner = timed("tuner reload (twice a step)", runner.build_tuner)  # type: ignore[assignment]
+        runner.prepare = timed("data preparation", runner.prepare)
+        runner.build_tuner = timed("tuner reload (twice a step)", runner.build_tuner)
         tuners.ReportingMixin._keep = timed("best weights + predictions", tuners.ReportingMixin._keep)  # type: ignore[method-assign]
         fit = runner.SearchHyperModel.fit
 
@@ -138,7 +138,7 @@ def _search_phase_s(service: Any, job: dict[str, Any]) -> float:
 def service_runs() -> dict[str, Any]:
     frame = load_breast_cancer(as_frame=True).frame
     # Forty dropout values: a random search over them finds TRIALS distinct configurations at once.
-    request = {"target": "target", "tuner": "random", "max_trials": TRIALS, "max_epochs": EPOCHS,
+    request: dict[str, Any] = {"target": "target", "tuner": "random", "max_trials": TRIALS, "max_epochs": EPOCHS,
                "patience": EPOCHS, "seed": 0, "ensemble_size": 0, "refit": False,
                "search_space": FIXED | {"dropout": [round(0.01 * i, 2) for i in range(40)]}}
     out: dict[str, Any] = {}
