@@ -109,8 +109,8 @@ class StoreReporter:
             # Not when the reaper already interrupted it (a lease that expired under a live worker): one marker.
             if searches.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested):
                 searches.add_event(session, self.job_id, "trial_interrupted",
-                                     {"trial_id": trial_id, "reason": "worker shutdown" if self.release_requested
-                                      else "lease lost"})
+                                     {"trial_id": trial_id, "reason": searches.WORKER_SHUTDOWN
+                                      if self.release_requested else searches.LEASE_LOST})
 
     def should_stop(self) -> bool:
         return self.lease_lost or self.release_requested or self.stop_requested

@@ -139,7 +139,10 @@ def interrupt_trial(session: Session, job_id: str, trial_id: str, counts_as_atte
     return True
 
 
-WORKER_LOST = "worker lost"  # a ``trial_interrupted`` reason: the process training it died mid-trial
+# Why a trial attempt was interrupted (a ``trial_interrupted`` event's ``reason``; the README's event table):
+WORKER_LOST = "worker lost"  # the process training it died mid-trial
+LEASE_LOST = "lease lost"  # its live worker found the job's lease gone and let go
+WORKER_SHUTDOWN = "worker shutdown"  # its worker was stopping and handed it back
 
 
 def interrupt_abandoned_trial(session: Session, job_id: str, trial_id: str) -> None:
