@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 
 from api.keys import HOW_TO_GET_A_KEY, RATE_LIMITED_ACTIONS, Caller
 from api.services import Services, services
@@ -87,7 +87,7 @@ def stores_upload(view: F) -> F:
     return view
 
 
-def _view_method(app: Any, req: Any) -> Any:
+def _view_method(app: Flask, req: Request) -> Any:
     view = app.view_functions.get(req.endpoint or "")
     view_class = getattr(view, "view_class", None)
     return getattr(view_class, req.method.lower(), None) if view_class is not None else view
@@ -118,7 +118,7 @@ def authenticate() -> None:
     scheme, _, secret = req.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized(f"This API needs an API key. {HOW_TO_GET_A_KEY}")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     svc: Services = app.extensions["automl"]
     caller = svc.keys.caller(secret.strip())
     g.caller = caller
