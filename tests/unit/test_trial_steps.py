@@ -104,6 +104,26 @@ def test_an_unfinished_trial_is_rerun_first_and_given_up_after_repeated_crashes(
     assert sorted(tuner.oracle.trials) == sorted(build_tuner(spec, prepare(spec), NullReporter()).oracle.trials)
 
 
+def test_a_trial_step_keeps_the_imports_out_of_each_collection_and_later_models_are_still_freed(
+    tmp_path: Path,
+) -> None:
+    """Keras and Keras Tuner run a full garbage collection three times a trial step; the libraries as
+    imported are frozen out of them once, while what a step builds stays collectable."""
+    import gc
+    import weakref
+
+    import keras
+
+    run_trial_step(_spec(tmp_path), Recorder())
+    assert gc.get_freeze_count() > 100_000  # TensorFlow, Keras and Keras Tuner's objects, at least
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])  # layers and model refer to each other
+    gone = weakref.ref(model)
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    assert gone() is None
+
+
 def test_a_streak_of_failed_trials_fails_the_job_naming_the_last_error(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
