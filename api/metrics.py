@@ -54,14 +54,7 @@ _new_request_id = _RequestIds().next
 
 
 def count_predictions(endpoint: str, rows: int) -> None:
-    """``endpoint``: predict or predict_proba (the service's own names, so their series are kept)."""
-    series = _PREDICTION_SERIES.get(endpoint)
-    if series is None:
-        series = _PREDICTION_SERIES[endpoint] = PREDICTIONS.labels(endpoint)
-    series.inc(rows)
-
-
-_PREDICTION_SERIES: dict[str, Any] = {}
+    _series(PREDICTIONS, endpoint).inc(rows)
 
 
 def _before() -> None:
@@ -79,9 +72,9 @@ def _after(response: Response) -> Response:
     method, path, status = req.method, req.path, response.status_code
     route = req.url_rule.rule if req.url_rule is not None else "unmatched"
     elapsed = time.perf_counter() - ctx.get("started", time.perf_counter())
-    counted, timed = _series(method, route, status)
-    counted.inc()
-    timed.observe(elapsed)
+    labels = (method, route, str(status))
+    _series(REQUESTS, *labels).inc()
+    _series(LATENCY, *labels).observe(elapsed)
     response.headers["X-Request-ID"] = ctx.get("request_id", "")
     if path not in _QUIET:
         caller = ctx.get("caller")
@@ -92,19 +85,18 @@ def _after(response: Response) -> Response:
     return response
 
 
-_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-_MAX_SERIES = 1000  # methods are the client's to choose: past this many, looked up per request
+_SERIES: dict[tuple[Any, ...], Any] = {}
+_MAX_SERIES = 2000  # request methods are the client's to choose: past this many, looked up per request
 
 
-def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
-    """The request counter's and the latency histogram's series for these labels, looked up once (``labels``
-    validates and locks on every call)."""
-    found = _SERIES.get((method, route, status))
+def _series(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set (``labels`` validates and locks on every call)."""
+    key = (metric, *labels)
+    found = _SERIES.get(key)
     if found is None:
-        labels = (method, route, str(status))
-        found = REQUESTS.labels(*labels), LATENCY.labels(*labels)
+        found = metric.labels(*labels)
         if len(_SERIES) < _MAX_SERIES:
-            _SERIES[(method, route, status)] = found
+            _SERIES[key] = found
     return found
 
 

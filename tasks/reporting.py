@@ -59,7 +59,7 @@ class StoreReporter:
         observability.trial_id.set(trial_id)  # on every log line of this task from here on
         with self._session() as session:
             # Still running from an earlier attempt: its pool process died and the step's message came back.
-            searches.interrupt_abandoned_trial(session, self.job_id, trial_id)
+            searches.interrupt_trial(session, self.job_id, trial_id, searches.WORKER_LOST)
             self._started.add(trial_id)
             attempt = searches.start_trial(session, self.job_id, trial_id, number, hyperparameters,
                                              lane=self.lane, worker=self.owner)
@@ -95,7 +95,7 @@ class StoreReporter:
     ) -> None:
         with self._session() as session:
             if trial_id not in self._started:  # ended unstarted (a trial given up after its workers died)
-                searches.interrupt_abandoned_trial(session, self.job_id, trial_id)
+                searches.interrupt_trial(session, self.job_id, trial_id, searches.WORKER_LOST)
             searches.finish_trial(session, self.job_id, trial_id, state, score, best_epoch, message)
             coordination.set_lane_trial(session, self.job_id, self.lane, None)
             searches.add_event(session, self.job_id, "trial_ended",
@@ -106,11 +106,11 @@ class StoreReporter:
     def handed_back(self, trial_id: str) -> None:
         """The trial stopped unfinished because this worker let go; it will run again elsewhere."""
         with self.store.session() as session:
-            # Not when the reaper already interrupted it (a lease that expired under a live worker): one marker.
-            if searches.interrupt_trial(session, self.job_id, trial_id, counts_as_attempt=not self.release_requested):
-                searches.add_event(session, self.job_id, "trial_interrupted",
-                                     {"trial_id": trial_id, "reason": searches.WORKER_SHUTDOWN
-                                      if self.release_requested else searches.LEASE_LOST})
+            # Nothing when the reaper already interrupted it (a lease that expired under a live worker): one marker.
+            shutdown = self.release_requested
+            searches.interrupt_trial(session, self.job_id, trial_id,
+                                     searches.WORKER_SHUTDOWN if shutdown else searches.LEASE_LOST,
+                                     counts_as_attempt=not shutdown)
 
     def should_stop(self) -> bool:
         return self.lease_lost or self.release_requested or self.stop_requested

@@ -22,7 +22,7 @@ from automl.store.records import (
     TrialRecord,
     utcnow,
 )
-from automl.store.searches import interrupt_abandoned_trial
+from automl.store.searches import WORKER_LOST, interrupt_trial
 
 # What claim_lane answers.
 ACQUIRED, STALE, BUSY, FINISHED = "acquired", "stale", "busy", "finished"
@@ -270,7 +270,7 @@ def lanes_to_revive(session: Session, requeue_after_s: float, revive_idle: bool 
             )
             if claimed.rowcount:  # type: ignore[attr-defined]
                 if record.trial_id:
-                    interrupt_abandoned_trial(session, job_id, record.trial_id)
+                    interrupt_trial(session, job_id, record.trial_id, WORKER_LOST)
                 revive.append((job_id, record.lane, record.generation))
     return revive
 

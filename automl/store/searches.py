@@ -123,35 +123,28 @@ def start_trial(
     return trial.attempts
 
 
-def interrupt_trial(session: Session, job_id: str, trial_id: str, counts_as_attempt: bool = True) -> bool:
-    """The trial's worker let go (or died) before it finished; it waits to be run again. False when it
-    was not running (already interrupted, or never started): nothing changed.
-
-    A hand-back on shutdown does not count as an attempt: only crashes bring a trial closer
-    to being given up.
-    """
-    trial = session.get(TrialRecord, (job_id, trial_id))
-    if trial is None or trial.state != TrialState.running.value:
-        return False
-    trial.state = TrialState.interrupted.value
-    if not counts_as_attempt:
-        trial.attempts = max((trial.attempts or 1) - 1, 0)
-    return True
-
-
 # Why a trial attempt was interrupted (a ``trial_interrupted`` event's ``reason``; the README's event table):
 WORKER_LOST = "worker lost"  # the process training it died mid-trial
 LEASE_LOST = "lease lost"  # its live worker found the job's lease gone and let go
 WORKER_SHUTDOWN = "worker shutdown"  # its worker was stopping and handed it back
 
 
-def interrupt_abandoned_trial(session: Session, job_id: str, trial_id: str) -> None:
-    """The trial's worker died mid-trial (nothing of it handed the trial back): mark the attempt
-    interrupted and say so in the job's events, so that a reader of the stream knows the epochs since
-    its last ``trial_started`` were abandoned and the trial runs again from epoch 0. Does nothing to a
-    trial that is not running."""
-    if interrupt_trial(session, job_id, trial_id):
-        add_event(session, job_id, "trial_interrupted", {"trial_id": trial_id, "reason": WORKER_LOST})
+def interrupt_trial(session: Session, job_id: str, trial_id: str, reason: str, counts_as_attempt: bool = True) -> None:
+    """The trial's worker let go (or died) before it finished; it waits to be run again, from epoch 0.
+    The job's events say so, with ``reason``, so that a reader of the stream knows the epochs since the
+    trial's last ``trial_started`` are void. Nothing happens to a trial that is not running (already
+    interrupted, or never started): each unfinished attempt gets one marker.
+
+    A hand-back on shutdown does not count as an attempt: only crashes bring a trial closer
+    to being given up.
+    """
+    trial = session.get(TrialRecord, (job_id, trial_id))
+    if trial is None or trial.state != TrialState.running.value:
+        return
+    trial.state = TrialState.interrupted.value
+    if not counts_as_attempt:
+        trial.attempts = max((trial.attempts or 1) - 1, 0)
+    add_event(session, job_id, "trial_interrupted", {"trial_id": trial_id, "reason": reason})
 
 
 def trial_attempts(session: Session, job_id: str) -> dict[str, int]:
