@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from pathlib import Path
 
@@ -33,7 +34,6 @@ def make_celery(settings: Settings) -> Celery:
         transport_options = {"connect_args": {"timeout": 30}}
         # Not a transport option here: this transport hands every option to create_engine.
         kombu_sqlalchemy.Transport.polling_interval = EMBEDDED_POLL_S
-        use_wal(Path(settings.celery_broker_url.removeprefix("sqla+sqlite:///")))
     visibility = settings.broker_visibility_timeout_s
     app.conf.update(
         task_default_queue=QUEUE,
@@ -57,7 +57,31 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
     )
     app.conf.automl_settings = settings
+    if settings.celery_broker_url.startswith("sqla+sqlite"):
+        prepare_embedded_broker(app, Path(settings.celery_broker_url.removeprefix("sqla+sqlite:///")))
     return app
+
+
+def prepare_embedded_broker(app: Celery, path: Path) -> None:
+    """Make the embedded broker's file ready before this process uses it: write-ahead-log mode, and
+    kombu's tables and the task queue's row created.
+
+    kombu's SQLAlchemy transport creates its tables and a queue's row on first use by reading, then
+    inserting; on a new file the API (queueing a job) and the worker (declaring its queue) did both at
+    once, one insert failed on the queue name's uniqueness, and the job was refused as if the broker
+    were down (a 503 on the first job after ``automl serve --with-worker``). Every process does it here,
+    one at a time under a lock on a file beside the broker's; later ones find everything made.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        use_wal(path)
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            try:
+                channel.queue_declare(queue=QUEUE)
+            finally:
+                _close_sql_session(channel)
 
 
 def use_wal(path: Path) -> None:
@@ -66,7 +90,6 @@ def use_wal(path: Path) -> None:
     In SQLite's default rollback-journal mode one open read transaction blocks every writer: a
     worker publishing the next step waited 60 s on "database is locked" and then lost the
     message to the reaper. In WAL mode readers never block the writer."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30)
     try:
         connection.execute("PRAGMA journal_mode=WAL")

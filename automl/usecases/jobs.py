@@ -51,7 +51,7 @@ def submit_job(store: Store, settings: Settings, request: JobRequest, scope: Sco
         for lane in range(job.parallel_trials):
             queue(job.id, lane, 0)
     except Exception as exc:
-        log.error("could not queue job %s: %s", job.id, exc)
+        log.error("could not queue job %s: %s", job.id, exc, exc_info=True)
         with store.session() as session:
             session.delete(searches.get_job(session, job.id))
         raise BrokerUnavailable("The task queue is unreachable, so the job was not created. Try again shortly.") \
