@@ -138,9 +138,11 @@ def _search_phase_s(service: Any, job: dict[str, Any]) -> float:
 def service_runs() -> dict[str, Any]:
     frame = load_breast_cancer(as_frame=True).frame
     # Forty dropout values: a random search over them finds TRIALS distinct configurations at once.
-    request: dict[str, Any] = {"target": "target", "tuner": "random", "max_trials": TRIALS, "max_epochs": EPOCHS,
-               "patience": EPOCHS, "seed": 0, "ensemble_size": 0, "refit": False,
-               "search_space": FIXED | {"dropout": [round(0.01 * i, 2) for i in range(40)]}}
+    request: dict[str, Any] = {
+        "target": "target", "tuner": "random", "max_trials": TRIALS, "max_epochs": EPOCHS, "patience": EPOCHS,
+        "seed": 0, "ensemble_size": 0, "refit": False,
+        "search_space": FIXED | {"dropout": [round(0.01 * i, 2) for i in range(40)]},
+    }
     out: dict[str, Any] = {}
     for label, env, concurrency, lanes in (
         ("fresh process per trial", {"AUTOML_WORKER_MAX_TASKS_PER_CHILD": "1",
