@@ -24,6 +24,7 @@ def test_queue_depth_checks_return_their_connections(tmp_path: Path) -> None:
     assert engine.pool.checkedout() == 0
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 _QUEUE_AT_ONCE = """
 import sys, time
 from pathlib import Path
@@ -54,12 +55,13 @@ def test_processes_starting_together_on_a_new_broker_file_all_queue(tmp_path: Pa
     for round_ in range(5):
         root = tmp_path / str(round_)
         root.mkdir()
-        processes = [subprocess.Popen([sys.executable, "-c", _QUEUE_AT_ONCE, str(root), str(me)],
+        processes = [subprocess.Popen([sys.executable, "-c", _QUEUE_AT_ONCE, str(root), str(me)], cwd=REPOSITORY,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                      for me in range(3)]
         while len(list(root.glob("ready-*"))) < 3 and all(process.poll() is None for process in processes):
             time.sleep(0.01)
-        (root / "go").write_text(str(time.time() + 0.3))
+        (root / "go.tmp").write_text(str(time.time() + 0.3))
+        (root / "go.tmp").rename(root / "go")  # whole when it appears
         outputs = [process.communicate(timeout=120)[0] for process in processes]
         assert [process.returncode for process in processes] == [0, 0, 0], "\n".join(outputs)
         app = make_celery(Settings(data_dir=root / "var"))
