@@ -26,6 +26,7 @@ EMBEDDED_POLL_S = 0.25
 def make_celery(settings: Settings) -> Celery:
     app = Celery("automl", broker=settings.celery_broker_url, include=["tasks.search", "tasks.supervision"])
     transport_options: dict[str, object] = {}
+    embedded_broker: Path | None = None
     if settings.celery_broker_url.startswith(("redis://", "rediss://")):
         transport_options = {"visibility_timeout": settings.broker_visibility_timeout_s}
     elif settings.celery_broker_url.startswith("sqla+sqlite"):
@@ -34,6 +35,7 @@ def make_celery(settings: Settings) -> Celery:
         transport_options = {"connect_args": {"timeout": 30}}
         # Not a transport option here: this transport hands every option to create_engine.
         kombu_sqlalchemy.Transport.polling_interval = EMBEDDED_POLL_S
+        embedded_broker = Path(settings.celery_broker_url.removeprefix("sqla+sqlite:///"))
     visibility = settings.broker_visibility_timeout_s
     app.conf.update(
         task_default_queue=QUEUE,
@@ -57,8 +59,8 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
     )
     app.conf.automl_settings = settings
-    if settings.celery_broker_url.startswith("sqla+sqlite"):
-        prepare_embedded_broker(app, Path(settings.celery_broker_url.removeprefix("sqla+sqlite:///")))
+    if embedded_broker is not None:
+        prepare_embedded_broker(app, embedded_broker)
     return app
 
 

@@ -5,6 +5,9 @@ reached" in an idle `automl serve --with-worker`)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from kombu.transport.sqlalchemy import Channel
@@ -48,10 +51,6 @@ def test_processes_starting_together_on_a_new_broker_file_all_queue(tmp_path: Pa
     (seen starting ``benchmarks/serving.py``: "could not queue job ... 'NoneType' object has no
     attribute 'client'"). Three processes at once, five times over, each on a new file: every one
     queues its message (before the lock, about one process in five failed)."""
-    import subprocess
-    import sys
-    import time
-
     for round_ in range(5):
         root = tmp_path / str(round_)
         root.mkdir()
