@@ -13,7 +13,7 @@ from typing import Any
 wsgi_app = "api.wsgi:app"
 bind = os.environ.get("AUTOML_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("AUTOML_API_WORKERS", "2"))
-worker_class = "gthread"
+worker_class = "api.gunicorn_worker.BalancedThreadWorker"  # gthread, accepting only with a free thread
 threads = int(os.environ.get("AUTOML_API_THREADS", "4"))
 timeout = 120  # a batch-scoring request of a large file runs this long at most
 graceful_timeout = 30

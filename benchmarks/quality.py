@@ -381,6 +381,8 @@ def main() -> None:
     parser.add_argument("--realmlp-seeds", type=int, default=1, help="fit RealMLP-TD with this many seeds and "
                                                                        "report their mean (and range)")
     parser.add_argument("--write", action="store_true", help="record the table in docs/benchmarks.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / f"quality-{time.strftime('%Y%m%d-%H%M%S')}.json",
+                        help="where the rows go as JSON (name it when runs are looped: two may end in one minute)")
     args = parser.parse_args()
     wanted = args.datasets.split(",")
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -395,8 +397,8 @@ def main() -> None:
                                           args.realmlp_seeds))
         if "digits" in wanted:
             rows.append(in_fresh_process(digits_alone, Path(root)))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"quality-{time.strftime('%Y%m%d-%H%M')}.json").write_text(json.dumps(rows, indent=1, default=str))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1, default=str))
     body = report(rows)
     print(body)
     if args.write:
