@@ -18,6 +18,8 @@
    preprocessing, rate limit and metrics on, against ``benchmarks/floor_app.py`` (Flask +
    gunicorn with 2 sync workers + ``predict_on_batch`` on a plain MLP); alternating runs, medians.
    Needs ``wrk`` (Debian: ``apt-get install wrk``).
+7. How ``wrk``'s 8 keep-alive connections land on the service's 2 processes, counted in 20 short runs
+   (``api/gunicorn_worker.py`` accepts only while a thread is free, so that they spread).
 
     .venv/bin/python benchmarks/serving.py [--duration 10] [--write docs/benchmarks.md]
 """
@@ -62,6 +64,7 @@ SPACE = {"num_layers": 2, "units": 128, "width_schedule": "funnel", "shrink": 0.
 TARGETS = {"p50_1row_ms": 3.0, "p99_1row_ms": 10.0, "rps_8_clients": 500.0, "ms_10k_rows": 300.0,
            "rps_vs_floor": 1.0}
 WRK_ROUNDS = 3  # alternating runs of each server
+SPREAD_STARTS = 20  # short wrk runs whose connections are counted per serving process
 
 
 def _records(frame: pd.DataFrame, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -242,6 +245,28 @@ def versus_floor(service: LocalService, model_id: str, duration: float) -> dict[
             for name, results in runs.items()}
 
 
+def connection_spread(service: LocalService, model_id: str, starts: int = SPREAD_STARTS) -> dict[str, int]:
+    """How ``wrk -t2 -c8``'s connections land on the service's processes: ``starts`` short runs, each one's
+    established connections counted per gunicorn worker half-way through; how many runs had each split."""
+    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+    body = json.dumps({"instances": [{name: float(value) for name, value in frame.iloc[0].items()}]})
+    url = f"{service.url}/api/v1/models/{model_id}/predict"
+    port = urlparse(service.url).port
+    workers = [psutil.Process(pid) for pid in gunicorn_workers_rss(service.api.pid)]
+    splits: dict[str, int] = {}
+    for _ in range(starts):
+        run = threading.Thread(target=wrk, args=(url, body, service.key, 3))
+        run.start()
+        time.sleep(1.5)
+        held = sorted(sum(1 for c in worker.net_connections("tcp")
+                          if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port) for worker in workers)
+        run.join()
+        split = ":".join(map(str, reversed(held)))
+        splits[split] = splits.get(split, 0) + 1
+        time.sleep(1.0)  # the run's connections closed on both sides
+    return dict(sorted(splits.items()))
+
+
 def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
     """RSS of gunicorn's worker processes (children of the gunicorn master) under ``automl serve``."""
     out = {}
@@ -338,12 +363,14 @@ def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
             big = Load(service.url, path, big_body, 1, duration, service.key).run()
             print("10k rows", big, flush=True)
             floor_run = versus_floor(service, models["breast_cancer"], duration)
+            spread = connection_spread(service, models["breast_cancer"])
+            print("connection spread", spread, flush=True)
             scored = batch(service, models["penguins"], 1_000_000)
             print("batch", scored, flush=True)
         floors = {n: floor_ms(wine_dir, rows[n], 300 if n == 1 else 30) for n in (1, 1000, 10_000)}
         print("floors", floors, flush=True)
     return {"ready_s": ready_s, "readiness": readiness, "loads": loads, "big": big, "floors": floors,
-            "batch": scored, "versus_floor": floor_run, "cores": os.cpu_count()}
+            "batch": scored, "versus_floor": floor_run, "spread": spread, "cores": os.cpu_count()}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -400,6 +427,11 @@ def report(result: dict[str, Any]) -> str:
         f"{', '.join(f'{r:.0f}' for r in inside['runs'])}): the service's route at "
         f"**{versus['ours']['rps'] / inside['rps']:.2f}×** the floor's route in a process like its own. Failed "
         f"requests: {versus['ours']['failed']}, {versus['floor']['failed']} and {inside['failed']}.",
+        "",
+        f"Connections per serving process (`api/gunicorn_worker.py`): in {sum(result['spread'].values())} short "
+        f"`wrk -t2 -c8` runs, the 8 connections split "
+        + ", ".join(f"{split} in {count}" for split, count in result["spread"].items())
+        + " (the busier process first).",
     ]
     scored = result["batch"]
     lines += [
