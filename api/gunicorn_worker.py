@@ -4,7 +4,7 @@ Every gunicorn process polls the one listening socket. The stock threaded worker
 accepts whenever its main loop wakes, busy or not, and a kept-alive connection then stays with
 the process that accepted it. When a few clients open their connections at once, one process now
 and then takes all of them: measured here with ``wrk -t2 -c8`` against 2 processes of 4 threads,
-about one 8 s run in five had every connection in one process, which under Python's GIL serves
+in 5 of 52 runs of 8 s every connection was in one process, which under Python's GIL serves
 at most one core's worth, so throughput halved for as long as the connections lived (the sync
 worker, which accepts only when idle, never did so). This worker stops accepting once as many
 requests are in flight as it has threads, and starts again when one ends, so new connections go
