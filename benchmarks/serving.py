@@ -217,11 +217,16 @@ class FloorApp:
         self.process.wait(30)
 
 
+def cancer_row() -> dict[str, float]:
+    """The one breast-cancer row every ``wrk`` run predicts."""
+    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+    return {name: float(value) for name, value in frame.iloc[0].items()}
+
+
 def versus_floor(service: LocalService, model_id: str, duration: float) -> dict[str, Any]:
     """Alternating ``wrk`` runs on the service, on the floor app, and on the floor app mounted inside a
     second service process (same rows, same machine)."""
-    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
-    row = {name: float(value) for name, value in frame.iloc[0].items()}
+    row = cancer_row()
     body = json.dumps({"instances": [row]})
     floors = {"floor": FloorApp(list(row)), "floor_in_service": FloorApp(list(row), service.root)}
     urls = {"ours": (f"{service.url}/api/v1/models/{model_id}/predict", service.key),
@@ -248,11 +253,10 @@ def versus_floor(service: LocalService, model_id: str, duration: float) -> dict[
 def connection_spread(service: LocalService, model_id: str, starts: int = SPREAD_STARTS) -> dict[str, int]:
     """How ``wrk -t2 -c8``'s connections land on the service's processes: ``starts`` short runs, each one's
     established connections counted per gunicorn worker half-way through; how many runs had each split."""
-    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
-    body = json.dumps({"instances": [{name: float(value) for name, value in frame.iloc[0].items()}]})
+    body = json.dumps({"instances": [cancer_row()]})
     url = f"{service.url}/api/v1/models/{model_id}/predict"
     port = urlparse(service.url).port
-    workers = [psutil.Process(pid) for pid in gunicorn_workers_rss(service.api.pid)]
+    workers = gunicorn_workers(service.api.pid)
     splits: dict[str, int] = {}
     for _ in range(starts):
         run = threading.Thread(target=wrk, args=(url, body, service.key, 3))
@@ -267,13 +271,24 @@ def connection_spread(service: LocalService, model_id: str, starts: int = SPREAD
     return dict(sorted(splits.items()))
 
 
-def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
-    """RSS of gunicorn's worker processes (children of the gunicorn master) under ``automl serve``."""
-    out = {}
+def gunicorn_workers(root_pid: int) -> list[psutil.Process]:
+    """gunicorn's worker processes (children of the gunicorn master) under ``automl serve``."""
+    out = []
     for process in psutil.Process(root_pid).children(recursive=True):
         try:
             if "gunicorn" in " ".join(process.cmdline()) and process.ppid() != root_pid:
-                out[process.pid] = process.memory_info().rss
+                out.append(process)
+        except psutil.Error:
+            continue
+    return out
+
+
+def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
+    """RSS of gunicorn's worker processes under ``automl serve``."""
+    out = {}
+    for process in gunicorn_workers(root_pid):
+        try:
+            out[process.pid] = process.memory_info().rss
         except psutil.Error:
             continue
     return out
