@@ -21,6 +21,9 @@ HARD_LIMIT_MARGIN_S = 300
 # waiting half a second on average for its own next message. A quarter second costs an idle
 # worker about 1 % of a core (0.4 % at 1 s, 2.7 % at 0.1 s). Redis pushes instead.
 EMBEDDED_POLL_S = 0.25
+# How long a prefork pool process may take to start before Celery kills it (its default, 4 s, is shorter
+# than loading TensorFlow, which ``tasks.worker`` does as each pool process starts: 4-7 s on 2 cores).
+POOL_PROCESS_START_S = 120.0
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -49,6 +52,7 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=max(visibility - HARD_LIMIT_MARGIN_S, visibility * 3 // 4),
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child or None,
         worker_max_memory_per_child=settings.worker_max_memory_per_child_mb * 1024 or None,  # KiB
+        worker_proc_alive_timeout=POOL_PROCESS_START_S,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=transport_options,

@@ -159,9 +159,10 @@ def _stop_reason(session: Session, job: JobRecord, spec: SearchSpec, settings: S
     return reason
 
 
-def _training_runtime(settings: Settings) -> None:
+def training_runtime(settings: Settings) -> None:
     """TensorFlow is imported in the pool process (never the worker's parent, see DESIGN.md), sized
-    to this process's share of the cores before its first operation."""
+    to this process's share of the cores before its first operation. A prefork pool process has it
+    already (``tasks.worker``: loaded as the process starts); then this only checks."""
     from automl.hypermodels.training import configure_threads
 
     configure_threads(settings.threads_per_trial)
@@ -170,7 +171,7 @@ def _training_runtime(settings: Settings) -> None:
 def _lane_step(store: Store, spec: SearchSpec, lane: int, owner: str, settings: Settings,
                heartbeat: Heartbeat) -> str:
     """Run one trial on this lane; say what comes next."""
-    _training_runtime(settings)
+    training_runtime(settings)
     from automl.search.runner import run_trial_step
 
     job_id = spec.job_id
@@ -308,7 +309,7 @@ def _finalize(store: Store, spec: SearchSpec, job_id: str, settings: Settings, s
               final_state: JobState, refit: bool) -> None:
     """Build the final model (the best trial or an ensemble), score it on the test split, refit it on
     every row, register it as ready."""
-    _training_runtime(settings)
+    training_runtime(settings)
     from automl.registry import save_model
     from automl.search.runner import train_final_model
 

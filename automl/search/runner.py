@@ -44,8 +44,9 @@ if gpus := configure_gpus():  # before any model touches a GPU in this process
 TUNER_PROJECT = "tuner"
 
 
-def _freeze_what_lives_on() -> None:
-    """Once per process, before its first trial or final model: what is alive then (TensorFlow, Keras and
+def freeze_what_lives_on() -> None:
+    """Once per process, before its first trial or final model (a worker's pool process: as it starts,
+    ``tasks.worker``): what is alive then (TensorFlow, Keras and
     Keras Tuner as imported, some 450,000 objects) is moved out of the cyclic garbage collector's reach
     (``gc.freeze``). Keras Tuner and Keras run a full collection at every model build and session reset,
     three a trial step, and each had to walk all of those objects: 0.22-0.31 s each on a 2-core CPU,
@@ -126,7 +127,7 @@ def run_trial_step(spec: SearchSpec, reporter: SearchReporter, lane: int = 0, ma
     one search state without tearing it, and the oracle (Bayesian optimisation included)
     sees every lane's results.
     """
-    _freeze_what_lives_on()
+    freeze_what_lives_on()
     data = prepare(spec)
     tuner_id = f"lane{lane}"
     with reporter.exclusive() as claims:
@@ -514,7 +515,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
 
     ``trial_id``: that trial's own weights alone, as they are (the best model so far while the
     search runs): no ensemble, no refit, no permutation importance."""
-    _freeze_what_lives_on()
+    freeze_what_lives_on()
     data = prepare(spec)
     clock = _Clock(spec.deadline)
     tuner = build_tuner(spec, data, NullReporter())

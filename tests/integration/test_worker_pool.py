@@ -1,0 +1,49 @@
+"""A worker's pool process loads TensorFlow as it starts, before any job reaches it (a job's time budget
+runs from its first step, so the import used to come out of the first trial's time), and the worker's
+parent process never loads it (TensorFlow and fork do not mix)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.integration.conftest import _base_env, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _loads_tensorflow(process: psutil.Process) -> bool:
+    return any("tensorflow" in Path(m.path).name for m in process.memory_maps())
+
+
+def test_pool_process_loads_tensorflow_before_its_first_task(tmp_path: Path) -> None:
+    env = _base_env(tmp_path / "var")  # embedded broker and store: nothing queued, no task ever sent
+    log = tmp_path / "worker.log"
+    with log.open("wb") as handle:
+        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--concurrency", "1"], env=env,
+                                  stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        parent = psutil.Process(worker.pid)
+
+        def pool_process() -> psutil.Process | None:
+            assert worker.poll() is None, log.read_text()
+            children = parent.children()
+            return children[0] if children and _loads_tensorflow(children[0]) else None
+
+        child = wait_until(pool_process, 180, "the pool process to load TensorFlow", interval=1)
+        wait_until(lambda: "pool process ready to train" in log.read_text(), 60, "the pool process to say so")
+        assert not _loads_tensorflow(parent), "the worker's parent process loaded TensorFlow"
+        assert child.is_running() and "Timed out waiting for UP message" not in log.read_text(), log.read_text()
+        assert "could not load TensorFlow" not in log.read_text(), log.read_text()
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
