@@ -189,8 +189,9 @@ def report(tf_import: float, phases: dict[str, float], service: dict[str, Any]) 
               "(Phases overlap: the fit contains its epochs, store writes and the kept weights.)",
               "",
               "**Through the service** (`make run`'s shape: gunicorn API, one Celery worker, embedded SQLite "
-              f"broker and store), {TRIALS} trials of the same configuration (dropout varies). The search phase runs "
-              "from the first trial's start to the last trial's end: without the pool processes' TensorFlow import "
+              f"broker and store), {TRIALS} trials of the same configuration (dropout varies), each job submitted once "
+              "the worker's pool processes have loaded TensorFlow (as they do when they start, before any job). The "
+              "search phase runs from the first trial's start to the last trial's end: without the job's first step "
               "before it and the final step after it, which no number of lanes shortens.",
               "",
               "| mode | trials | submission → succeeded, s | trials per minute | search phase, s | trials per minute "
