@@ -4,16 +4,12 @@ parent process never loads it (TensorFlow and fork do not mix)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.integration.conftest import _base_env, wait_until
+from tests.integration.conftest import _base_env, _spawn, _stop, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +24,7 @@ def _loads_tensorflow(process: psutil.Process) -> bool:
 def test_pool_process_loads_tensorflow_before_its_first_task(tmp_path: Path) -> None:
     env = _base_env(tmp_path / "var")  # embedded broker and store: nothing queued, no task ever sent
     log = tmp_path / "worker.log"
-    with log.open("wb") as handle:
-        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--concurrency", "1"], env=env,
-                                  stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = _spawn(["worker", "--concurrency", "1"], env, log)
     try:
         parent = psutil.Process(worker.pid)
 
@@ -47,8 +41,4 @@ def test_pool_process_loads_tensorflow_before_its_first_task(tmp_path: Path) -> 
         assert child.is_running() and "Timed out waiting for UP message" not in text, text
         assert "could not load TensorFlow" not in text, text
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        _stop([worker])
