@@ -125,7 +125,7 @@ def ours(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFra
     return {"score": value, "without_refit": without_refit, "seconds": wall, "trials": trials,
             "distinct": distinct, "members": len(members), "refit_members": sum(m.refit for m in members),
             "fine_tuned_members": sum(bool(m.fine_tune_passes) for m in members),
-            "ensemble": result.trained.ensemble}
+            "ensemble": result.trained.ensemble, "member_cards": [m.card() for m in members]}
 
 
 def keras_tuner_plain(workspace: Workspace, table: Table, fit: pd.DataFrame, held: pd.DataFrame,

@@ -13,8 +13,10 @@ import logging
 import math
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import keras
@@ -357,9 +359,9 @@ TRACE_S = 3.0  # building and tracing a model before its first step, on a 2-core
 FINE_TUNE_PASSES, FINE_TUNE_MIN_PASSES = 80, 5
 
 
-def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: float, clock: _Clock) -> int:
-    """Passes over every row a fine-tune can take in the time left (0: too few to be worth it)."""
-    left, per_epoch = clock.left(), _seconds_per_epoch(record)
+def _fine_tune_passes(record: dict[str, Any], data: PreparedData, rows_ratio: float, left: float | None) -> int:
+    """Passes over every row a fine-tune can take in ``left`` seconds (0: too few to be worth it)."""
+    per_epoch = _seconds_per_epoch(record)
     if left is None or per_epoch is None or left <= TRACE_S:
         return 0  # building the model takes TRACE_S whatever the trial's pace (0 s per epoch when below it)
     per_pass = per_epoch / max(1, data.passes_per_epoch) * rows_ratio
@@ -484,6 +486,71 @@ def _fine_tune(spec: SearchSpec, tuner: Any, trial: Any, model: Any, passes: int
                                callbacks=[tuners.epoch_summaries(spec, run)])
 
 
+def _fine_tune_share(weight: float, left: float, lighter: list[tuple[float, float]],
+                     passes_in: Callable[[float], int]) -> int:
+    """Passes for a member that cannot be retrained in its turn (``passes_in(seconds)``: how many fit in
+    them, 0 when too few): the time the lighter members' retrainings that fit after it (``lighter``:
+    (seconds, weight) each, in turn) leave out of ``left``, or, when that is too short, all of ``left`` if
+    the member weighs more than those lighter members together (its fine-tune improves more of the
+    served blend than their retrainings would; a fine-tune gains about what a retraining does,
+    ``FINE_TUNE_PASSES``' measurements)."""
+    kept = kept_weight = 0.0
+    for seconds, weight_of in lighter:
+        if kept + seconds <= left:
+            kept, kept_weight = kept + seconds, kept_weight + weight_of
+    passes = passes_in(left - kept)
+    if not passes and weight > kept_weight:
+        passes = passes_in(left)
+    return passes
+
+
+def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]], members: list[Member],
+                        models: list[Any], data: PreparedData, clock: _Clock
+                        ) -> tuple[list[dict[str, float | None]] | None, dict[int, list[Any]]]:
+    """``refit``: each member, heaviest first, retrained on every row (``models[n]`` replaced) when that fits the
+    time left, else its trial's weights fine-tuned in place over every row, for the passes
+    ``_fine_tune_share`` gives it; a member that got neither in its turn is fine-tuned with what is left
+    at the end. Then tables' retrained members are retrained again with other seeds (``_retrain_more``).
+    (the first retraining's history, {member's index: its retrainings after the first})."""
+    rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
+    records = [tuners.fit_record(tuner, trial.trial_id) for trial, _ in chosen]
+    estimates = [_fit_estimate(record, member.epochs, rows_ratio) for record, member in zip(records, members,
+                                                                                              strict=True)]
+    order = sorted(range(len(members)), key=lambda n: -members[n].weight)
+    history = None
+
+    def fine_tune(number: int, passes: int) -> None:
+        log.info("no time to retrain member %s on every row (needs ~%.0f s): fine-tuning it over them, %d passes",
+                 chosen[number][0].trial_id, estimates[number], passes)
+        _fine_tune(spec, tuner, chosen[number][0], models[number], passes, data, number,
+                   f"final_fine_tune_member_{number}")
+        members[number].fine_tune_passes = passes  # its history stays its trial's epochs
+
+    for at, number in enumerate(order):
+        member = members[number]
+        if clock.allows(estimates[number]):
+            run = "final_refit" if history is None else f"final_refit_member_{number}"
+            models[number], refit_history = _refit(spec, tuner, chosen[number][0], member.epochs, data, number, run)
+            member.refit, member.retrainings = True, 1
+            history = history or refit_history
+            continue
+        left = clock.left()
+        lighter = [(estimates[n], members[n].weight) for n in order[at + 1:]]
+        if left is not None and (passes := _fine_tune_share(
+                member.weight, left, lighter, partial(_fine_tune_passes, records[number], data, rows_ratio))):
+            fine_tune(number, passes)
+    for number in order:
+        if members[number].refit or members[number].fine_tune_passes:
+            continue
+        if passes := _fine_tune_passes(records[number], data, rows_ratio, clock.left()):
+            fine_tune(number, passes)
+        else:
+            log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
+                        chosen[number][0].trial_id, estimates[number])
+    more = _retrain_more(spec, tuner, chosen, members, data, rows_ratio, clock) if spec.kind == "tabular" else {}
+    return history, more
+
+
 def _retrain_more(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]], members: list[Member],
                   data: PreparedData, rows_ratio: float, clock: _Clock) -> dict[int, list[Any]]:
     """Each retrained member retrained again with other seeds, round by round (heaviest member first), up
@@ -567,30 +634,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     more: dict[int, list[Any]] = {}  # a member's retrainings after its first, each with its own seed
     searched = list(models)  # the trials' own weights: a retrained member is served beside them
     if spec.refit:
-        rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
-        # Full retrainings first, then fine-tunes with the time they leave, so a fine-tune never takes the
-        # time of a later member's retraining.
-        for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
-            if clock.allows(_fit_estimate(tuners.fit_record(tuner, trial.trial_id), member.epochs, rows_ratio)):
-                run = "final_refit" if history is None else f"final_refit_member_{number}"
-                models[number], refit_history = _refit(spec, tuner, trial, member.epochs, data, number, run)
-                member.refit, member.retrainings = True, 1
-                history = history or refit_history
-        for number, ((trial, _), member) in enumerate(zip(chosen, members, strict=True)):
-            if member.refit:
-                continue
-            record = tuners.fit_record(tuner, trial.trial_id)
-            estimate = _fit_estimate(record, member.epochs, rows_ratio)
-            if passes := _fine_tune_passes(record, data, rows_ratio, clock):
-                log.info("no time to retrain member %s on every row (needs ~%.0f s): fine-tuning it over them, "
-                         "%d passes", trial.trial_id, estimate, passes)
-                _fine_tune(spec, tuner, trial, models[number], passes, data, number, f"final_fine_tune_member_{number}")
-                member.fine_tune_passes = passes  # its history stays its trial's epochs
-            else:
-                log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
-                            trial.trial_id, estimate)
-        if spec.kind == "tabular":
-            more = _retrain_more(spec, tuner, chosen, members, data, rows_ratio, clock)
+        history, more = _train_on_every_row(spec, tuner, chosen, members, models, data, clock)
     served = [(tuner.hypermodel.serving_model(chosen[number][0].hyperparameters, model), weight)
               for number, model, weight in served_members(members, models, searched, spec.kind, more)]
     final = served[0][0] if len(served) == 1 else build_ensemble([m for m, _ in served], [w for _, w in served])

@@ -280,30 +280,94 @@ def test_a_member_without_time_to_be_retrained_is_fine_tuned_on_every_row(tmp_pa
     assert 0 < moved < 0.5
 
 
-class _Left:
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-
-    def left(self) -> float | None:
-        return self.seconds
-
-
 def test_fine_tune_passes_follow_the_trials_own_pace_and_the_time_left() -> None:
     from types import SimpleNamespace
 
     # 10 epochs in 13 s (3 s of it tracing), 2 passes per epoch: a pass over 1.5x the rows takes 0.75 s.
     record, data = {"seconds": 13.0, "epochs": 10}, SimpleNamespace(passes_per_epoch=2)
     passes = runner._fine_tune_passes
-    assert passes(record, data, 1.5, _Left(10.0)) == 9  # (10 - 3 s tracing) / 0.75
-    assert passes(record, data, 1.5, _Left(1000.0)) == runner.FINE_TUNE_PASSES
-    assert passes(record, data, 1.5, _Left(6.0)) == 0  # 4 passes are not worth it
-    assert passes({}, data, 1.5, _Left(1000.0)) == 0  # no record of the trial's pace
-    assert passes(record, data, 1.5, _Left(None)) == 0  # no budget: a full retraining always fits
+    assert passes(record, data, 1.5, 10.0) == 9  # (10 - 3 s tracing) / 0.75
+    assert passes(record, data, 1.5, 1000.0) == runner.FINE_TUNE_PASSES
+    assert passes(record, data, 1.5, 6.0) == 0  # 4 passes are not worth it
+    assert passes({}, data, 1.5, 1000.0) == 0  # no record of the trial's pace
+    assert passes(record, data, 1.5, None) == 0  # no budget: a full retraining always fits
     # A trial faster than its tracing allowance has no measured pace: not a free pass past the deadline.
     quick = {"seconds": 2.0, "epochs": 10}
-    assert passes(quick, data, 1.5, _Left(1000.0)) == runner.FINE_TUNE_PASSES
-    assert passes(quick, data, 1.5, _Left(2.0)) == 0
-    assert passes(quick, data, 1.5, _Left(-1.0)) == 0
+    assert passes(quick, data, 1.5, 1000.0) == runner.FINE_TUNE_PASSES
+    assert passes(quick, data, 1.5, 2.0) == 0
+    assert passes(quick, data, 1.5, -1.0) == 0
+
+
+def test_a_fine_tune_leaves_the_lighter_members_retrainings_their_time_unless_it_outweighs_them() -> None:
+    def passes_in(seconds: float) -> int:
+        return int(seconds) if seconds >= 5 else 0
+
+    share = runner._fine_tune_share
+    assert share(0.6, 30.0, [(17.0, 0.4)], passes_in) == 13  # the lighter retraining's 17 s left aside
+    assert share(0.6, 20.0, [(17.0, 0.4)], passes_in) == 20  # too few passes beside it: the heavier takes all
+    assert share(0.5, 20.0, [(17.0, 0.5)], passes_in) == 0  # as heavy as the retraining it would displace
+    assert share(0.3, 20.0, [(17.0, 0.2), (2.0, 0.2)], passes_in) == 0  # lighter than the two together
+    assert share(0.3, 20.0, [(40.0, 0.5), (9.0, 0.2)], passes_in) == 11  # a retraining that cannot fit keeps nothing
+    assert share(0.6, 20.0, [], passes_in) == 20
+
+
+def test_the_final_step_trains_the_heaviest_member_first_and_does_not_starve_it_for_a_lighter_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    # The heavier member's trial took 33 s over 30 epochs, the lighter's 13 s over 10: retraining on every
+    # row (100 rows against 70) would take about 46 s and 17 s, a pass 1.4 s, a fine-tune 3 s more to trace.
+    records = {"heavy": {"seconds": 33.0, "epochs": 30}, "light": {"seconds": 13.0, "epochs": 10}}
+    data = SimpleNamespace(split_sizes={"train": 70, "validation": 15, "test": 15}, passes_per_epoch=1)
+    spec = SimpleNamespace(kind="tabular", retrainings=1)
+    per_pass = 1.0 * 100 / 70
+
+    class Clock:  # simulated seconds: each piece of work takes the time it was estimated to take
+        def __init__(self, seconds: float) -> None:
+            self.seconds = seconds
+
+        def left(self) -> float:
+            return self.seconds
+
+        def allows(self, seconds: float) -> bool:
+            return seconds <= self.seconds
+
+    def run(left: float, weights: tuple[float, float]) -> list[tuple[Any, ...]]:
+        clock, done = Clock(left), []
+        chosen = [(SimpleNamespace(trial_id="heavy"), weights[0]), (SimpleNamespace(trial_id="light"), weights[1])]
+        members = [runner.Member(t.trial_id, w, {}, int(records[t.trial_id]["epochs"]), False) for t, w in chosen]
+
+        def refit(spec: Any, tuner: Any, trial: Any, epochs: int, data: Any, number: int, run: str,
+                  draw: int = 0) -> tuple[str, list[Any]]:
+            clock.seconds -= runner._fit_estimate(records[trial.trial_id], epochs, 100 / 70)
+            done.append(("retrained", trial.trial_id))
+            return f"{trial.trial_id} retrained", []
+
+        def fine_tune(spec: Any, tuner: Any, trial: Any, model: Any, passes: int, data: Any, number: int,
+                      run: str) -> None:
+            clock.seconds -= runner.TRACE_S + passes * per_pass
+            done.append(("fine-tuned", trial.trial_id, passes))
+
+        monkeypatch.setattr(runner, "_refit", refit)
+        monkeypatch.setattr(runner, "_fine_tune", fine_tune)
+        monkeypatch.setattr(runner.tuners, "fit_record", lambda tuner, trial_id: records[trial_id])
+        models = ["heavy as trained", "light as trained"]
+        runner._train_on_every_row(spec, None, chosen, members, models, data, clock)
+        for number, member in enumerate(members):  # what the card will say matches what was done
+            tuned = [d[2] for d in done if d[:2] == ("fine-tuned", member.trial_id)]
+            assert member.fine_tune_passes == (tuned[0] if tuned else 0)
+            assert member.refit == (("retrained", member.trial_id) in done)
+            assert models[number] == f"{member.trial_id} {'retrained' if member.refit else 'as trained'}"
+        return done
+
+    # 20 s left: the lighter member's retraining (17 s) would leave the heavier one too little for a fine-tune.
+    assert run(20.0, (0.6, 0.4)) == [("fine-tuned", "heavy", 11)]
+    # Equal weights: the retraining, which takes the time, is worth as much.
+    assert run(20.0, (0.5, 0.5)) == [("retrained", "light")]
+    # 40 s left: the heavier member's fine-tune leaves the lighter one's retraining its 17 s.
+    assert run(40.0, (0.6, 0.4)) == [("fine-tuned", "heavy", 13), ("retrained", "light")]
+    # An hour: both retrained, heaviest first.
+    assert run(3600.0, (0.6, 0.4)) == [("retrained", "heavy"), ("retrained", "light")]
 
 
 def test_a_hyperband_trial_cut_short_by_its_round_trains_on_before_it_is_served(
