@@ -18,12 +18,19 @@ categorical columns is served as its ``indexed_model``: the same layers and weig
 category's index (looked up here, in NumPy, as its ``StringLookup`` would) where the lookup was,
 once it answered as the model itself on every known category and an unknown one. A model this
 cannot be done for, or that XLA fails to compile, keeps the plain function on its own inputs.
+
+A process that exits while a compilation runs waits for it (``_wait_for_compilations``, at most
+``EXIT_WAIT_S``): the compiling thread is a daemon, so Python would not wait, and C++ exit handlers
+tearing LLVM down under a running compilation abort the process with ``LLVM ERROR: Cannot select``
+(seen once here, 2026-12-04, as a benchmark's job process exited, the dump's types already garbage).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +39,40 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MAX_CALL_ROWS = 16_384  # larger inputs go through the model in slices of this many rows
+EXIT_WAIT_S = 30.0  # the longest an exiting process waits for the compilations still running (each 0.25-1 s)
+
+_compiling_threads: set[threading.Thread] = set()
+_threads_lock = threading.Lock()
+_exiting = threading.Event()
+
+
+def _start_compiling(target: Callable[[int], None], size: int) -> bool:
+    """``target(size)`` on a daemon thread the process waits for when it exits; False once it is exiting."""
+    def run() -> None:
+        try:
+            target(size)
+        finally:
+            with _threads_lock:
+                _compiling_threads.discard(thread)
+
+    thread = threading.Thread(target=run, name=f"xla-compile-{size}", daemon=True)
+    with _threads_lock:
+        if _exiting.is_set():
+            return False
+        _compiling_threads.add(thread)
+    thread.start()
+    return True
+
+
+@atexit.register
+def _wait_for_compilations() -> None:
+    """At exit: no new compilation starts, and the running ones end before the process does."""
+    _exiting.set()
+    with _threads_lock:
+        running = list(_compiling_threads)
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def flat_caller(concrete: Any) -> Callable[[list[Any]], Any]:
@@ -214,7 +255,9 @@ class CompiledCall:
             if size in self._compiled or size in self._compiling:
                 return
             self._compiling.add(size)
-        threading.Thread(target=self._compile, args=(size,), name=f"xla-compile-{size}", daemon=True).start()
+        if not _start_compiling(self._compile, size):  # the process is exiting: the plain function serves
+            with self._lock:
+                self._compiling.discard(size)
 
     def wait_compiled(self, rows: int) -> bool:
         """Compile the batch size ``rows`` runs at now (for warm-ups and tests); True once XLA serves it."""

@@ -192,6 +192,34 @@ def test_a_model_xla_cannot_compile_is_served_without_it() -> None:
     np.testing.assert_allclose(call(rows), [[3.0, 6.0], [4.0, -2.0]])
 
 
+EXITS_WHILE_COMPILING = """
+import atexit
+# Registered before the module's own hook, so it runs after it (atexit runs last-registered first).
+atexit.register(lambda: print("compiled at exit:", sorted(CALL.compiled_sizes), flush=True))
+import keras
+from automl.serving import compiled
+inputs = {"a": keras.Input((1,), name="a"), "b": keras.Input((1,), name="b")}
+model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Concatenate()([inputs["a"], inputs["b"]])))
+CALL = compiled.CompiledCall(model)
+for power in range(1, 13):
+    CALL._compile_later(2 ** power)
+print("leaving with", sorted(CALL.compiled_sizes), "compiled", flush=True)
+"""
+
+
+def test_a_process_that_exits_while_xla_compiles_waits_for_the_compilations() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXITS_WHILE_COMPILING], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LLVM ERROR" not in done.stderr
+    leaving = next(line for line in done.stdout.splitlines() if line.startswith("leaving with"))
+    assert leaving != "leaving with [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] compiled"  # still running
+    assert "compiled at exit: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]" in done.stdout
+
+
 # --- cache ---------------------------------------------------------------------------------------
 
 
