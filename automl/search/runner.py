@@ -189,7 +189,7 @@ class Member:
     hyperparameters: dict[str, Any]
     epochs: int  # epochs it was trained for: its trial's best epoch + 1 (after completion for Hyperband)
     refit: bool  # retrained on every row after the test metrics were taken (tables: served beside its trial's weights)
-    fine_tune_passes: int = 0  # else: passes over every row its trial's weights were trained on afterwards
+    fine_tune_passes: int = 0  # passes over every row its trial's weights were trained on afterwards
     retrainings: int = 0  # how many times it was retrained on every row, each with its own seed
 
     @property
@@ -505,13 +505,14 @@ def _fine_tune_share(weight: float, left: float, lighter: list[tuple[float, floa
 
 
 def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, float]], members: list[Member],
-                        models: list[Any], data: PreparedData, clock: _Clock
+                        models: list[Any], searched: list[Any], data: PreparedData, clock: _Clock
                         ) -> tuple[list[dict[str, float | None]] | None, dict[int, list[Any]]]:
     """``refit``: each member, heaviest first, retrained on every row (``models[n]`` replaced) when that fits the
     time left, else its trial's weights fine-tuned in place over every row, for the passes
     ``_fine_tune_share`` gives it; a member that got neither in its turn is fine-tuned with what is left
-    at the end. Then tables' retrained members are retrained again with other seeds (``_retrain_more``).
-    (the first retraining's history, {member's index: its retrainings after the first})."""
+    at the end. Then tables' retrained members are retrained again with other seeds (``_retrain_more``),
+    and the time those leave fine-tunes their trials' own weights (``searched[n]``, served beside them),
+    heaviest first. (the first retraining's history, {member's index: its retrainings after the first})."""
     rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
     records = [tuners.fit_record(tuner, trial.trial_id) for trial, _ in chosen]
     estimates = [_fit_estimate(record, member.epochs, rows_ratio) for record, member in zip(records, members,
@@ -519,10 +520,10 @@ def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, fl
     order = sorted(range(len(members)), key=lambda n: -members[n].weight)
     history = None
 
-    def fine_tune(number: int, passes: int) -> None:
-        log.info("no time to retrain member %s on every row (needs ~%.0f s): fine-tuning it over them, %d passes",
-                 chosen[number][0].trial_id, estimates[number], passes)
-        _fine_tune(spec, tuner, chosen[number][0], models[number], passes, data, number,
+    def fine_tune(number: int, passes: int, model: Any = None) -> None:
+        log.info("fine-tuning member %s's trial weights over every row, %d passes (a retraining needs ~%.0f s)",
+                 chosen[number][0].trial_id, passes, estimates[number])
+        _fine_tune(spec, tuner, chosen[number][0], models[number] if model is None else model, passes, data, number,
                    f"final_fine_tune_member_{number}")
         members[number].fine_tune_passes = passes  # its history stays its trial's epochs
 
@@ -547,7 +548,13 @@ def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, fl
         else:
             log.warning("no time left to retrain member %s on every row (needs ~%.0f s) or to fine-tune it",
                         chosen[number][0].trial_id, estimates[number])
-    more = _retrain_more(spec, tuner, chosen, members, data, rows_ratio, clock) if spec.kind == "tabular" else {}
+    if spec.kind != "tabular":
+        return history, {}
+    more = _retrain_more(spec, tuner, chosen, members, data, rows_ratio, clock)
+    for number in order:  # retrained members: their trials' own weights, served beside, with the time left
+        if members[number].refit and not members[number].fine_tune_passes and (
+                passes := _fine_tune_passes(records[number], data, rows_ratio, clock.left())):
+            fine_tune(number, passes, searched[number])
     return history, more
 
 
@@ -634,7 +641,7 @@ def train_final_model(spec: SearchSpec, trial_id: str | None = None) -> TrainedM
     more: dict[int, list[Any]] = {}  # a member's retrainings after its first, each with its own seed
     searched = list(models)  # the trials' own weights: a retrained member is served beside them
     if spec.refit:
-        history, more = _train_on_every_row(spec, tuner, chosen, members, models, data, clock)
+        history, more = _train_on_every_row(spec, tuner, chosen, members, models, searched, data, clock)
     served = [(tuner.hypermodel.serving_model(chosen[number][0].hyperparameters, model), weight)
               for number, model, weight in served_members(members, models, searched, spec.kind, more)]
     final = served[0][0] if len(served) == 1 else build_ensemble([m for m, _ in served], [w for _, w in served])

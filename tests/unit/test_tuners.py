@@ -346,13 +346,14 @@ def test_the_final_step_trains_the_heaviest_member_first_and_does_not_starve_it_
         def fine_tune(spec: Any, tuner: Any, trial: Any, model: Any, passes: int, data: Any, number: int,
                       run: str) -> None:
             clock.seconds -= runner.TRACE_S + passes * per_pass
+            assert model == f"{trial.trial_id} as trained"  # the trial's own weights, never a retraining
             done.append(("fine-tuned", trial.trial_id, passes))
 
         monkeypatch.setattr(runner, "_refit", refit)
         monkeypatch.setattr(runner, "_fine_tune", fine_tune)
         monkeypatch.setattr(runner.tuners, "fit_record", lambda tuner, trial_id: records[trial_id])
         models = ["heavy as trained", "light as trained"]
-        runner._train_on_every_row(spec, None, chosen, members, models, data, clock)
+        runner._train_on_every_row(spec, None, chosen, members, models, list(models), data, clock)
         for number, member in enumerate(members):  # what the card will say matches what was done
             tuned = [d[2] for d in done if d[:2] == ("fine-tuned", member.trial_id)]
             assert member.fine_tune_passes == (tuned[0] if tuned else 0)
@@ -366,8 +367,13 @@ def test_the_final_step_trains_the_heaviest_member_first_and_does_not_starve_it_
     assert run(20.0, (0.5, 0.5)) == [("retrained", "light")]
     # 40 s left: the heavier member's fine-tune leaves the lighter one's retraining its 17 s.
     assert run(40.0, (0.6, 0.4)) == [("fine-tuned", "heavy", 13), ("retrained", "light")]
-    # An hour: both retrained, heaviest first.
-    assert run(3600.0, (0.6, 0.4)) == [("retrained", "heavy"), ("retrained", "light")]
+    # An hour: both retrained, heaviest first, then (no more retrainings asked for) the time left fine-tunes
+    # their trials' own weights, which are served beside the retrainings.
+    assert run(3600.0, (0.6, 0.4)) == [("retrained", "heavy"), ("retrained", "light"),
+                                       ("fine-tuned", "heavy", runner.FINE_TUNE_PASSES),
+                                       ("fine-tuned", "light", runner.FINE_TUNE_PASSES)]
+    # 70 s: both retrained (63 s), and the 7 s left are too few for a fine-tune's 5 passes beside its tracing.
+    assert run(70.0, (0.6, 0.4)) == [("retrained", "heavy"), ("retrained", "light")]
 
 
 def test_a_hyperband_trial_cut_short_by_its_round_trains_on_before_it_is_served(
