@@ -512,7 +512,8 @@ def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, fl
     ``_fine_tune_share`` gives it; a member that got neither in its turn is fine-tuned with what is left
     at the end. Then tables' retrained members are retrained again with other seeds (``_retrain_more``),
     and the time those leave fine-tunes their trials' own weights (``searched[n]``, served beside them),
-    heaviest first. (the first retraining's history, {member's index: its retrainings after the first})."""
+    heaviest first. Returns the first retraining's history and {member's index: its retrainings after the
+    first}."""
     rows_ratio = sum(data.split_sizes.values()) / max(1, data.split_sizes["train"])
     records = [tuners.fit_record(tuner, trial.trial_id) for trial, _ in chosen]
     estimates = [_fit_estimate(record, member.epochs, rows_ratio) for record, member in zip(records, members,

@@ -60,7 +60,12 @@ def _start_compiling(target: Callable[[int], None], size: int) -> bool:
         if _exiting.is_set():
             return False
         _compiling_threads.add(thread)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had: the plain function serves, as when exiting
+        with _threads_lock:
+            _compiling_threads.discard(thread)
+        return False
     return True
 
 
@@ -255,7 +260,7 @@ class CompiledCall:
             if size in self._compiled or size in self._compiling:
                 return
             self._compiling.add(size)
-        if not _start_compiling(self._compile, size):  # the process is exiting: the plain function serves
+        if not _start_compiling(self._compile, size):  # exiting, or no thread: the plain function serves
             with self._lock:
                 self._compiling.discard(size)
 
