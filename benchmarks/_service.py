@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import requests
 
-POOL_READY = "pool process ready to train"  # what ``tasks.worker`` logs once a pool process has TensorFlow
+from tasks.celery_app import POOL_READY
 
 
 def free_port() -> int:
@@ -87,8 +87,10 @@ class LocalService:
         log = self.root / "service.log"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if log.read_bytes()[since:].decode(errors="replace").count(POOL_READY) >= processes:
-                return
+            with log.open("rb") as text:
+                text.seek(since)  # only this start's lines, not the whole log again
+                if text.read().decode(errors="replace").count(POOL_READY) >= processes:
+                    return
             time.sleep(0.5)
         raise TimeoutError(f"the worker's pool processes not ready after {timeout_s} s; see {log}")
 

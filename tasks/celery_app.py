@@ -24,6 +24,7 @@ EMBEDDED_POLL_S = 0.25
 # How long a prefork pool process may take to start before Celery kills it (its default, 4 s, is shorter
 # than loading TensorFlow, which ``tasks.worker`` does as each pool process starts: 4-7 s on 2 cores).
 POOL_PROCESS_START_S = 120.0
+POOL_READY = "pool process ready to train"  # what ``tasks.worker`` logs once a pool process has TensorFlow
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -10,7 +10,7 @@ from celery import signals
 
 from automl.observability import configure_logging
 from automl.settings import Settings
-from tasks.celery_app import make_celery
+from tasks.celery_app import POOL_READY, make_celery
 from tasks.search import training_runtime
 
 log = logging.getLogger(__name__)
@@ -46,5 +46,4 @@ def _load_training_runtime(**_: Any) -> None:
     except Exception:
         log.exception("could not load TensorFlow as this pool process started; its first task loads it")
         return
-    log.info("pool process ready to train (TensorFlow, Keras and Keras Tuner loaded in %.1f s)",
-             time.monotonic() - started)
+    log.info("%s (TensorFlow, Keras and Keras Tuner loaded in %.1f s)", POOL_READY, time.monotonic() - started)

@@ -521,10 +521,10 @@ def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, fl
     order = sorted(range(len(members)), key=lambda n: -members[n].weight)
     history = None
 
-    def fine_tune(number: int, passes: int, model: Any = None) -> None:
+    def fine_tune(number: int, passes: int) -> None:  # its trial's weights: models[n] too unless retrained
         log.info("fine-tuning member %s's trial weights over every row, %d passes (a retraining needs ~%.0f s)",
                  chosen[number][0].trial_id, passes, estimates[number])
-        _fine_tune(spec, tuner, chosen[number][0], models[number] if model is None else model, passes, data, number,
+        _fine_tune(spec, tuner, chosen[number][0], searched[number], passes, data, number,
                    f"final_fine_tune_member_{number}")
         members[number].fine_tune_passes = passes  # its history stays its trial's epochs
 
@@ -555,7 +555,7 @@ def _train_on_every_row(spec: SearchSpec, tuner: Any, chosen: list[tuple[Any, fl
     for number in order:  # retrained members: their trials' own weights, served beside, with the time left
         if members[number].refit and not members[number].fine_tune_passes and (
                 passes := _fine_tune_passes(records[number], data, rows_ratio, clock.left())):
-            fine_tune(number, passes, searched[number])
+            fine_tune(number, passes)
     return history, more
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tasks.celery_app import POOL_READY
 from tests.integration.conftest import _base_env, _spawn, _stop, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def test_pool_process_loads_tensorflow_before_its_first_task(tmp_path: Path) -> 
             return children[0] if children and _loads_tensorflow(children[0]) else None
 
         child = wait_until(pool_process, 180, "the pool process to load TensorFlow", interval=1)
-        wait_until(lambda: "pool process ready to train" in log.read_text(errors="replace"), 60,
+        wait_until(lambda: POOL_READY in log.read_text(errors="replace"), 60,
                    "the pool process to say so")
         assert not _loads_tensorflow(parent), "the worker's parent process loaded TensorFlow"
         text = log.read_text(errors="replace")
