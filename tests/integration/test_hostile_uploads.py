@@ -13,6 +13,8 @@ import pytest
 from tests.hostile import LIMITS, uploads
 from tests.integration.conftest import Service, _base_env, create_key, serving
 
+pytestmark = pytest.mark.integration
+
 MAX_JSON = 65_536
 
 

@@ -23,6 +23,8 @@ from tests.integration.conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.integration
+
 THREADS = 3
 STREAMS_PER_KEY = 2
 

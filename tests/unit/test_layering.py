@@ -63,3 +63,11 @@ def test_no_import_cycles_between_modules_of_the_service() -> None:
 
     cycles = [c for c in (cycle_from(m) for m in graph) if c]
     assert not cycles, cycles[:3]
+
+
+def test_every_integration_module_carries_the_integration_marker() -> None:
+    """``-m "not integration"`` must leave out every test that needs the real Redis, PostgreSQL and workers."""
+    folder = Path(__file__).resolve().parents[1] / "integration"
+    unmarked = [path.name for path in sorted(folder.glob("test_*.py"))
+                if "pytestmark = pytest.mark.integration" not in path.read_text()]
+    assert unmarked == []
