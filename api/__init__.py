@@ -10,8 +10,8 @@ __all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: gunicorn imports ``api.gunicorn_conf`` in its master process, which must not import
-    # prometheus_client before the config has set PROMETHEUS_MULTIPROC_DIR for the workers.
+    # Lazy: ``python -m api.server`` imports this package in the server's main process, which must not
+    # import prometheus_client before it has set PROMETHEUS_MULTIPROC_DIR for the workers.
     if name == "create_app":
         from api.app import create_app
 

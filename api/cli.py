@@ -2,7 +2,7 @@
 client side (``automl.client.cli``, usable from a client-only install): ``upload``, ``train``,
 ``wait``, ``trials``, ``predict``, ``download``, ``datasets``, ``jobs``, ``models``.
 
-``automl serve`` runs gunicorn; with ``--with-worker`` (what ``make run`` uses) it also
+``automl serve`` runs the HTTP server (``api.server``: granian); with ``--with-worker`` (what ``make run`` uses) it also
 starts a Celery worker beside it and stops both together. On the first start of the
 embedded mode (no database configured, no key yet) it creates an admin key and prints it.
 """
@@ -51,10 +51,10 @@ def _server() -> tuple[type[Settings], type[Store]]:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--workers", default=2, show_default=True, type=int, help="API server processes")
 @click.option("--with-worker/--no-worker", default=False, help="Also start a Celery worker (embedded mode).")
 def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
-    """Serve the REST API with gunicorn (migrates the database first)."""
+    """Serve the REST API (migrates the database first)."""
     Settings, Store = _server()
     settings = Settings()
     settings.ensure_dirs()
@@ -64,9 +64,9 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
     store.dispose()
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn",
-            "--config", "python:api.gunicorn_conf",
-            "--bind", f"{host}:{port}",
+            sys.executable, "-m", "api.server",
+            "--host", host,
+            "--port", str(port),
             "--workers", str(workers),
         ],
         env={**os.environ, "AUTOML_SKIP_MIGRATE": "1"},
@@ -80,7 +80,7 @@ def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
 
 
 class _Supervisor:
-    """``automl serve``'s children: gunicorn (its exit ends the service) and, with ``--with-worker``, a Celery
+    """``automl serve``'s children: the API server (its exit ends the service) and, with ``--with-worker``, a Celery
     worker that is started again when it dies (saying why), at most ``MAX_RESTARTS`` times in
     ``RESTART_WINDOW_S``. A stop (Ctrl-C, SIGTERM) sends each child one SIGTERM and waits ``STOP_WAIT_S``
     before killing what is left."""

@@ -95,11 +95,11 @@ def handle_domain_error(exc: AutomlError) -> ResponseReturnValue:
 
 
 # Answers given before the body was read (413 over the size limit, 429 over a rate limit, 401 without
-# a valid key): closing
-# a socket with unread data makes the kernel send a reset, which can reach the client before it
-# has read the answer, so it sees a dropped connection instead of the status and its message
-# (measured under gunicorn: 32 of 80 oversize uploads; 0 of 80 with this). Reading and discarding
-# up to DRAIN_BYTES of the rest first fixes it for ordinary uploads; bigger ones cost only that.
+# a valid key): closing a socket with unread data makes the kernel send a reset, which can reach the
+# client before it has read the answer, so it sees a dropped connection instead of the status and its
+# message (measured under gunicorn, the server before granian: 32 of 80 oversize uploads; 0 of 80 with
+# this). Reading and discarding up to DRAIN_BYTES of the rest first fixes it for ordinary uploads;
+# bigger ones cost only that. tests/integration/test_limits_under_the_server.py sends them.
 DRAIN_BYTES = 16 << 20
 
 

@@ -2,8 +2,8 @@
 
 Every request gets an id (the caller's ``X-Request-ID`` when it is a sane token, else a new
 one), returned in ``X-Request-ID`` and carried by every log line written while serving it.
-Per-process counters (requests, latency, predictions) are summed over gunicorn's worker
-processes through ``PROMETHEUS_MULTIPROC_DIR`` (set by ``api.gunicorn_conf``); service-wide
+Per-process counters (requests, latency, predictions) are summed over the API server's
+processes through ``PROMETHEUS_MULTIPROC_DIR`` (set by ``api.server``); service-wide
 gauges (jobs, queue depth, heartbeats, trial durations) come from ``StoreCollector``.
 """
 

@@ -2,7 +2,7 @@
 reports and chat tools.
 
 Uses matplotlib's object API (``Figure``), not pyplot: no global state, no display, safe in
-gunicorn's threads. matplotlib is imported on the first plot only.
+the server's request threads. matplotlib is imported on the first plot only.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ is busy (long batch scorings, slow clients): a saturated process is slow, not de
 restarted for it.
 
 The listener is a plain ``http.server`` on its own thread, bound with ``SO_REUSEPORT`` so that every
-gunicorn worker process listens on the same port (started from ``api.gunicorn_conf``). It answers
+serving process listens on the same port (started from ``api.wsgi``). It answers
 ``GET /healthz`` and ``GET /readyz`` only, with the same bodies as the app.
 """
 

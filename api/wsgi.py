@@ -1,11 +1,23 @@
-"""WSGI entry point for gunicorn: ``gunicorn api.wsgi:app``.
+"""WSGI entry point, loaded once in each serving process: ``api.wsgi:app`` (``api.server`` runs it).
 
-``automl serve`` migrates once before starting gunicorn and sets AUTOML_SKIP_MIGRATE so
-that its worker processes do not race each other to migrate.
+``automl serve`` migrates once before starting the server and sets AUTOML_SKIP_MIGRATE so that its
+worker processes do not race each other to migrate. With ``AUTOML_PROBE_PORT`` set, each process also
+answers /healthz and /readyz on that port, from a thread of its own, so probes answer while every
+request thread is busy (``api.probes``).
 """
+
+from __future__ import annotations
 
 import os
 
 from api.app import create_app
+from api.server import chunked_bodies_end
 
 app = create_app(migrate=os.environ.get("AUTOML_SKIP_MIGRATE") != "1")
+app.wsgi_app = chunked_bodies_end(app.wsgi_app)  # type: ignore[method-assign,assignment]
+
+if os.environ.get("AUTOML_PROBE_PORT"):
+    from api.probes import start_probe_listener
+
+    _host = os.environ.get("AUTOML_BIND", "127.0.0.1:8000").rpartition(":")[0].strip("[]") or "0.0.0.0"
+    start_probe_listener(app.extensions["automl"], _host, int(os.environ["AUTOML_PROBE_PORT"]))

@@ -77,7 +77,7 @@ def configure_logging(level: str, fmt: str) -> None:
 
 
 # Standard LogRecord attributes: not repeated as JSON fields (the ids from the context are kept, and
-# the process id, as "pid": which gunicorn or pool process wrote the line).
+# the process id, as "pid": which API server or pool process wrote the line).
 _RESERVED = [
     "args", "created", "exc_info", "exc_text", "filename", "funcName", "levelno", "lineno", "module", "msecs",
     "msg", "pathname", "processName", "relativeCreated", "stack_info", "thread", "threadName",

@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         default=1, ge=0,
         description="TensorFlow threads (intra- and inter-op) of each serving process. 1: each request's "
                     "small graph runs on its request thread, with no hand-offs between pools, which served "
-                    "one-row predictions with 14 % less CPU per request here; gunicorn's processes and "
+                    "one-row predictions with 14 % less CPU per request here; the API server's processes and "
                     "threads give the parallelism. 0: TensorFlow's default (one per core), for processes "
                     "that mostly score large files.",
     )

@@ -1,4 +1,4 @@
-"""The service as ``make run`` starts it (gunicorn API + a Celery worker, embedded SQLite store and
+"""The service as ``make run`` starts it (the API server + a Celery worker, embedded SQLite store and
 broker) in a folder of the benchmark's choosing, for benchmarks that measure it from outside."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 @contextmanager
 def local_service(root: Path, env: dict[str, str] | None = None, api_workers: int = 1,
                   with_worker: bool = True, concurrency: int = 1) -> Iterator[LocalService]:
-    """API (``automl serve``, gunicorn) and optionally a Celery worker on ``root``; both stopped on exit."""
+    """API (``automl serve``) and optionally a Celery worker on ``root``; both stopped on exit."""
     full_env = {**os.environ, "AUTOML_DATA_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     port = free_port()
     log = (root / "service.log").open("ab")

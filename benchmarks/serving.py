@@ -1,9 +1,9 @@
-"""Serving speed over HTTP under gunicorn, beside the in-process floor, and 1,000,000-row batch scoring.
+"""Serving speed over HTTP under the service's server (granian), beside the in-process floor; batch scoring.
 
 1. Trains a wine MLP (and a penguins one) through the service as ``make run`` starts it
    (the space's default width and depth: 2 hidden layers, 128 then 64 units), and marks
    them deployed.
-2. Restarts the API alone (``automl serve``: gunicorn, 2 worker processes x 4 threads) and
+2. Restarts the API alone (``automl serve``: granian, 2 worker processes x 4 threads) and
    records how long ``/readyz`` takes to turn ready (deployed models loaded and warmed).
 3. For 1-row and 1,000-row ``predict`` requests at several concurrencies, sends requests
    for ``--duration`` seconds from keep-alive connections (one thread each) and reports
@@ -19,7 +19,7 @@
    gunicorn with 2 sync workers + ``predict_on_batch`` on a plain MLP); alternating runs, medians.
    Needs ``wrk`` (Debian: ``apt-get install wrk``).
 7. How ``wrk``'s 8 keep-alive connections land on the service's 2 processes, counted in 20 short runs
-   (``api/gunicorn_worker.py`` accepts only while a thread is free, so that they spread).
+   (a process holding all of them serves at most one core's worth under Python's GIL).
 
     .venv/bin/python benchmarks/serving.py [--duration 10] [--write docs/benchmarks.md]
 """
@@ -183,20 +183,21 @@ def wrk(url: str, body: str, key: str | None, duration: float) -> dict[str, floa
 
 class FloorApp:
     """``benchmarks/floor_app.py`` under gunicorn with 2 sync workers, on ``columns``; with ``service_root``
-    (the service's data folder), mounted at ``/floor`` inside the service's app and run with the service's
-    gunicorn settings (2 processes x 4 threads): the floor's route in a process like the service's own."""
+    (the service's data folder), mounted at ``/floor`` inside the service's app and run by the service's
+    server (``api.server``: 2 processes x 4 threads): the floor's route in a process like the service's own."""
 
     def __init__(self, columns: list[str], service_root: Path | None = None) -> None:
         self.port = free_port()
         env = {**os.environ, "FLOOR_COLUMNS": ",".join(columns), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{self.port}"]
         if service_root is None:
             self.url = f"http://127.0.0.1:{self.port}/predict"
-            command.append("benchmarks.floor_app:create_app()")
+            command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{self.port}",
+                       "benchmarks.floor_app:create_app()"]
         else:
             self.url = f"http://127.0.0.1:{self.port}/floor/predict"
             env.update(AUTOML_DATA_DIR=str(service_root), AUTOML_SKIP_MIGRATE="1")
-            command += ["-c", "python:api.gunicorn_conf", "benchmarks.floor_app:within_service()"]
+            command = [sys.executable, "-m", "api.server", "--port", str(self.port),
+                       "--app", "benchmarks.floor_app:within_service()"]
         self.process = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parents[1],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -252,11 +253,11 @@ def versus_floor(service: LocalService, model_id: str, duration: float) -> dict[
 
 def connection_spread(service: LocalService, model_id: str, starts: int = SPREAD_STARTS) -> dict[str, int]:
     """How ``wrk -t2 -c8``'s connections land on the service's processes: ``starts`` short runs, each one's
-    established connections counted per gunicorn worker half-way through; how many runs had each split."""
+    established connections counted per serving process half-way through; how many runs had each split."""
     body = json.dumps({"instances": [cancer_row()]})
     url = f"{service.url}/api/v1/models/{model_id}/predict"
     port = urlparse(service.url).port
-    workers = gunicorn_workers(service.api.pid)
+    workers = serving_processes(service.api.pid)
     splits: dict[str, int] = {}
     for _ in range(starts):
         run = threading.Thread(target=wrk, args=(url, body, service.key, 3))
@@ -271,22 +272,22 @@ def connection_spread(service: LocalService, model_id: str, starts: int = SPREAD
     return dict(sorted(splits.items()))
 
 
-def gunicorn_workers(root_pid: int) -> list[psutil.Process]:
-    """gunicorn's worker processes (children of the gunicorn master) under ``automl serve``."""
+def serving_processes(root_pid: int) -> list[psutil.Process]:
+    """The server's worker processes (children of ``python -m api.server``) under ``automl serve``."""
     out = []
     for process in psutil.Process(root_pid).children(recursive=True):
         try:
-            if "gunicorn" in " ".join(process.cmdline()) and process.ppid() != root_pid:
+            if "api.server" in " ".join(process.cmdline()) and process.ppid() != root_pid:
                 out.append(process)
         except psutil.Error:
             continue
     return out
 
 
-def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
-    """RSS of gunicorn's worker processes under ``automl serve``."""
+def serving_processes_rss(root_pid: int) -> dict[int, int]:
+    """RSS of the server's worker processes under ``automl serve``."""
     out = {}
-    for process in gunicorn_workers(root_pid):
+    for process in serving_processes(root_pid):
         try:
             out[process.pid] = process.memory_info().rss
         except psutil.Error:
@@ -295,7 +296,7 @@ def gunicorn_workers_rss(root_pid: int) -> dict[int, int]:
 
 
 class MemorySampler(threading.Thread):
-    """Peak RSS of each gunicorn worker, sampled every 0.1 s."""
+    """Peak RSS of each serving process, sampled every 0.1 s."""
 
     def __init__(self, root_pid: int) -> None:
         super().__init__(daemon=True)
@@ -306,7 +307,7 @@ class MemorySampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(0.1):
             try:
-                sample = gunicorn_workers_rss(self.root_pid)
+                sample = serving_processes_rss(self.root_pid)
             except psutil.Error:
                 continue
             for pid, rss in sample.items():
@@ -319,7 +320,7 @@ def batch(service: LocalService, model_id: str, rows: int) -> dict[str, Any]:
     big.insert(0, "row_id", np.arange(rows))
     path = service.root / "big.csv"
     big.to_csv(path, index=False)
-    before = gunicorn_workers_rss(service.api.pid)
+    before = serving_processes_rss(service.api.pid)
     sampler = MemorySampler(service.api.pid)
     sampler.start()
     began = time.perf_counter()
@@ -393,7 +394,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         "### Serving latency and throughput (`benchmarks/serving.py`)",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {result['cores']} CPU cores: `automl serve` (gunicorn, 2 worker "
+        f"Measured {time.strftime('%Y-%m-%d')} on {result['cores']} CPU cores: `automl serve` (granian, 2 worker "
         "processes × 4 threads), wine MLP (13 numeric inputs; 2 hidden layers, 128 and 64 units), JSON "
         "`POST /api/v1/models/{id}/predict` over keep-alive connections from a client on the same cores. Floor: "
         "the compiled model call on the same rows in one process (no HTTP, no JSON, inputs already converted).",
@@ -437,13 +438,13 @@ def report(result: dict[str, Any]) -> str:
         f"(p50 {versus['ours']['p50_ms']:.2f} ms; runs {', '.join(f'{r:.0f}' for r in versus['ours']['runs'])}), "
         f"the floor app **{versus['floor']['rps']:.0f}** (p50 {versus['floor']['p50_ms']:.2f} ms; runs "
         f"{', '.join(f'{r:.0f}' for r in versus['floor']['runs'])}): **{ratio:.2f}×**. The same floor app mounted "
-        f"at `/floor` inside a second service process (`floor_app.within_service()`, the service's gunicorn "
-        f"settings: 2 processes × 4 threads) **{inside['rps']:.0f}** (runs "
+        f"at `/floor` inside a second service process (`floor_app.within_service()`, the service's server "
+        f"and settings: granian, 2 processes × 4 threads) **{inside['rps']:.0f}** (runs "
         f"{', '.join(f'{r:.0f}' for r in inside['runs'])}): the service's route at "
         f"**{versus['ours']['rps'] / inside['rps']:.2f}×** the floor's route in a process like its own. Failed "
         f"requests: {versus['ours']['failed']}, {versus['floor']['failed']} and {inside['failed']}.",
         "",
-        f"Connections per serving process (`api/gunicorn_worker.py`): in {sum(result['spread'].values())} short "
+        f"Connections per serving process: in {sum(result['spread'].values())} short "
         f"`wrk -t2 -c8` runs, the 8 connections split "
         + ", ".join(f"{split} in {count}" for split, count in result["spread"].items())
         + " (the busier process first).",

@@ -1,6 +1,6 @@
 """Soak test of the embedded mode: many short trials back to back, the API polled every second.
 
-Starts the service as ``make run`` does (gunicorn API + Celery worker, SQLite store and
+Starts the service as ``make run`` does (the API server + Celery worker, SQLite store and
 broker) and keeps one short job after another running for ``--minutes``, while a client polls
 the job every second. Then reads the service log for what must never happen: "database is
 locked", a step the reaper had to queue again, a failed job; and reports the polls' latency.
@@ -69,7 +69,7 @@ def report(r: dict[str, Any]) -> str:
     clean = r["locked"] == 0 and r["requeued"] == 0 and r["could_not_queue"] == 0 and r["succeeded"] == r["jobs"]
     return "\n".join([
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `benchmarks/soak.py`: the embedded "
-        f"mode (`make run`'s shape: gunicorn API, a Celery worker, SQLite store and broker in WAL mode) running "
+        f"mode (`make run`'s shape: the API server, a Celery worker, SQLite store and broker in WAL mode) running "
         f"{r['minutes']:.0f} minutes of short jobs back to back (iris, 20 trials of 2 epochs each), the job polled "
         "every second.",
         "",

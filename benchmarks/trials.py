@@ -188,7 +188,7 @@ def report(tf_import: float, phases: dict[str, float], service: dict[str, Any]) 
               "",
               "(Phases overlap: the fit contains its epochs, store writes and the kept weights.)",
               "",
-              "**Through the service** (`make run`'s shape: gunicorn API, one Celery worker, embedded SQLite "
+              "**Through the service** (`make run`'s shape: the API server, one Celery worker, embedded SQLite "
               f"broker and store), {TRIALS} trials of the same configuration (dropout varies), each job submitted once "
               "the worker's pool processes have loaded TensorFlow (as they do when they start, before any job). The "
               "search phase runs from the first trial's start to the last trial's end: without the job's first step "

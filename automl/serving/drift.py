@@ -73,7 +73,7 @@ class DriftMonitor:
             self.dropped += 1
 
     def _ensure_thread(self) -> None:
-        # Started by the first request of each process (gunicorn forks after the app is built).
+        # Started by the first request of each process (in case a server forks after the app is built).
         if self._thread is not None and self._pid == os.getpid():
             return
         with self._lock:

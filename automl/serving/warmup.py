@@ -1,6 +1,6 @@
 """Loading deployed models when a serving process starts, and the readiness that waits for it.
 
-Each serving process (gunicorn worker) loads every deployed model into its own cache,
+Each serving process (an API server worker) loads every deployed model into its own cache,
 pinned, and runs one row through it, in a background thread; until that is done the
 process reports not ready, so a load balancer sends it no traffic and no client pays the
 load. A deployed model that cannot be loaded is logged and reported, and does not keep

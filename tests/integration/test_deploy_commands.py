@@ -1,4 +1,4 @@
-"""The exact commands the Kubernetes manifests run (the migration init container, gunicorn with its
+"""The exact commands the Kubernetes manifests run (the migration init container, the API server with its
 config, the Celery worker with its flags), started here with the manifests' ConfigMap against
 the real PostgreSQL and Redis: they migrate, become ready, run a job and serve predictions."""
 

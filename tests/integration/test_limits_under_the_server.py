@@ -1,6 +1,6 @@
-"""Limits that the HTTP server enforces, tested under gunicorn as deployed (Flask's development server
-resets the connection instead of answering): the body size limit, the form-part limit, and per-key
-rate limits counted in Redis, shared by every serving process."""
+"""Limits that the HTTP server enforces, tested under the API server as deployed (``api.server``, granian;
+Flask's development server resets the connection instead of answering): the body size limit, the form-part
+limit, bodies sent chunked, and per-key rate limits counted in Redis, shared by every serving process."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 import requests
+import urllib3
 
 from tests.integration.conftest import (
     Service,
@@ -72,6 +73,29 @@ def test_an_upload_without_a_key_gets_its_401_not_a_reset(limited: Service) -> N
         assert "API key" in answer.json()["message"]
 
 
+def test_an_upload_sent_chunked_is_read_whole_and_cut_at_the_limit(limited: Service) -> None:
+    """A client streaming its upload sends it chunked, without a Content-Length: the server must hand the
+    app the whole body (not an empty one), and the size limit still applies while it is read."""
+    assert limited.env is not None
+    client = as_key(create_key(limited.env, "streaming"))  # uploads of its own under the 4-a-minute limit
+    url = f"{limited.url}/api/v1/datasets"
+
+    def chunked(rows: int) -> tuple[Iterator[bytes], str]:
+        table = "x,y\n" + "".join(f"{i},{i % 3}\n" for i in range(rows))
+        body, content_type = urllib3.encode_multipart_formdata({"file": ("rows.csv", table.encode())})
+        return (body[i:i + 4096] for i in range(0, len(body), 4096)), content_type
+
+    pieces, content_type = chunked(2_000)  # about 18 kB, within the limit
+    stored = client.post(url, data=pieces, headers={"Content-Type": content_type}, timeout=30)
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["n_rows"] == 2_000 and stored.json()["n_columns"] == 2
+    pieces, content_type = chunked(20_000)  # about 200 kB: past AUTOML_MAX_UPLOAD_BYTES
+    refused = client.post(url, data=pieces, headers={"Content-Type": content_type}, timeout=30)
+    assert refused.status_code == 413, refused.text
+    assert "AUTOML_MAX_UPLOAD_BYTES" in refused.json()["message"]
+    assert [d["id"] for d in client.get(url, timeout=10).json()] == [stored.json()["id"]]  # nothing half-kept
+
+
 def test_too_many_form_parts_is_413(limited: Service) -> None:
     parts = {f"field{i}": "x" for i in range(400)}
     answer = limited.http.post(f"{limited.url}/api/v1/models/{'0' * 32}/predict", files={"file": ("a.png", b"x")},
@@ -87,7 +111,7 @@ def test_rate_limits_are_counted_in_redis_across_serving_processes(limited: Serv
     assert limited.env is not None
     key = create_key(limited.env, "analytics")
     statuses = []
-    for _ in range(7):  # a new connection each time: both gunicorn processes answer
+    for _ in range(7):  # a new connection each time: both serving processes answer
         answer = as_key(key).post(f"{limited.url}/api/v1/datasets", files={"file": ("one.csv", b"a\n1\n")},
                                   timeout=30)
         statuses.append(answer.status_code)

@@ -105,10 +105,10 @@ def test_every_setting_the_manifests_use_exists_and_is_documented() -> None:
     used |= set(re.findall(r"\b(AUTOML_[A-Z0-9_]+)=", (ROOT / "deploy/docker/Dockerfile").read_text()))
     assert used >= {"AUTOML_DATABASE_URL", "AUTOML_BROKER_URL", "AUTOML_DATA_DIR"}
     assert sorted(used - documented) == [], "settings used by deploy/ but missing from the README table"
-    gunicorn_only = {"AUTOML_BIND", "AUTOML_API_WORKERS", "AUTOML_API_THREADS", "AUTOML_SKIP_MIGRATE",
+    server_only = {"AUTOML_BIND", "AUTOML_API_WORKERS", "AUTOML_API_THREADS", "AUTOML_SKIP_MIGRATE",
                      "AUTOML_PROBE_PORT"}
     fields = {f"AUTOML_{name.upper()}" for name in Settings.model_fields}
-    assert sorted(used - fields - gunicorn_only) == [], "a manifest sets a variable nothing reads"
+    assert sorted(used - fields - server_only) == [], "a manifest sets a variable nothing reads"
 
 
 def test_the_images_run_what_the_manifests_run() -> None:
@@ -116,7 +116,7 @@ def test_the_images_run_what_the_manifests_run() -> None:
     targets = set(re.findall(r"^FROM \S+ AS ([\w-]+)$", dockerfile, re.MULTILINE))
     assert {"api", "worker", "worker-gpu", "runtime"} <= targets
     assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)  # non-root
-    assert 'CMD ["gunicorn", "--config", "python:api.gunicorn_conf"]' in dockerfile
+    assert 'CMD ["python", "-m", "api.server"]' in dockerfile
     assert dockerfile.count('CMD ["automl", "worker", "--concurrency", "1"]') == 2
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") + 1:] and "!requirements.lock" in ignored  # only what the build copies

@@ -3,7 +3,7 @@ API in process: each gets a 4xx whose message says what is wrong, nothing is wri
 dataset's own folder, and the service stays healthy.
 
 Body-size and form-part limits are enforced by the HTTP server: see
-``tests/integration/test_limits_under_gunicorn.py``.
+``tests/integration/test_limits_under_the_server.py``.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def test_json_bodies_have_their_own_limit_and_files_keep_theirs(tmp_path: Path) 
     # Sent without a length (chunked), it is cut off at the limit while it is read.
     chunked = client.post(PREDICT, input_stream=io.BytesIO(big), content_type="application/json",
                           headers={"Transfer-Encoding": "chunked"},
-                          environ_overrides={"wsgi.input_terminated": True})  # as gunicorn marks chunked bodies
+                          environ_overrides={"wsgi.input_terminated": True})  # as api.wsgi marks chunked bodies
     assert chunked.status_code == 413, chunked.get_data(as_text=True)[:300]
     assert client.post(PREDICT, json={"instances": [ROW] * 100}).status_code == 200  # within the limit
     # The same rows as a CSV file go through: uploads keep AUTOML_MAX_UPLOAD_BYTES.

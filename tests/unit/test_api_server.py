@@ -1,0 +1,54 @@
+"""The API server's settings (``api.server``) and the handling of chunked bodies it needs (``api.wsgi`` applies it).
+The server itself runs in every integration test: ``automl serve`` starts it."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.server import ServerOptions, chunked_bodies_end, fresh_metrics_dir
+
+
+def test_options_come_from_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOML_BIND", "0.0.0.0:9000")
+    monkeypatch.setenv("AUTOML_API_WORKERS", "3")
+    monkeypatch.setenv("AUTOML_API_THREADS", "6")
+    assert ServerOptions.from_env() == ServerOptions(host="0.0.0.0", port=9000, workers=3, threads=6)
+    monkeypatch.setenv("AUTOML_BIND", "[::1]:8080")  # IPv6, bracketed as in a URL
+    assert ServerOptions.from_env().host == "::1" and ServerOptions.from_env().port == 8080
+    for name in ("AUTOML_BIND", "AUTOML_API_WORKERS", "AUTOML_API_THREADS"):
+        monkeypatch.delenv(name)
+    assert ServerOptions.from_env() == ServerOptions(host="127.0.0.1", port=8000, workers=2, threads=4)
+
+
+def test_the_metrics_folder_starts_empty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Counter files of an earlier run in the folder would be summed into this run's /metrics."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"old counts")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    assert fresh_metrics_dir() == str(folder)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    made = Path(fresh_metrics_dir())  # none given: a new folder, handed to the workers through the environment
+    assert made.is_dir() and list(made.iterdir()) == []
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)
+    made.rmdir()
+
+
+def test_a_chunked_body_is_marked_as_ending_with_its_stream() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(dict(environ))
+        return [b""]
+
+    wrapped = chunked_bodies_end(app)
+    wrapped({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": io.BytesIO(b"")}, lambda *a: None)
+    wrapped({"CONTENT_LENGTH": "3", "wsgi.input": io.BytesIO(b"abc")}, lambda *a: None)
+    assert seen[0]["wsgi.input_terminated"] is True
+    assert "wsgi.input_terminated" not in seen[1]  # a body with a length is read to its length, as before
