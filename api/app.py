@@ -124,6 +124,7 @@ def _json_body_limit() -> None:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)  # Werkzeug ignores a Content-Length beside "chunked"
 
 
 def _register_docs_assets(app: Flask) -> None:

@@ -20,9 +20,7 @@ import argparse
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 GRACEFUL_S = 30  # a stopped server waits this long for requests in flight before killing its workers
 HEADER_READ_TIMEOUT_MS = 30_000  # a client that opened a connection and sends no request is dropped after it
@@ -52,24 +50,6 @@ def fresh_metrics_dir() -> str:
     os.makedirs(folder)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     return folder
-
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def chunked_bodies_end(wsgi_app: WSGIApp) -> WSGIApp:
-    """Mark a chunked request body (no Content-Length) as ending where the server's stream ends.
-
-    Werkzeug reads such a body only when the server says its input stream terminates
-    (``wsgi.input_terminated``); granian decodes the chunks into a stream that does, but does not set
-    the flag, and without it an upload sent chunked would arrive empty."""
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            environ["wsgi.input_terminated"] = True
-        return wsgi_app(environ, start_response)
-
-    return app
 
 
 def serve(options: ServerOptions) -> None:

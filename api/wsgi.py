@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 
 from api.app import create_app
-from api.server import chunked_bodies_end
 
 app = create_app(migrate=os.environ.get("AUTOML_SKIP_MIGRATE") != "1")
-app.wsgi_app = chunked_bodies_end(app.wsgi_app)  # type: ignore[method-assign,assignment]
 
 if os.environ.get("AUTOML_PROBE_PORT"):
     from api.probes import start_probe_listener

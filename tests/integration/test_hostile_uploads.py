@@ -49,3 +49,14 @@ def test_a_json_body_past_its_limit_is_413(guarded: Service) -> None:
     answer = guarded.http.post(f"{guarded.url}/api/v1/jobs", data=body, timeout=30,
                                headers={"Content-Type": "application/json"})
     assert answer.status_code == 413 and "AUTOML_MAX_JSON_BYTES" in answer.json()["message"], answer.text[:300]
+    # Sent chunked (no Content-Length), the same body is cut off at the limit while it is read, and a small
+    # one is read whole: the answer is about the dataset it names.
+    def chunked(text: str) -> Iterator[bytes]:
+        return (text[i:i + 8192].encode() for i in range(0, len(text), 8192))
+
+    answer = guarded.http.post(f"{guarded.url}/api/v1/jobs", data=chunked(body), timeout=30,
+                               headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413 and "AUTOML_MAX_JSON_BYTES" in answer.json()["message"], answer.text[:300]
+    answer = guarded.http.post(f"{guarded.url}/api/v1/jobs", data=chunked('{"dataset_id": "abc123", "target": "y"}'),
+                               timeout=30, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 404 and "abc123" in answer.json()["message"], answer.text[:300]

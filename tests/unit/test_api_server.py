@@ -1,16 +1,14 @@
-"""The API server's settings (``api.server``) and the handling of chunked bodies it needs (``api.wsgi`` applies it).
-The server itself runs in every integration test: ``automl serve`` starts it."""
+"""The API server's settings (``api.server``). The server itself runs in every integration test:
+``automl serve`` starts it."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from api.server import ServerOptions, chunked_bodies_end, fresh_metrics_dir
+from api.server import ServerOptions, fresh_metrics_dir
 
 
 def test_options_come_from_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,17 +36,3 @@ def test_the_metrics_folder_starts_empty(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert made.is_dir() and list(made.iterdir()) == []
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)
     made.rmdir()
-
-
-def test_a_chunked_body_is_marked_as_ending_with_its_stream() -> None:
-    seen: list[dict[str, Any]] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        seen.append(dict(environ))
-        return [b""]
-
-    wrapped = chunked_bodies_end(app)
-    wrapped({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": io.BytesIO(b"")}, lambda *a: None)
-    wrapped({"CONTENT_LENGTH": "3", "wsgi.input": io.BytesIO(b"abc")}, lambda *a: None)
-    assert seen[0]["wsgi.input_terminated"] is True
-    assert "wsgi.input_terminated" not in seen[1]  # a body with a length is read to its length, as before

@@ -168,8 +168,12 @@ def test_json_bodies_have_their_own_limit_and_files_keep_theirs(tmp_path: Path) 
     # Sent without a length (chunked), it is cut off at the limit while it is read.
     chunked = client.post(PREDICT, input_stream=io.BytesIO(big), content_type="application/json",
                           headers={"Transfer-Encoding": "chunked"},
-                          environ_overrides={"wsgi.input_terminated": True})  # as api.wsgi marks chunked bodies
+                          environ_overrides={"wsgi.input_terminated": True})  # as granian marks every body
     assert chunked.status_code == 413, chunked.get_data(as_text=True)[:300]
+    small = client.post(PREDICT, input_stream=io.BytesIO(json.dumps({"instances": [ROW]}).encode()),
+                        content_type="application/json", headers={"Transfer-Encoding": "chunked"},
+                        environ_overrides={"wsgi.input_terminated": True})
+    assert small.status_code == 200 and len(small.get_json()["predictions"]) == 1  # read whole, not lost
     assert client.post(PREDICT, json={"instances": [ROW] * 100}).status_code == 200  # within the limit
     # The same rows as a CSV file go through: uploads keep AUTOML_MAX_UPLOAD_BYTES.
     rows = "size,flag,colour name\n" + "4.5,true,red\n" * 10_000
