@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.server import ServerOptions, fresh_metrics_dir
+from api.server import ServerOptions, drop_request_variables, fresh_metrics_dir
 
 
 def test_options_come_from_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +36,12 @@ def test_the_metrics_folder_starts_empty(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert made.is_dir() and list(made.iterdir()) == []
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)
     made.rmdir()
+
+
+def test_variables_that_would_read_as_request_headers_are_dropped() -> None:
+    """granian copies the process environment into each request's environ: HTTP_PROXY there would be a
+    "Proxy" header in every request that did not send one."""
+    environ = {"HTTP_PROXY": "http://proxy:3128", "CONTENT_TYPE": "text/plain", "http_proxy": "http://proxy:3128",
+               "AUTOML_BIND": "0.0.0.0:8000", "PATH": "/usr/bin"}
+    assert sorted(drop_request_variables(environ)) == ["CONTENT_TYPE", "HTTP_PROXY"]
+    assert environ == {"http_proxy": "http://proxy:3128", "AUTOML_BIND": "0.0.0.0:8000", "PATH": "/usr/bin"}
