@@ -69,8 +69,14 @@ def serve(options: ServerOptions) -> None:
     """Run granian until SIGTERM or SIGINT (then wait up to ``GRACEFUL_S`` for requests in flight)."""
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
     from granian.server import Server
 
+    from automl.observability import configure_logging
+    from automl.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)  # granian's own lines too: JSON where asked
     folder = fresh_metrics_dir()
     drop_request_variables(os.environ)
     # The workers find the probe listener's address here (``api.wsgi``).
@@ -88,6 +94,9 @@ def serve(options: ServerOptions) -> None:
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS, keep_alive=True),
         websockets=False,
         log_access=False,  # the app logs every request itself, with its request id (and as JSON when asked)
+        log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig={"version": 1, "disable_existing_loggers": False,
+                        "loggers": {"_granian": {"propagate": True}}},  # to the service's handler, not its own
         respawn_failed_workers=True,  # a worker that dies (killed for memory, say) is started again
         workers_kill_timeout=GRACEFUL_S,
     )

@@ -1,5 +1,6 @@
-"""Operations on the production shape: /metrics summed over gunicorn's processes, JSON logs that
-carry request ids (API) and job and trial ids (worker), readiness with every dependency up."""
+"""Operations on the production shape: /metrics summed over the API server's processes, JSON logs
+that carry request ids (API) and job and trial ids (worker), the server's own lines as JSON too,
+readiness with every dependency up."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_metrics_logs_and_readiness(distributed: Service, penguins_model: str) -
            "body_mass_g": 5000, "sex": "male", "year": 2008}
     before = distributed.http.get(f"{distributed.url}/metrics", timeout=30).text
     counted = _metric(before, "automl_predictions_total", missing=0.0, endpoint="predict")
-    def predict(i: int) -> None:  # a connection of its own, several at once: both gunicorn processes serve
+    def predict(i: int) -> None:  # a connection of its own, several at once: both serving processes serve
         answer = requests.post(f"{distributed.url}/api/v1/models/{penguins_model}/predict",
                                json={"instances": [row, row]}, timeout=30,
                                headers={**distributed.http.headers, "X-Request-ID": f"ops-test-{i}"})
@@ -66,6 +67,8 @@ def test_metrics_logs_and_readiness(distributed: Service, penguins_model: str) -
     assert ready.status_code == 200 and ready.json()["broker"] is True and ready.json()["database"] is True
 
     api_lines = _json_lines((distributed.log_dir / "api.log").read_text())
+    started = [line for line in api_lines if line.get("logger") == "_granian" and "worker" in line["message"]]
+    assert len(started) >= 2, api_lines[:5]  # the server's own lines ("Started worker-1") are JSON as well
     served = [line for line in api_lines if line.get("request_id") == "ops-test-3"]
     assert served and served[-1]["status"] == 200 and served[-1]["route"].endswith("/predict")
     worker_lines = _json_lines((distributed.log_dir / "worker.log").read_text())
