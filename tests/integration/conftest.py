@@ -1,4 +1,4 @@
-"""Real parts, really started: PostgreSQL, Redis (db 15, flushed), a Celery worker, gunicorn.
+"""Real parts, really started: PostgreSQL, Redis (db 15, flushed), a Celery worker, the API server.
 
 No eager mode and no mocks: the API and the worker are separate processes started with the
 same ``automl`` command that ``make run`` and the deployment use.
@@ -167,7 +167,7 @@ def _base_env(data_dir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url: str) -> Iterator[Service]:
-    """API (gunicorn) and a separate worker, on PostgreSQL and Redis: the production shape."""
+    """API (``automl serve``: the API server) and a separate worker, on PostgreSQL and Redis: the production shape."""
     root = tmp_path_factory.mktemp("distributed")
     env = _base_env(root / "var")
     env.update({"AUTOML_DATABASE_URL": pg_url, "AUTOML_BROKER_URL": redis_url, "AUTOML_LOG_FORMAT": "json",

@@ -1,4 +1,4 @@
-"""For people, against the production shape (gunicorn, a Celery worker, PostgreSQL, Redis):
+"""For people, against the production shape (the API server, a Celery worker, PostgreSQL, Redis):
 
 - the `automl` command uploads, trains with `--wait` (progress on stderr: trials, the running
   trial's epoch, best score, time left), lists trials, scores a CSV and downloads the model;

@@ -80,7 +80,7 @@ def test_binary_with_auc_objective(embedded: Service, tmp_path: Path) -> None:
 
 def test_serve_with_worker_restarts_a_dead_worker_and_stops_quickly(tmp_path: Path) -> None:
     """`automl serve --with-worker` brings its worker back when it dies (saying why), the new worker
-    trains, and Ctrl-C stops everything within seconds, without gunicorn killing its workers."""
+    trains, and Ctrl-C stops everything within seconds, without the API server killing its workers."""
     import os
     import signal
     import time
@@ -124,7 +124,8 @@ def test_serve_with_worker_restarts_a_dead_worker_and_stops_quickly(tmp_path: Pa
         took = time.monotonic() - started
         text = log.read_text()
         assert took < 15, (took, text[-2000:])
-        assert "Perhaps out of memory" not in text and "did not stop" not in text
+        assert "did not stop" not in text  # automl serve's own message for a child it had to kill
+        assert "refused to gracefully stop" not in text and "Unexpected exit from worker" not in text  # granian's
         assert not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{url}/healthz", timeout=3)

@@ -1,4 +1,4 @@
-"""The hostile-input corpus (tests/hostile.py) against the running service (gunicorn, its own limits from
+"""The hostile-input corpus (tests/hostile.py) against the running service (the API server, its own limits from
 the environment): every bomb, slip and malformed file is refused with its status and a message that
 says why, before it can exhaust anything, and nothing of it is kept. The same corpus runs in process in
 tests/unit/test_hostile_input.py; here it goes through the real server and its request parsing."""

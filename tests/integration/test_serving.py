@@ -1,4 +1,4 @@
-"""Serving through gunicorn on PostgreSQL: deployed models warm at start, and batch scoring of
+"""Serving through the API server on PostgreSQL: deployed models warm at start, and batch scoring of
 CSV and Parquet uploads up to a million rows."""
 
 from __future__ import annotations

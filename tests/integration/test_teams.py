@@ -1,4 +1,4 @@
-"""Teams on the production shape (gunicorn, PostgreSQL, Redis, a Celery worker): a model trained by
+"""Teams on the production shape (the API server, PostgreSQL, Redis, a Celery worker): a model trained by
 one team is invisible to another on every route family, and the embedded mode's admin key."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_another_team_cannot_see_or_use_a_trained_model(distributed: Service, pe
         ("GET", f"{distributed.url}/v1/models/{penguins_model}", None),
         ("POST", f"{distributed.url}/v1/models/{penguins_model}:predict", {"instances": [row]}),
     ]:
-        for _ in range(2):  # both gunicorn processes, the one with the model loaded among them
+        for _ in range(2):  # both serving processes, the one with the model loaded among them
             answer = other.request(method, url, json=body, timeout=30)
             assert answer.status_code == 404, (method, url, answer.status_code, answer.text[:300])
     for family in ("datasets", "jobs", "models", "aliases"):

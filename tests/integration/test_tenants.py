@@ -1,4 +1,4 @@
-"""A hostile or careless tenant against the real service (gunicorn, SQLite store and broker, no
+"""A hostile or careless tenant against the real service (the API server, SQLite store and broker, no
 worker: jobs stay queued): roles refused with 403 naming the role, quotas refused before the body is
 read, and probes that answer on their own port while every request thread is held by event streams."""
 

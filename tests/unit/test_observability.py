@@ -42,7 +42,7 @@ def test_request_ids_are_echoed_or_made(client: FlaskClient) -> None:
 
 
 def test_a_forked_process_makes_its_own_request_ids() -> None:
-    """gunicorn forks its workers: ids made in two processes must not collide (each draws its own prefix)."""
+    """The API server forks its workers: ids made in two processes must not collide (each draws its own prefix)."""
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # the child writes three of its ids and leaves at once
