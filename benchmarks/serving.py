@@ -20,6 +20,7 @@
    Needs ``wrk`` (Debian: ``apt-get install wrk``).
 7. How ``wrk``'s 8 keep-alive connections land on the service's 2 processes, counted in 20 short runs
    (a process holding all of them serves at most one core's worth under Python's GIL).
+8. One-row predicts with a pause of 0.1, 1 and 5 s before each: a client that sends now and then.
 
     .venv/bin/python benchmarks/serving.py [--duration 10] [--write docs/benchmarks.md]
 """
@@ -65,6 +66,7 @@ TARGETS = {"p50_1row_ms": 3.0, "p99_1row_ms": 10.0, "rps_8_clients": 500.0, "ms_
            "rps_vs_floor": 1.0}
 WRK_ROUNDS = 3  # alternating runs of each server
 SPREAD_STARTS = 20  # short wrk runs whose connections are counted per serving process
+SPACING_S = ((0.1, 20), (1.0, 10), (5.0, 5))  # pause before each request (s), requests
 
 
 def _records(frame: pd.DataFrame, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -139,6 +141,28 @@ class Load:
             "p99_ms": 1000 * samples[min(len(samples) - 1, int(len(samples) * 0.99))],
             "rps": len(samples) / wall,
         }
+
+
+def spaced(url: str, path: str, body: bytes, key: str) -> dict[str, dict[str, float]]:
+    """One-row predicts on one keep-alive connection, each after a pause of ``SPACING_S``: what a client
+    sending now and then waits (the loads above send their next request as soon as one is answered)."""
+    connection = http.client.HTTPConnection(urlparse(url).hostname or "127.0.0.1", urlparse(url).port or 80,
+                                            timeout=30)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    out = {}
+    for pause, repeats in SPACING_S:
+        times = []
+        for _ in range(repeats):
+            time.sleep(pause)
+            began = time.perf_counter()
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            times.append(1000 * (time.perf_counter() - began))
+        out[f"{pause:g}"] = {"requests": repeats, "p50_ms": statistics.median(times), "max_ms": max(times)}
+    connection.close()
+    return out
 
 
 def floor_ms(model_dir: Path, rows: list[dict[str, Any]], repeats: int) -> float:
@@ -375,6 +399,8 @@ def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
                 result = Load(service.url, path, body, clients, duration, service.key).run()
                 loads.append({"rows": n, "clients": clients, **result})
                 print(loads[-1], flush=True)
+            paused = spaced(service.url, path, json.dumps({"instances": rows[1]}).encode(), service.key)
+            print("spaced", paused, flush=True)
             big_body = json.dumps({"instances": rows[10_000]}).encode()
             big = Load(service.url, path, big_body, 1, duration, service.key).run()
             print("10k rows", big, flush=True)
@@ -385,7 +411,7 @@ def measure(duration: float, data_dir: Path | None) -> dict[str, Any]:
             print("batch", scored, flush=True)
         floors = {n: floor_ms(wine_dir, rows[n], 300 if n == 1 else 30) for n in (1, 1000, 10_000)}
         print("floors", floors, flush=True)
-    return {"ready_s": ready_s, "readiness": readiness, "loads": loads, "big": big, "floors": floors,
+    return {"ready_s": ready_s, "readiness": readiness, "loads": loads, "big": big, "floors": floors, "spaced": paused,
             "batch": scored, "versus_floor": floor_run, "spread": spread, "cores": os.cpu_count()}
 
 
@@ -449,6 +475,11 @@ def report(result: dict[str, Any]) -> str:
         + ", ".join(f"{split} in {count}" for split, count in result["spread"].items())
         + " (the busier process first).",
     ]
+    lines += ["", "One-row predicts with a pause before each, on one keep-alive connection (a client that sends now "
+              "and then; the loads above send back to back):", "",
+              "| pause before each request | requests | p50 ms | max ms |", "|---|---|---|---|"]
+    lines += [f"| {pause} s | {row['requests']} | {row['p50_ms']:.2f} | {row['max_ms']:.2f} |"
+              for pause, row in result["spaced"].items()]
     scored = result["batch"]
     lines += [
         "",
