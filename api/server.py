@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=defaults.workers, help="default: AUTOML_API_WORKERS or 2")
     parser.add_argument("--threads", type=int, default=defaults.threads,
                         help="request threads per worker; default: AUTOML_API_THREADS or 4")
-    parser.add_argument("--app", default="api.wsgi:app",
+    parser.add_argument("--app", default=defaults.app,
                         help="the WSGI app, module:attribute or module:factory() (benchmarks mount others in it)")
     args = parser.parse_args(argv)
     serve(ServerOptions(host=args.host, port=args.port, workers=max(1, args.workers), threads=max(1, args.threads),

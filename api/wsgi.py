@@ -16,6 +16,7 @@ app = create_app(migrate=os.environ.get("AUTOML_SKIP_MIGRATE") != "1")
 
 if os.environ.get("AUTOML_PROBE_PORT"):
     from api.probes import start_probe_listener
+    from api.server import ServerOptions
 
-    _host = os.environ.get("AUTOML_BIND", "127.0.0.1:8000").rpartition(":")[0].strip("[]") or "0.0.0.0"
-    start_probe_listener(app.extensions["automl"], _host, int(os.environ["AUTOML_PROBE_PORT"]))
+    # On the API's own address (api.server puts it in AUTOML_BIND before the workers start).
+    start_probe_listener(app.extensions["automl"], ServerOptions.from_env().host, int(os.environ["AUTOML_PROBE_PORT"]))
