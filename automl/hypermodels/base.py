@@ -25,6 +25,9 @@ FINE_TUNE_LR = 0.1  # of the trial's learning rate, where a fine-tune on every r
 
 
 class SearchHyperModel(SpaceUser, kt.HyperModel):
+    # Validation rows up to this many are scored as one batch in training (tables: see TabularMLP).
+    one_batch_validation_rows = 0
+
     def __init__(
         self,
         name: str,
@@ -71,15 +74,16 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
     def compile(self, hp: kt.HyperParameters, model: keras.Model, loss: Any, metrics: list[Any]) -> None:
         """The optimizer and learning-rate schedule the trial's hyperparameters name."""
         batch_size = int(self._hp(hp, "batch_size"))
+        batches = training.steps_per_epoch(self.n_fit * self.passes_per_epoch, batch_size)  # as the pipeline batches
+        per_call = training.steps_per_execution(batches)
         lr = training.learning_rate_schedule(
             str(self._hp(hp, "lr_schedule")), float(self._hp(hp, "learning_rate")), self._hp(hp, "lr_decay_rate"),
-            self._hp(hp, "lr_decay_epochs"),
-            training.steps_per_epoch(self.n_fit, batch_size) * self.passes_per_epoch, self.max_epochs,
+            self._hp(hp, "lr_decay_epochs"), training.whole_executions(batches, per_call), self.max_epochs,
         )
         optimizer = training.make_optimizer(str(self._hp(hp, "optimizer")), lr, self._hp(hp, "momentum"),
                                             self._hp(hp, "nesterov"), self._hp(hp, "weight_decay"))
         self._hp(hp, "class_weight")  # used in fit
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)  # steps per call: set by fit
 
     def target_transform(self, hp: kt.HyperParameters) -> TargetTransform:
         """The regression target transform this trial trains with (standardisation alone by default)."""
@@ -120,14 +124,20 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         kwargs["shuffle"] = False  # the dataset shuffles itself
         weights = self._sample_weights(values, y)
         batch_size = int(values["batch_size"])
-        validation, validation_steps = (
-            training.endless(self.pipeline(*validation_data, self.eval_batch_size))
-            if validation_data is not None else (None, None)
-        )
+        validation_rows = None
+        if validation_data is not None:
+            whole = min(len(validation_data[1]), self.one_batch_validation_rows)
+            validation_rows = self.pipeline(*validation_data, max(self.eval_batch_size, whole))
 
         def run(model: keras.Model, batch_size: int) -> Any:
             train, steps = training.endless(self.pipeline(x, y, batch_size, shuffle_seed=self.seed,
                                                           sample_weight=weights, passes=self.passes_per_epoch))
+            steps = self._steps_per_call(model, steps)
+            validation, validation_steps = validation_rows, None
+            if validation is not None and model.steps_per_execution == 1:
+                # Endless, as the training rows. Not when a call runs several steps: it would run them all on
+                # the endless rows, scoring some twice; a finite dataset ends the call at its last batch.
+                validation, validation_steps = training.endless(validation)
             return model.fit(train, validation_data=validation, steps_per_epoch=steps,
                              validation_steps=validation_steps, callbacks=callbacks, **kwargs)
 
@@ -155,14 +165,26 @@ class SearchHyperModel(SpaceUser, kt.HyperModel):
         peak = float(values["learning_rate"]) * FINE_TUNE_LR
         optimizer = training.make_optimizer(str(self._hp(hp, "optimizer")), peak, self._hp(hp, "momentum"),
                                             self._hp(hp, "nesterov"), self._hp(hp, "weight_decay"))
+        train, steps = training.endless(self.pipeline(x, y, int(values["batch_size"]), shuffle_seed=self.seed + 1,
+                                                      sample_weight=self._sample_weights(values, y)))
         model.compile(optimizer=optimizer, loss=model.loss)
+        steps = self._steps_per_call(model, steps)
         callbacks = list(kwargs.pop("callbacks", []))
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: peak * 0.5 * (1.0 + math.cos(math.pi * epoch / passes))))
-        train, steps = training.endless(self.pipeline(x, y, int(values["batch_size"]), shuffle_seed=self.seed + 1,
-                                                      sample_weight=self._sample_weights(values, y)))
         kwargs.setdefault("verbose", 0)
         return model.fit(train, epochs=passes, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, **kwargs)
+
+    @staticmethod
+    def _steps_per_call(model: keras.Model, steps: int | None) -> int | None:
+        """Sets how many of an epoch's ``steps`` a model not yet trained since it was compiled runs per call into
+        its graph (``training.steps_per_execution``; Keras reads it when it builds the training function), and
+        returns the epoch's steps in whole calls."""
+        if steps is None:
+            return None
+        if model.train_function is None:
+            model.steps_per_execution = training.steps_per_execution(steps)
+        return training.whole_executions(steps, model.steps_per_execution)
 
     def _sample_weights(self, values: dict[str, Any], y: np.ndarray) -> np.ndarray | None:
         """Balanced class weights as per-row weights, when the trial asks for them."""

@@ -309,24 +309,72 @@ def test_an_endless_dataset_keeps_each_epoch_one_reshuffled_pass() -> None:
     assert endless(unknown) == (unknown, None)
 
 
-def test_a_fit_builds_its_training_iterator_once_and_one_validation_iterator_an_epoch(
+def test_a_fit_builds_its_training_iterator_once_and_takes_its_validation_rows_as_one_batch(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each new iterator instantiates the per-batch function again (milliseconds on a table of a few
-    columns); a finite dataset cost Keras two for training and two for validation every epoch."""
+    """Each new iterator over gathered batches instantiates the per-batch function again (milliseconds on a
+    table of a few columns); a finite dataset cost Keras two iterators for training every epoch, and the
+    validation rows, finite when a call runs several steps, are one batch as they are (no function)."""
     import tensorflow as tf
 
-    created: list[int] = []
+    created: list[tf.data.Dataset] = []
     iterate = tf.data.Dataset.__iter__
-    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda self: created.append(1) or iterate(self))
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda self: created.append(self) or iterate(self))
     model, hp, hypermodel = build(batch_size=16, num_layers=1, lr_schedule="constant")
     hypermodel.patience = 100
+    hypermodel.eval_batch_size = 16  # fewer than the 64 validation rows
     x, y = _data()
     history = hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=6)
-    assert len(history.history["val_loss"]) == 6
-    assert len(created) <= 1 + 6
+    assert len(history.history["val_loss"]) == 6 and model.steps_per_execution > 1
+
+    def gathered() -> list[tf.data.Dataset]:  # datasets whose batches a per-batch function gathers
+        return [dataset for dataset in created if dataset.element_spec[1].shape[0] is None]
+
+    assert len(gathered()) == 1  # the training rows' one endless iterator
+    assert len(created) > 1  # the validation rows' iterators, of one batch each
     created.clear()
     hypermodel.fine_tune(hp, model, x, y, passes=5)
     assert len(created) <= 1
+
+
+def test_steps_per_execution_cover_an_epoch_in_whole_calls_with_little_stretch() -> None:
+    from automl.hypermodels.training import MAX_STEPS_PER_EXECUTION, steps_per_execution, whole_executions
+
+    assert [steps_per_execution(s) for s in (1, 2, 9, 16, 26, 28, 29, 1000)] == [1, 2, 3, 8, 7, 7, 6, 8]
+    assert whole_executions(26, 7) == 28 and whole_executions(16, 8) == 16 and whole_executions(5, 1) == 5
+    for steps in range(1, 600):
+        per_call = steps_per_execution(steps)
+        assert 1 <= per_call <= MAX_STEPS_PER_EXECUTION
+        assert steps <= whole_executions(steps, per_call) <= steps * 1.1
+        if steps >= 20:  # an epoch of any size runs several steps per call
+            assert per_call >= 3
+
+
+def test_a_fit_runs_several_steps_per_call_and_scores_every_validation_row_once() -> None:
+    """Several training steps per call into the graph; the validation rows (three batches of unequal
+    size here) are each scored once per epoch, not the endless stream's next rows as well."""
+    from automl.hypermodels.training import make_dataset
+
+    model, hp, hypermodel = build(batch_size=16, num_layers=1, lr_schedule="constant")
+    hypermodel.eval_batch_size, hypermodel.one_batch_validation_rows = 16, 0
+    x, y = _data(160)
+    val_x = {key: value[:40] for key, value in x.items()}
+    val_y = y[:40]
+    history = hypermodel.fit(hp, model, x, y, validation_data=(val_x, val_y), epochs=2)
+    assert model.steps_per_execution == 5  # 160 rows in batches of 16: 10 steps, two calls an epoch
+    predicted = model.predict(make_dataset(val_x, None, 1024), verbose=0)
+    expected = float(keras.losses.BinaryCrossentropy()(val_y, predicted))
+    assert min(history.history["val_loss"]) == pytest.approx(expected, rel=1e-4)  # the best epoch, restored
+    steps: list[int] = []
+
+    class Steps(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            steps.append(self.params["steps"])
+
+    model, hp, hypermodel = build(batch_size=16, num_layers=1)
+    hypermodel.fit(hp, model, *_data(208), validation_data=(val_x, val_y), epochs=1, callbacks=[Steps()])
+    assert steps == [14] and model.steps_per_execution == 7  # 13 batches, run as two calls of 7
+    hypermodel.fine_tune(hp, model, *_data(64), passes=1, callbacks=[Steps()])
+    assert steps[-1] == 4 and model.steps_per_execution == 4  # chosen again for the new compile
 
 
 def test_rows_in_order_that_fit_one_batch_are_that_batch_and_more_rows_are_gathered() -> None:
