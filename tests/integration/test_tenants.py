@@ -78,13 +78,28 @@ def test_quotas_refuse_with_the_usage_and_leave_nothing(tenant_service: tuple[Se
     assert 0 < usage[0]["stored_bytes"]["used"] <= 400000
 
 
-def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[Service, int]) -> None:
+def _queued_job(service: Service, tmp_path: Path) -> dict[str, object]:
+    """A job that stays queued (no worker runs it), so its event stream stays open: the one the quota test
+    left, or a new one when this test runs alone."""
+    jobs = service.http.get(f"{service.url}/api/v1/jobs", timeout=30).json()
+    queued = next((j for j in jobs if j["state"] == "queued"), None)
+    if queued is not None:
+        return dict(queued)
+    frame = pd.DataFrame({"x": range(100), "y": [i % 2 for i in range(100)]})
+    dataset = upload_frame(service, frame, tmp_path, "streamed")
+    created = service.http.post(f"{service.url}/api/v1/jobs", json={"dataset_id": dataset["id"], "target": "y"},
+                                timeout=30)
+    assert created.status_code == 202, created.text
+    return dict(created.json())
+
+
+def test_probes_answer_while_every_request_thread_is_held(tenant_service: tuple[Service, int],
+                                                          tmp_path: Path) -> None:
     """A key holds at most STREAMS_PER_KEY event streams; with another key's stream every request thread is
     taken, and the probe listener still answers."""
     service, probe_port = tenant_service
     assert service.env is not None
-    jobs = service.http.get(f"{service.url}/api/v1/jobs", timeout=30).json()
-    queued = next(j for j in jobs if j["state"] == "queued")  # no worker: it stays queued, its stream open
+    queued = _queued_job(service, tmp_path)
     path = f"{service.url}/api/v1/jobs/{queued['id']}/events"
     other = as_key(create_key(service.env, "big"))
     streams: list[requests.Response] = []
