@@ -315,9 +315,10 @@ def steps_per_epoch(n_rows: int, batch_size: int) -> int:
     return max(1, math.ceil(n_rows / max(1, batch_size)))
 
 
-# Training steps per call into the compiled graph (Keras' ``steps_per_execution``), at most. Each call
-# from Python costs a fixed ~2-3 ms on a CPU (the callbacks, the iterator hand-off, the function call),
-# as much as a whole step of a small network; running several steps per call divides that cost.
+# Training steps per call into the compiled graph (Keras' ``steps_per_execution``), at most. Each call from
+# Python has a fixed cost (the call, the iterator hand-off, Keras' per-batch bookkeeping) that several steps
+# per call share: on 2 CPU cores a step of a 4 x 128 network at batch 32 took 2.4-3.0 ms one per call and
+# 2.1-2.3 ms eight per call (docs/benchmarks.md, "Trials per minute").
 MAX_STEPS_PER_EXECUTION = 8
 # How much longer than its batches an epoch may grow so that its steps divide into whole executions.
 MAX_EPOCH_STRETCH = 0.1
