@@ -43,10 +43,11 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
 
 def register_custom_objects() -> None:
     """Make the service's own layers known to Keras (preprocessing, target transforms, ensembles,
-    temperature scaling), as loading a downloaded ``.keras`` file needs:
+    TabM's members, temperature scaling), as loading a downloaded ``.keras`` file needs:
     ``from automl.registry import register_custom_objects``."""
     import automl.hypermodels.calibration
     import automl.hypermodels.ensemble
+    import automl.hypermodels.members
     import automl.preprocessing.layers  # noqa: F401
 
 

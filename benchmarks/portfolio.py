@@ -65,6 +65,14 @@ _POOL: dict[str, dict[str, Any]] = {
                       "category_embedding": 8, "num_layers": 3, "units": 256, "shrink": 1.0, "activation": "selu",
                       "dropout": 0.15, "learning_rate": 0.002, "weight_decay": 0.01, "label_smoothing": 0.1,
                       **_ADAMW},
+    # TabM-mini (Gorishniy et al., ICLR 2025): k members sharing 3 x 256 hidden layers, each with its own input
+    # scaling and output layer, AdamW at 2e-3; the paper's k = 32 scaled to 8 for CPU budgets, alone and
+    # with piecewise-linear embeddings (its TabM-mini with PLE, the paper's best).
+    "tabm": {"numeric_transform": "quantile", "tabm_members": 8, "num_layers": 3, "units": 256, "shrink": 1.0,
+             "activation": "relu", "dropout": 0.1, "learning_rate": 0.002, "weight_decay": 0.0001, **_ADAMW},
+    "tabm_ple": {"numeric_transform": "quantile", "numeric_embedding": "ple", "embedding_units": 8, "tabm_members": 8,
+                 "num_layers": 3, "units": 256, "shrink": 1.0, "activation": "relu", "dropout": 0.1,
+                 "learning_rate": 0.002, "weight_decay": 0.0001, **_ADAMW},
     "low_lr_long": {"numeric_transform": "quantile", "num_layers": 3, "units": 256, "shrink": 1.0,
                     "activation": "relu", "dropout": 0.25, "learning_rate": 0.0003, "weight_decay": 0.0001,
                     "optimizer": "adamw", "lr_schedule": "constant"},
@@ -74,6 +82,7 @@ _POOL: dict[str, dict[str, Any]] = {
 CANDIDATES: dict[str, dict[str, Any]] = {name: {**values, "one_hot_integers": True} for name, values in _POOL.items()}
 CANDIDATES["mlp_ple_numeric_ints"] = {**CANDIDATES["mlp_ple"], "one_hot_integers": False}
 CANDIDATES["deep_narrow_numeric_ints"] = {**CANDIDATES["deep_narrow"], "one_hot_integers": False}
+CANDIDATES["tabm_ple_numeric_ints"] = {**CANDIDATES["tabm_ple"], "one_hot_integers": False}
 
 
 # Images. The only image set available offline is scikit-learn's digits (also in the quality suite),

@@ -4,7 +4,8 @@ Numeric transform and embeddings, categorical embeddings, depth and width (funne
 widths), residual blocks with batch normalization, a wide &
 deep path, activation with its initializer, dropout, batch normalization, L1/L2, activity
 regularization, max-norm, optimizer (with momentum, Nesterov, weight decay), learning rate and
-its schedule, batch size, label smoothing, class weighting, the regression loss and target transform.
+its schedule, batch size, label smoothing, class weighting, the regression loss and target transform, and
+TabM's members (``automl.hypermodels.members``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import keras_tuner as kt
 
 from automl.hypermodels import training
 from automl.hypermodels.base import SearchHyperModel
+from automl.hypermodels.members import MemberScaling, MemberTrainedModel
 from automl.hypermodels.space import MAX_LAYERS, MIN_UNITS, SPACE_BY_KIND
 from automl.preprocessing.features import FeatureSpec
 from automl.preprocessing.layers import Encoding, build_inputs, idle_encoding_options
@@ -73,6 +75,9 @@ class TabularMLP(SearchHyperModel):
         )
 
         inputs, encoded = build_inputs(self.features, encoding)
+        members = int(self._hp(hp, "tabm_members") or 1)
+        if members > 1:  # (batch, members, features) from here on: see automl.hypermodels.members
+            encoded = MemberScaling(members, seed=self.seed, name="member_scaling")(encoded)
         x = encoded
         for i, width in enumerate(widths):
             # Residual blocks always normalise: that is what keeps deep residual stacks trainable.
@@ -101,8 +106,10 @@ class TabularMLP(SearchHyperModel):
             x = keras.layers.Concatenate(name="wide_deep")([x, encoded])
 
         head, loss, metrics = training.task_head(
-            self.task, self.n_outputs, regression_loss, self.target_transform(hp), float(label_smoothing or 0.0)
+            self.task, self.n_outputs, regression_loss, self.target_transform(hp), float(label_smoothing or 0.0),
+            members,
         )
-        model = keras.Model(inputs=inputs, outputs=head(x), name="automl_mlp")
+        model_class = MemberTrainedModel if members > 1 else keras.Model
+        model = model_class(inputs=inputs, outputs=head(x), name="automl_mlp")
         self.compile(hp, model, loss, metrics)
         return model

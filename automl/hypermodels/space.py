@@ -126,6 +126,12 @@ TABULAR_SPACE: tuple[Hyperparameter, ...] = (
                        min=16, max=1024, sampling="log", conditions=_units_conditions(i))
         for i in range(1, MAX_LAYERS)
     ),
+    Hyperparameter("tabm_members", "choice", 1,
+                   "TabM (ICLR 2025, its 'mini' form): k members in one network, each scaling the encoded row by "
+                   "its own vector, sharing every hidden layer, with an output layer each; each member is trained "
+                   "on its own loss and the model answers their average. 1: one plain network. Training costs "
+                   "about k times as much; 32 (the paper's choice) is searched only when a job names it.",
+                   values=(1, 4, 8, 16, 32), searched=(1, 4, 8, 16)),
     Hyperparameter("residual", "boolean", False,
                    "Residual connections (with batch normalization) around hidden layers 2 and up."),
     Hyperparameter("wide_deep", "boolean", False,

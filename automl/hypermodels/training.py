@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from automl.hypermodels.ensemble import all_layers
+from automl.hypermodels.members import MemberAverage, member_head
 from automl.hypermodels.space import RELU_FAMILY
 from automl.preprocessing.layers import TargetOutput
 from automl.preprocessing.targets import TargetTransform
@@ -346,26 +347,32 @@ def whole_executions(steps: int, per_call: int) -> int:
 
 def task_head(
     task: str, n_outputs: int, regression_loss: str | None, target: TargetTransform | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float = 0.0, members: int = 1,
 ) -> tuple[Any, Any, list[Any]]:
     """(output layer as a callable, loss, metrics) for a task.
 
     Classification reports ``log_loss`` (plain cross-entropy) besides the training loss, so
-    that trials with different label smoothing are compared on the same score.
+    that trials with different label smoothing are compared on the same score. ``members`` > 1: the
+    callable takes TabM's (batch, members, hidden) and answers the members' average (``members``).
     """
     target = target or TargetTransform()
+    units, activation, name = {
+        "binary": (1, "sigmoid", "probability"), "multiclass": (n_outputs, "softmax", "probabilities"),
+        "multilabel": (n_outputs, "sigmoid", "probabilities"), "regression": (1, None, "prediction"),
+    }[task]
 
     def head(x: Any) -> Any:
-        if task == "binary":
-            return keras.layers.Dense(1, activation="sigmoid", name="probability", dtype="float32")(x)
-        if task == "multiclass":
-            return keras.layers.Dense(n_outputs, activation="softmax", name="probabilities", dtype="float32")(x)
-        if task == "multilabel":
-            return keras.layers.Dense(n_outputs, activation="sigmoid", name="probabilities", dtype="float32")(x)
         # Regression: the network predicts a standardised (transformed) value; turning it back
         # into the target's units is a layer, so the saved model answers in the original units.
-        z = keras.layers.Dense(1, name="standardised", dtype="float32")(x)
-        return TargetOutput(target.to_dict(), name="prediction", dtype="float32")(z)
+        def in_units(z: Any, layer_name: str) -> Any:
+            return TargetOutput(target.to_dict(), name=layer_name, dtype="float32")(z) if task == "regression" else z
+
+        if members > 1:
+            out = member_head(members, units, activation, "member_heads")(x)
+            return MemberAverage(name=name, dtype="float32")(in_units(out, "member_predictions"))
+        if task == "regression":
+            return in_units(keras.layers.Dense(1, name="standardised", dtype="float32")(x), name)
+        return keras.layers.Dense(units, activation=activation, name=name, dtype="float32")(x)
 
     smoothing = float(label_smoothing or 0.0)
     if task == "binary":
