@@ -156,3 +156,13 @@ def test_the_search_space_documents_members_and_searches_the_affordable_counts()
     assert entry["searched_by_default"] == [1, 4, 8, 16]
     with pytest.raises(ValueError, match="2 or more"):
         MemberScaling(1)
+
+
+def test_members_combine_with_wide_deep_residual_blocks_and_multilabel_heads() -> None:
+    model, hp, hypermodel = build("multilabel", 3, members=4, num_layers=3, residual=True, wide_deep=True)
+    assert tuple(model.get_layer("wide_deep").output.shape)[:2] == (None, 4)  # each member's own inputs joined
+    assert tuple(model.output.shape) == (None, 3)
+    x = rows()
+    y = np.stack([x["size"][:, 0] > 5, x["flag"][:, 0] > 0, x["size"][:, 0] > 4], axis=1).astype("float32")
+    history = hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=2).history
+    assert np.isfinite(history["loss"]).all() and np.isfinite(history["val_loss"]).all()
