@@ -59,7 +59,9 @@ def member_head(members: int, units: int, activation: str | None, name: str) -> 
 @keras.saving.register_keras_serializable(package="automl")
 class MemberAverage(keras.layers.Layer):
     """(batch, k, ...) -> (batch, ...): the members' average, the model's answer. Keeps the members' own
-    answers of its latest call for ``MemberTrainedModel.compute_loss`` in the same training step."""
+    answers of its latest call for ``MemberTrainedModel.compute_loss`` in the same training step (a worker
+    trains on one device; replicas of a distribution strategy tracing side by side would find another
+    replica's answers there, which ``members_of`` refuses rather than mixes)."""
 
     def call(self, inputs: Any) -> Any:
         average = ops.mean(inputs, axis=1)

@@ -21,7 +21,7 @@ from tests.integration.conftest import Service, submit, upload_frame
 pytestmark = pytest.mark.integration
 
 # Everything but activation and depth fixed, so a grid has exactly 2 x 2 points.
-FIXED = {"numeric_transform": "standard", "numeric_embedding": "none", "category_embedding": 0,
+FIXED = {"numeric_transform": "standard", "numeric_embedding": "none", "category_embedding": 0, "tabm_members": 1,
          "units": 32, "width_schedule": "funnel", "shrink": 1.0, "residual": False, "wide_deep": False,
          "dropout": 0.1, "batch_norm": False, "l1": 0.0, "l2": 0.0, "activity_l2": 0.0, "max_norm": 0.0,
          "optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "constant", "batch_size": 32}
