@@ -3,7 +3,7 @@ Advancing tabular deep learning with parameter-efficient ensembling", ICLR 2025;
 
 Each member sees the encoded row scaled by its own vector (``MemberScaling``, initialised to random
 signs), then every hidden layer is shared (one kernel applied to the k copies), and each member has its
-own output layer (``member_head``). Training sums each member's own loss (``MemberTrainedModel``): the
+own output layer (``member_head``). Training averages the members' own losses (``MemberTrainedModel``): the
 members stay diverse, as in a real ensemble, where training on the loss of their average makes them one
 network again. The model answers the average of the members' probabilities (or regression values in the
 target's units) from its last layer, ``MemberAverage``, so validation, early stopping, serving, MC

@@ -205,6 +205,10 @@ def test_automatic_target_transform() -> None:
 
 def test_regression_learns_on_the_transformed_scale_and_answers_in_units(tmp_path: Path) -> None:
     """A log-normal target (prices): the model trains with log1p and its saved form answers in units."""
+    # Its own weights' seed and 80 epochs: unseeded, the starting weights came from whatever the tests before
+    # it had drawn, and after 40 epochs R^2 in units ranged 0.905-0.986 with the start (the log-normal tail
+    # weighs heavily in units); after 80, 0.954-0.991 over seeds 0-4 on two draws of the rows.
+    keras.utils.set_random_seed(0)
     frame = pd.DataFrame({"z": RNG.normal(size=800), "noise": RNG.normal(size=800)})
     y = (100 * np.exp(0.8 * frame["z"].to_numpy())).astype("float32").reshape(-1, 1)
     specs = fit_features(frame, {"z": "numeric", "noise": "numeric"}, set())
@@ -216,7 +220,7 @@ def test_regression_learns_on_the_transformed_scale_and_answers_in_units(tmp_pat
     model = hypermodel.build(kt.HyperParameters())
     assert model.get_layer("prediction").get_config()["transform"]["kind"] == "log1p"
     x = frame_to_inputs(frame, specs)
-    model.fit(make_dataset(x, y, 64, shuffle_seed=0), epochs=40, verbose=0)
+    model.fit(make_dataset(x, y, 64, shuffle_seed=0), epochs=80, verbose=0)
     reloaded = _roundtrip(model, tmp_path)
     predicted = np.asarray(reloaded.predict_on_batch(x)).reshape(-1)
     truth = y.reshape(-1)
