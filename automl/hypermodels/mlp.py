@@ -95,7 +95,7 @@ class TabularMLP(SearchHyperModel):
                 y = training.batch_norm(f"batch_norm_{i}")(y)
             y = training.activation_layer(activation, name=f"activation_{i}")(y)
             if dropout > 0:
-                y = training.dropout_layer(activation, dropout, name=f"dropout_{i}")(y)
+                y = training.dropout_layer(dropout, name=f"dropout_{i}")(y)
             if residual and i > 0:
                 shortcut = x
                 if x.shape[-1] != width:

@@ -139,7 +139,7 @@ TABULAR_SPACE: tuple[Hyperparameter, ...] = (
     Hyperparameter("activation", "choice", "relu",
                    "Hidden activation; the kernel initializer follows it (he_normal for the relu family, "
                    "lecun_normal for selu, glorot_uniform otherwise).", values=ACTIVATIONS),
-    Hyperparameter("dropout", "float", 0.1, "Dropout rate after each hidden layer (alpha dropout with selu).",
+    Hyperparameter("dropout", "float", 0.1, "Dropout rate after each hidden layer.",
                    min=0.0, max=0.5, step=0.05),
     Hyperparameter("batch_norm", "boolean", False, "Batch normalization before each activation."),
     Hyperparameter("l1", "choice", 0.0, "L1 kernel penalty (0 = none).", values=(0.0, 1e-6, 1e-5, 1e-4, 1e-3)),

@@ -81,7 +81,7 @@ def test_activation_and_matching_initializer(activation: str, initializer: str, 
     if layer_type is keras.layers.Activation:
         assert act.get_config()["activation"] == {"swish": "silu"}.get(activation, activation)
     dropout = model.get_layer("dropout_0")
-    assert isinstance(dropout, keras.layers.AlphaDropout if activation == "selu" else keras.layers.Dropout)
+    assert type(dropout) is keras.layers.Dropout  # plain dropout after selu too: alpha dropout generalised worse
     assert dropout.rate == pytest.approx(0.2)
 
 
