@@ -9,18 +9,36 @@ import pytest
 from automl.hypermodels.narrowing import normalize_overrides
 from automl.hypermodels.space import SPACE_BY_KIND
 from automl.search import portfolio
-from benchmarks.portfolio import CANDIDATES, IMAGE_CANDIDATES, greedy, scaled_errors
+from benchmarks.portfolio import CANDIDATES, IMAGE_CANDIDATES, anytime_error, budget_greedy, scaled_errors
 
 
-def test_greedy_selection_adds_what_covers_the_tables_the_first_entry_misses() -> None:
+def test_selection_adds_what_covers_the_tables_the_first_entry_misses() -> None:
     scaled = {  # table -> candidate -> scaled error (0 best, 1 worst)
         "t1": {"generalist": 0.2, "specialist": 0.0, "useless": 1.0},
         "t2": {"generalist": 0.2, "specialist": 1.0, "useless": 0.9},
         "t3": {"generalist": 0.3, "specialist": 1.0, "useless": 0.5},
     }
-    chosen = greedy(scaled, ["generalist", "specialist", "useless"], size=3)
+    seconds = {t: dict.fromkeys(errors, 10.0) for t, errors in scaled.items()}  # every trial alike
+    chosen = budget_greedy(scaled, seconds, ["generalist", "specialist", "useless"], size=3)
     assert [name for name, _ in chosen] == ["generalist", "specialist"]  # "useless" helps on no table
-    assert chosen[1][1] < chosen[0][1]  # each entry lowers the mean best error
+    assert chosen[1][1] < chosen[0][1]  # each entry lowers the error
+
+
+def test_selection_weighs_time_where_a_budget_holds_few_trials() -> None:
+    # "slow" alone is a little better than "fast", but takes ten trials' time: with it first, nothing else
+    # finishes within eight trials. "fast" then "other" do better on every budget of two trials or more.
+    scaled = {"t1": {"slow": 0.0, "fast": 0.1, "other": 0.05},
+              "t2": {"slow": 0.1, "fast": 0.02, "other": 0.1}}
+    seconds = {t: {"slow": 10.0, "fast": 1.0, "other": 1.0} for t in scaled}
+    assert anytime_error(["slow"], scaled, seconds) < anytime_error(["fast"], scaled, seconds)
+    chosen = budget_greedy(scaled, seconds, ["slow", "fast", "other"], size=3)
+    assert [name for name, _ in chosen][:2] == ["fast", "other"]
+    # Budgets of whole trials: "slow" after the two fast ones finishes within none of them (12 > 8 trials).
+    assert anytime_error(["fast", "other", "slow"], scaled, seconds) == anytime_error(["fast", "other"], scaled,
+                                                                                     seconds)
+    # With all the time in the world, order does not matter: the error is that of the best entry per table.
+    assert anytime_error(["slow", "fast"], scaled, seconds, budgets=(100,)) == pytest.approx((0.0 + 0.02) / 2)
+    assert anytime_error(["fast", "slow"], scaled, seconds, budgets=(100,)) == pytest.approx((0.0 + 0.02) / 2)
 
 
 def test_scaled_errors_need_every_candidate_on_a_table() -> None:
