@@ -156,7 +156,8 @@ def dropout_layer(rate: float, name: str) -> keras.layers.Layer:
     """Plain dropout after every activation, selu's too, as RealMLP-TD trains it. Alpha dropout (meant to keep
     selu's self-normalising mean and variance) left RealMLP's configuration far worse on the rows it had not
     trained on: after 40 epochs on diamonds' cut grade, validation log loss 0.777 against 0.672 with plain
-    dropout; on their price, validation RMSE 1,790 against 700 (docs/benchmarks.md, "Dropout after selu").
+    dropout; on their price after 30 epochs, validation RMSE 1,949 against 700 (docs/benchmarks.md, "Dropout
+    after selu").
     Models saved with alpha dropout still load: Keras keeps the layer."""
     return keras.layers.Dropout(rate, name=name)
 
