@@ -1,10 +1,12 @@
 """The search's starting portfolio: known-good configurations tried before the tuner's own proposals.
 
 ``portfolio.json`` beside this module is written by ``benchmarks/portfolio.py``: it trains a pool
-of candidate configurations on public tables (disjoint from the quality benchmark's) and keeps,
-greedily, the entries that together do best on every table (as AutoGluon's zero-shot portfolios
-and Auto-sklearn 2.0 do). An entry names only the hyperparameters it sets; every other one takes
-its default (for the batch size and the target transform, the default the job's data implies).
+of candidate configurations on public tables (disjoint from the quality benchmark's), timing each,
+and keeps, greedily, the entries that together do best on every table (as AutoGluon's zero-shot
+portfolios and Auto-sklearn 2.0 do), in the order that does best within budgets of one to eight
+trials: a slow entry goes where only the budgets that hold it see it. An entry names only the
+hyperparameters it sets; every other one takes its default (for the batch size and the target
+transform, the default the job's data implies).
 
 The oracle (``automl.search.oracles``) proposes the entries in order, each projected into the
 job's narrowed space, before Bayesian optimisation, random search or Hyperband's first bracket
