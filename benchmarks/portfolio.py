@@ -259,12 +259,16 @@ def evaluate_images(names: list[str], seeds: list[int]) -> None:
                 _save_results(rows)
 
 
+def _current(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """The runs of ``names`` with the values each candidate has now (a candidate's changed values are not it)."""
+    return [r for r in rows if r["candidate"] in names and CANDIDATES.get(r["candidate"]) == r["values"]]
+
+
 def scaled_errors(rows: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
     """table -> candidate -> error scaled to [0, 1] between the best and worst candidate (mean over seeds)."""
     by_table: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        if r["candidate"] in names and CANDIDATES.get(r["candidate"]) == r["values"]:
-            by_table.setdefault(r["table"], {}).setdefault(r["candidate"], []).append(1.0 - r["score"])
+    for r in _current(rows, names):
+        by_table.setdefault(r["table"], {}).setdefault(r["candidate"], []).append(1.0 - r["score"])
     out: dict[str, dict[str, float]] = {}
     for table, errors in by_table.items():
         if set(errors) != set(names):
@@ -284,9 +288,8 @@ BUDGET_TRIALS = (1, 2, 3, 4, 6, 8)
 def seconds_per_table(rows: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
     """table -> candidate -> seconds of its one-trial job (mean over seeds)."""
     by_table: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        if r["candidate"] in names and CANDIDATES.get(r["candidate"]) == r["values"]:
-            by_table.setdefault(r["table"], {}).setdefault(r["candidate"], []).append(float(r["seconds"]))
+    for r in _current(rows, names):
+        by_table.setdefault(r["table"], {}).setdefault(r["candidate"], []).append(float(r["seconds"]))
     return {table: {name: float(np.mean(s)) for name, s in spent.items()} for table, spent in by_table.items()}
 
 
@@ -317,13 +320,14 @@ def budget_greedy(scaled: dict[str, dict[str, float]], seconds: dict[str, dict[s
     takes twice a trial's time leaves no room for a second trial where the budget holds two."""
     def complete(first: str) -> list[str]:
         order = [first]
+        error = anytime_error(order, scaled, seconds, budgets)
         while len(order) < min(size, len(names)):
-            pick = min((n for n in names if n not in order),
-                       key=lambda n: anytime_error([*order, n], scaled, seconds, budgets))
-            if anytime_error([*order, pick], scaled, seconds, budgets) >= anytime_error(order, scaled, seconds,
-                                                                                        budgets) - 1e-9:
+            extended = min(([*order, n] for n in names if n not in order),
+                           key=lambda o: anytime_error(o, scaled, seconds, budgets))
+            extended_error = anytime_error(extended, scaled, seconds, budgets)
+            if extended_error >= error - 1e-9:
                 break  # no remaining candidate finishes in time to help on any table
-            order.append(pick)
+            order, error = extended, extended_error
         return order
 
     orders = [complete(first) for first in names]
@@ -423,14 +427,13 @@ def report() -> str:
             if n in cells else "–" for n in names) + " |")
     lines += ["", "Portfolio, in the order the search tries it (anytime error, then mean scaled error at convergence, "
               "once each entry is added; 0 would be the best candidate on every table): " + ", ".join(
-                  f"{e['name']} {e.get('anytime_error_with_earlier', float('nan')):.3f} / "
+                  f"{e['name']} {e['anytime_error_with_earlier']:.3f} / "
                   f"{e['mean_scaled_error_with_earlier']:.3f}" for e in chosen["tabular"]) + "."]
-    relative = chosen["tabular_selection"].get("seconds_relative_to_median", {})
+    relative = chosen["tabular_selection"]["seconds_relative_to_median"]
     alone = chosen["tabular_selection"]["mean_scaled_error_alone"]
-    if relative:
-        lines += ["", "Each candidate alone (mean scaled error; seconds of its trial over the table's median "
-                  "candidate's, mean over tables): " + ", ".join(
-                      f"{n} {alone[n]:.3f} ({relative[n]:.2f}×)" for n in sorted(alone, key=alone.get)) + "."]
+    lines += ["", "Each candidate alone (mean scaled error; seconds of its trial over the table's median "
+              "candidate's, mean over tables): " + ", ".join(
+                  f"{n} {alone[n]:.3f} ({relative[n]:.2f}×)" for n in sorted(alone, key=alone.get)) + "."]
     images = [e for e in chosen["image"] if e.get("measured")]
     lines += ["", "Images (one trial each on 80 % of scikit-learn's digits, accuracy on the other 20 %; the only "
               "image set available offline): " + ", ".join(
